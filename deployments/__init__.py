@@ -1,0 +1,1 @@
+"""Ray Serve deployments: thin wrappers around the Ray-free cores in ``percept``."""

@@ -1,0 +1,172 @@
+"""``/platform``: health, model and plugin status, and task progress (poll, SSE, websocket)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from percept.api.deps import CLIENT_AUDIENCE, USER_AUDIENCE, AnyPrincipal, ServicesDep
+from percept.auth import TokenError
+from percept.errors import NotFound
+from percept.services import Services
+from percept.tasks import TaskRecord
+
+router = APIRouter(tags=["platform"])
+
+STATUS_TIMEOUT_S = 5.0
+POLL_S = 0.5
+STREAM_LIMIT_S = 3600.0
+
+
+async def model_statuses(services: Services) -> dict[str, dict[str, Any]]:
+    """Ask every model deployment for its status (weights, device), in parallel."""
+
+    async def one(name: str, handle: Any) -> tuple[str, dict[str, Any]]:
+        try:
+            status = await asyncio.wait_for(handle.status.remote(), STATUS_TIMEOUT_S)
+            return name, dict(status)
+        except Exception as exc:  # a broken replica is reported, not raised
+            return name, {"name": name, "available": False, "message": f"unavailable: {type(exc).__name__}: {exc}"}
+
+    pairs = await asyncio.gather(*(one(n, h) for n, h in sorted(services.handles.items())))
+    return dict(pairs)
+
+
+@router.get("/healthz")
+def healthz(services: ServicesDep) -> dict[str, str]:
+    """Liveness of the ingress and its state store."""
+    services.state.ping()
+    return {"status": "ok"}
+
+
+@router.get("/platform/health")
+async def health(services: ServicesDep) -> dict[str, Any]:
+    """Every deployment's status: ``ok`` when all are available, else ``degraded``."""
+    models = await model_statuses(services)
+    degraded = [n for n, s in models.items() if not s.get("available")]
+    return {
+        "status": "degraded" if degraded else "ok",
+        "unavailable": degraded,
+        "state_store": services.state.url.split("://")[0],
+        "blob_store": services.blobs.url if "://" not in services.blobs.url else services.blobs.url.split("://")[0],
+        "deployments": models,
+    }
+
+
+@router.get("/platform/models")
+async def models(services: ServicesDep) -> dict[str, Any]:
+    return {"models": await model_statuses(services)}
+
+
+@router.get("/platform/plugins")
+def plugins(services: ServicesDep) -> dict[str, Any]:
+    return {
+        "plugins": [p.model_dump() for p in services.plugins.values()],
+        "errors": [e.model_dump() for e in services.plugin_errors],
+    }
+
+
+@router.get("/platform/echo")
+def echo() -> dict[str, str]:
+    """A no-op at the ingress (baseline of the hop benchmark)."""
+    return {"echo": "ok"}
+
+
+@router.get("/platform/echo/hop")
+async def echo_hop(services: ServicesDep) -> dict[str, str]:
+    """One ingress → model deployment round trip doing nothing."""
+    return {"echo": await services.handle("echo").ping.remote()}
+
+
+def _public(record: TaskRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude={"params"})
+
+
+def _owned(services: Services, task_id: str, owner: str) -> TaskRecord:
+    record = services.tasks.get_owned(task_id, owner)
+    if record is None:
+        raise NotFound("Task not found")
+    return record
+
+
+@router.get("/platform/tasks")
+def list_tasks(services: ServicesDep, principal: AnyPrincipal, kind: str | None = None) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in _public(r).items() if k != "result"}
+        for r in services.tasks.list(owner=principal.id, kind=kind)
+    ]
+
+
+@router.get("/platform/tasks/{task_id}")
+def get_task(task_id: str, services: ServicesDep, principal: AnyPrincipal) -> dict[str, Any]:
+    return _public(_owned(services, task_id, principal.id))
+
+
+def _event(record: TaskRecord) -> dict[str, Any]:
+    return {
+        "task_id": record.id,
+        "status": record.status.value,
+        "progress": record.progress,
+        "message": record.message,
+        "error": record.error,
+    }
+
+
+async def task_events(services: Services, task_id: str, owner: str) -> AsyncIterator[dict[str, Any]]:
+    """Progress events of a task until it ends (each change once)."""
+    last: dict[str, Any] | None = None
+    deadline = time.monotonic() + STREAM_LIMIT_S
+    while time.monotonic() < deadline:
+        record = await asyncio.to_thread(services.tasks.get_owned, task_id, owner)
+        if record is None:
+            yield {"task_id": task_id, "status": "missing", "progress": 0, "message": "", "error": "Task not found"}
+            return
+        event = _event(record)
+        if event != last:
+            yield event
+            last = event
+        if record.status.done:
+            return
+        await asyncio.sleep(POLL_S)
+
+
+@router.get("/platform/tasks/{task_id}/events")
+async def stream_task(task_id: str, services: ServicesDep, principal: AnyPrincipal) -> StreamingResponse:
+    """Server-sent events: one ``progress`` event per change, ending with the final status."""
+    _owned(services, task_id, principal.id)
+
+    async def body() -> AsyncIterator[str]:
+        async for event in task_events(services, task_id, principal.id):
+            yield f"event: progress\ndata: {json.dumps(event)}\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.websocket("/platform/tasks/{task_id}/ws")
+async def task_ws(websocket: WebSocket, task_id: str) -> None:
+    """The same events over a websocket; the token comes as ``?token=`` or a bearer header."""
+    services: Services = websocket.app.state.services
+    token = websocket.query_params.get("token") or websocket.headers.get("authorization", "").partition(" ")[2]
+    owner = None
+    for audience in (USER_AUDIENCE, CLIENT_AUDIENCE):
+        try:
+            owner = services.tokens.verify(token, audience)
+            break
+        except TokenError:
+            continue
+    if owner is None:
+        await websocket.close(code=4401, reason="Not authenticated")
+        return
+    await websocket.accept()
+    try:
+        async for event in task_events(services, task_id, owner):
+            await websocket.send_json(event)
+    except WebSocketDisconnect:
+        return
+    await websocket.close()

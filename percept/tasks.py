@@ -1,0 +1,246 @@
+"""Long work as tasks: a record in the state store, run without blocking the ingress.
+
+A request that takes seconds creates a :class:`TaskRecord` and returns its id at once. The
+:class:`TaskRunner` (one per ingress replica) awaits the work — a call on a model deployment
+or a Ray task, so the ingress event loop stays free — and writes status, progress, result
+and error into the store. Work reports progress through a :class:`ProgressReporter`, a
+small picklable object that any deployment or Ray task can call.
+
+A runner heartbeats its running tasks. A task whose heartbeat is older than
+``STALE_AFTER_S`` (its replica crashed or was stopped) is reported ``failed`` with the reason
+the next time anyone reads it, so no task hangs forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from percept.errors import ServiceError, unwrap_remote_error
+from percept.storage.state import StateStore, open_state_store
+
+logger = logging.getLogger(__name__)
+
+TASKS = "tasks"
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 60.0
+
+
+class TaskStatus(str, Enum):
+    pending = "pending"
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self in (TaskStatus.finished, TaskStatus.failed)
+
+
+class TaskRecord(BaseModel):
+    """What the store keeps about one task."""
+
+    id: str
+    kind: str
+    owner: str
+    status: TaskStatus = TaskStatus.pending
+    progress: float = Field(0.0, ge=0, le=100)
+    message: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    error_status: int | None = None
+    created_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == TaskStatus.finished
+
+
+class TaskManager:
+    """Create, read and update task records."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def create(self, kind: str, owner: str, params: dict[str, Any] | None = None) -> TaskRecord:
+        record = TaskRecord(id=str(uuid.uuid4()), kind=kind, owner=owner, params=params or {})
+        self.store.put(TASKS, record.id, record.model_dump(mode="json"))
+        return record
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        doc = self.store.get(TASKS, task_id)
+        if doc is None:
+            return None
+        record = TaskRecord.model_validate(doc)
+        if not record.status.done and self._is_stale(record):
+            return self.fail(task_id, "interrupted: the replica running this task stopped")
+        return record
+
+    def get_owned(self, task_id: str, owner: str, kind: str | None = None) -> TaskRecord | None:
+        """The task if it exists and belongs to ``owner`` (and is of ``kind``), else None."""
+        record = self.get(task_id)
+        if record is None or record.owner != owner:
+            return None
+        if kind is not None and record.kind != kind:
+            return None
+        return record
+
+    def list(self, owner: str | None = None, kind: str | None = None) -> list[TaskRecord]:
+        records = [TaskRecord.model_validate(d) for d in self.store.list(TASKS, owner=owner)]
+        return [r for r in records if kind is None or r.kind == kind]
+
+    @staticmethod
+    def _is_stale(record: TaskRecord) -> bool:
+        last = record.heartbeat_at or record.created_at
+        return time.time() - last > STALE_AFTER_S
+
+    def _patch(self, task_id: str, **changes: Any) -> TaskRecord | None:
+        def fn(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            if doc is None:
+                return None
+            if TaskStatus(doc["status"]).done and "status" not in changes:
+                return doc  # a late progress report never reopens a finished task
+            doc.update(changes)
+            return doc
+
+        doc = self.store.update(TASKS, task_id, fn)
+        return TaskRecord.model_validate(doc) if doc else None
+
+    def start(self, task_id: str) -> TaskRecord | None:
+        now = time.time()
+        return self._patch(task_id, status=TaskStatus.running.value, started_at=now, heartbeat_at=now)
+
+    def heartbeat(self, task_id: str) -> None:
+        self._patch(task_id, heartbeat_at=time.time())
+
+    def progress(self, task_id: str, percent: float, message: str = "") -> TaskRecord | None:
+        return self._patch(
+            task_id,
+            progress=float(min(100.0, max(0.0, percent))),
+            message=message,
+            heartbeat_at=time.time(),
+        )
+
+    def finish(self, task_id: str, result: Any) -> TaskRecord | None:
+        now = time.time()
+        return self._patch(
+            task_id,
+            status=TaskStatus.finished.value,
+            progress=100.0,
+            message="finished",
+            result=result,
+            finished_at=now,
+            heartbeat_at=now,
+        )
+
+    def fail(self, task_id: str, error: str, status_code: int | None = None) -> TaskRecord | None:
+        now = time.time()
+        return self._patch(
+            task_id,
+            status=TaskStatus.failed.value,
+            message="failed",
+            error=error,
+            error_status=status_code,
+            finished_at=now,
+            heartbeat_at=now,
+        )
+
+
+class ProgressReporter:
+    """Picklable progress callback for work running in another process.
+
+    ``reporter(42.0, "embedding images")`` writes into the task record. It opens its own
+    store connection lazily, so it can be sent to any deployment or Ray task.
+    """
+
+    def __init__(self, state_url: str, task_id: str, start: float = 0.0, end: float = 100.0) -> None:
+        self.state_url = state_url
+        self.task_id = task_id
+        self.start = start
+        self.end = end
+        self._manager: TaskManager | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"state_url": self.state_url, "task_id": self.task_id, "start": self.start, "end": self.end}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def scaled(self, start: float, end: float) -> ProgressReporter:
+        """A reporter mapping 0–100 onto [start, end] of this one's range (for sub-steps)."""
+        span = self.end - self.start
+        return ProgressReporter(
+            self.state_url, self.task_id, self.start + span * start / 100, self.start + span * end / 100
+        )
+
+    def __call__(self, percent: float, message: str = "") -> None:
+        if self._manager is None:
+            self._manager = TaskManager(open_state_store(self.state_url))
+        value = self.start + (self.end - self.start) * max(0.0, min(100.0, percent)) / 100.0
+        try:
+            self._manager.progress(self.task_id, value, message)
+        except Exception:  # progress is advisory: never fail the work because of it
+            logger.warning("could not record progress of task %s", self.task_id, exc_info=True)
+
+
+Work = Callable[[ProgressReporter], Awaitable[Any]]
+
+
+class TaskRunner:
+    """Runs task work on the ingress event loop (the work itself awaits remote calls)."""
+
+    def __init__(self, manager: TaskManager, state_url: str) -> None:
+        self.manager = manager
+        self.state_url = state_url
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    def submit(
+        self, kind: str, owner: str, work: Work, params: dict[str, Any] | None = None
+    ) -> TaskRecord:
+        """Create the record and start the work; returns at once."""
+        record = self.manager.create(kind, owner, params)
+        reporter = ProgressReporter(self.state_url, record.id)
+        self._running[record.id] = asyncio.get_running_loop().create_task(
+            self._run(record.id, work, reporter)
+        )
+        return record
+
+    async def _run(self, task_id: str, work: Work, reporter: ProgressReporter) -> None:
+        await asyncio.to_thread(self.manager.start, task_id)
+        beat = asyncio.create_task(self._heartbeat(task_id))
+        try:
+            result = await work(reporter)
+        except Exception as exc:
+            cause = unwrap_remote_error(exc)
+            if isinstance(cause, ServiceError):
+                reason, code = str(cause.detail), cause.status_code
+            else:
+                logger.exception("task %s failed", task_id)
+                reason, code = f"{type(cause).__name__}: {cause}", 500
+            await asyncio.to_thread(self.manager.fail, task_id, reason, code)
+        else:
+            await asyncio.to_thread(self.manager.finish, task_id, result)
+        finally:
+            beat.cancel()
+            self._running.pop(task_id, None)
+
+    async def _heartbeat(self, task_id: str) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.to_thread(self.manager.heartbeat, task_id)
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait for running tasks (tests, graceful shutdown)."""
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=timeout_s)
