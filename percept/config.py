@@ -34,7 +34,7 @@ class DeploymentOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    num_cpus: float = Field(1.0, ge=0)
+    num_cpus: float = Field(0.1, ge=0)
     num_gpus: float = Field(0.0, ge=0)
     memory: int | None = Field(None, ge=0, description="bytes reserved for each replica")
     max_ongoing_requests: int = Field(8, ge=1)
