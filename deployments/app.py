@@ -19,7 +19,7 @@ from ray.serve import Application
 from deployments.echo import EchoDeployment
 from deployments.ingress import IngressDeployment
 from deployments.plugin import PluginDeployment
-from percept.config import AppArgs, DeploymentOptions
+from percept.config import AppArgs
 from percept.logs import configure_logging
 from percept.plugins import discover_plugins
 
@@ -84,10 +84,4 @@ def build_app(args: AppArgs | dict[str, Any] | None = None) -> Application:
     )
 
 
-def deployment_options(args: AppArgs, key: str, gpu: bool, **defaults: Any) -> dict[str, Any]:
-    """Serve options of a model deployment: the config's entry for ``key`` (or defaults)."""
-    base = args.deployments.get(key) or DeploymentOptions(**defaults)
-    return base.serve_options(use_gpu=gpu)
-
-
-__all__ = ["build_app", "deployment_options"]
+__all__ = ["build_app"]

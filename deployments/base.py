@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from percept.config import AppArgs
+from percept.config import AppArgs, DeploymentOptions
 from percept.errors import ServiceUnavailable, WeightsMissing
 from percept.logs import configure_logging
 from percept.models.weights import use_models_dir
@@ -60,3 +60,12 @@ class ModelDeployment(Generic[CoreT]):
     def check_health(self) -> None:
         """Serve's health check: a replica without weights is healthy but unavailable."""
         return None
+
+
+def deployment_options(args: AppArgs, key: str, gpu: bool, **defaults: Any) -> dict[str, Any]:
+    """Serve options of a model deployment: ``args.deployments[key]`` or these defaults.
+
+    ``gpu`` is what ``build_app`` decided for the cluster; without GPUs ``num_gpus`` is 0.
+    """
+    base = args.deployments.get(key) or DeploymentOptions(**defaults)
+    return base.serve_options(use_gpu=gpu)
