@@ -6,16 +6,16 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from percept.api.deps import CLIENT_AUDIENCE, USER_AUDIENCE, AnyPrincipal, ServicesDep
 from percept.auth import TokenError
 from percept.errors import NotFound
 from percept.services import Services
-from percept.tasks import TaskRecord
+from percept.tasks import ProgressReporter, TaskRecord
 
 router = APIRouter(tags=["platform"])
 
@@ -82,6 +82,22 @@ def echo() -> dict[str, str]:
 async def echo_hop(services: ServicesDep) -> dict[str, str]:
     """One ingress → model deployment round trip doing nothing."""
     return {"echo": await services.handle("echo").ping.remote()}
+
+
+@router.post("/platform/tasks/selftest", status_code=202)
+async def selftest_task(
+    services: ServicesDep,
+    principal: AnyPrincipal,
+    steps: Annotated[int, Query(ge=1, le=100)] = 5,
+    step_s: Annotated[float, Query(ge=0, le=5)] = 0.2,
+) -> dict[str, Any]:
+    """A task that counts down on the echo deployment: checks store, runner and progress end to end."""
+
+    async def work(reporter: ProgressReporter) -> Any:
+        return await services.handle("echo").countdown.remote(steps, step_s, reporter)
+
+    record = services.runner.submit("platform.selftest", principal.id, work, {"steps": steps})
+    return {"task_id": record.id, "status": record.status.value}
 
 
 def _public(record: TaskRecord) -> dict[str, Any]:
