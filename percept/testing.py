@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from percept.config import AppArgs
 from percept.services import Services, build_services
@@ -60,3 +65,61 @@ def make_services(tmp_path: Path, handles: dict[str, Any] | None = None, **overr
     ).resolved(tmp_path)
     return build_services(args, {k: LocalHandle(v) if not isinstance(v, LocalHandle) else v
                                  for k, v in (handles or {}).items()})
+
+
+# Integration tier: the real application under Serve on a free port.
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class AppUnderTest:
+    """A running application: its base URL, its temp root and the args it was built with."""
+
+    url: str
+    root: Path
+    args: dict
+
+    def client(self, timeout: float = 120.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+
+def app_args(root: Path, services: list[str]) -> dict:
+    """Args of a small test application on ``root`` (CPU only, one replica each)."""
+    return {
+        "data_dir": str(root / "data"),
+        "models_path": str(root / "models"),
+        "plugins_dir": str(Path(__file__).resolve().parents[1] / "plugins"),
+        "services": services,
+        "accelerator": "cpu",
+        "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 64, "num_replicas": 1},
+        "plugin_defaults": {"num_cpus": 0.1, "num_replicas": 1},
+    }
+
+
+def start_app(root: Path, services: list[str], port: int) -> AppUnderTest:
+    """``serve.run`` the real ``build_app`` (Ray must be initialised) and wait for /healthz."""
+    from ray import serve
+
+    from deployments.app import build_app
+
+    args = app_args(root, services)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(args), name="percept", route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        raise RuntimeError(f"the application did not answer /healthz at {url}")
+    return AppUnderTest(url=url, root=root, args=args)

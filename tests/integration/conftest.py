@@ -8,64 +8,13 @@ of its own, and yields an :class:`AppUnderTest` with the base URL. Set
 from __future__ import annotations
 
 import os
-import socket
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 
+from percept.testing import AppUnderTest, free_port, start_app
+
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class AppUnderTest:
-    url: str
-    root: Path
-    args: dict
-
-    def client(self, timeout: float = 120.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
-
-
-def app_args(root: Path, services: list[str]) -> dict:
-    return {
-        "data_dir": str(root / "data"),
-        "models_path": str(root / "models"),
-        "plugins_dir": str(Path(__file__).resolve().parents[2] / "plugins"),
-        "services": services,
-        "accelerator": "cpu",
-        "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 64, "num_replicas": 1},
-        "plugin_defaults": {"num_cpus": 0.1, "num_replicas": 1},
-    }
-
-
-def start(root: Path, services: list[str], port: int) -> AppUnderTest:
-    from ray import serve
-
-    from deployments.app import build_app
-
-    args = app_args(root, services)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(args), name="percept", route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return AppUnderTest(url=url, root=root, args=args)
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +33,9 @@ def ray_session() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def percept_app(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppUnderTest]:
     wanted = os.environ.get("PERCEPT_TEST_SERVICES")
-    services = [s for s in wanted.split(",") if s] if wanted else [
-        "reading", "inspection", "tagger", "search", "correction"
-    ]
+    if wanted is None:
+        services = ["reading", "inspection", "tagger", "search", "correction"]
+    else:  # e.g. "tagger,search"; "none" starts the platform alone
+        services = [s for s in wanted.split(",") if s and s != "none"]
     root = tmp_path_factory.mktemp("percept")
-    yield start(root, services, free_port())
+    yield start_app(root, services, free_port())
