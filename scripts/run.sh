@@ -7,5 +7,5 @@ bash scripts/install.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export RAY_USAGE_STATS_ENABLED=0
-export RAY_DASHBOARD_HOST="${RAY_DASHBOARD_HOST:-127.0.0.1}"
+# ray.init binds the dashboard to localhost by default; serve run keeps it there.
 exec serve run "${@:-serve_config.yaml}"
