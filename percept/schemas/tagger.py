@@ -1,0 +1,94 @@
+"""Wire models of the tagger (Detect ``/process``): request documents and the envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+OD_PROMPT = "<OD>"
+# Prompts that ask for labels (the original's default) rather than object counts.
+LABEL_PROMPTS = frozenset({"", "<CLASSIFY>", "<TAGS>"})
+
+
+class TaggerSource(BaseModel):
+    """A document's ``source``: base64 ``content`` and its metadata (echoed back)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    content: Any = None
+    file_type: str | None = None
+    file_name: str | None = None
+    fs: dict[str, Any] | None = None
+    embedded_depth: int | None = None
+
+
+class TaggerDocument(BaseModel):
+    """One document to tag; unknown fields are kept and echoed back."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    index: str | None = None
+    source: TaggerSource = Field(default_factory=TaggerSource)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        # Detect ids are uuids; numeric ids are accepted and compared as text.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+class TaggerRequest(BaseModel):
+    """``POST /process`` body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    documents: list[TaggerDocument]
+    num_labels: int = Field(5, ge=1, le=1000)
+    prompt: str | None = Field(None, description='"<OD>" asks for object counts instead of labels')
+    detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description="overrides the configured one")
+
+    @field_validator("num_labels", mode="before")
+    @classmethod
+    def _numeric_string(cls, value: Any) -> Any:
+        """``num_labels`` as an int or a numeric string ("5"); anything else is refused."""
+        if isinstance(value, bool):
+            raise ValueError("num_labels must be an integer")
+        if value is None:
+            return 5
+        if isinstance(value, str):
+            text = value.strip()
+            if not text.lstrip("+").isdigit():
+                raise ValueError(f"num_labels must be an integer or a numeric string, not {value!r}")
+            return int(text)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("num_labels must be a whole number")
+            return int(value)
+        return value
+
+    @property
+    def wants_counts(self) -> bool:
+        """Whether the second output shape (object counts) is asked for."""
+        return (self.prompt or "").strip().upper() == OD_PROMPT
+
+
+class TaggerStatus(BaseModel):
+    code: int = 200
+    message: str = "Success"
+
+
+class TaggerResponse(BaseModel):
+    """The Detect envelope of every answer (``Index_Response`` in the original)."""
+
+    status: TaggerStatus = Field(default_factory=TaggerStatus)
+    data: list[dict[str, Any]] = Field(default_factory=list)
+    error: str = ""
+    number_documents_treated: int = 0
+    number_documents_non_treated: int = 0
+    list_id_not_treated: list[dict[str, str]] = Field(default_factory=list)
+    memory_used: str = ""
+    ram_used: str = ""

@@ -1,0 +1,91 @@
+"""Classifier cores: the offline EfficientNet-Lite0, or a transformers classifier.
+
+Both answer ``predict(images) -> (n, classes)`` probabilities and hold ``labels``; the
+deployment batches requests and takes each caller's top-k with :func:`top_k`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from percept.models.weights import find_hf_model, pick_device
+from percept.tagger.settings import TaggerSettings
+
+logger = logging.getLogger(__name__)
+DEFAULT_CLASSIFIER = "efficientnet-lite0"
+
+
+class Classifier(Protocol):
+    """What the classifier deployment needs of a core."""
+
+    name: str
+    labels: list[str]
+    device: str
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray: ...
+
+
+def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[tuple[str, float]]:
+    """The ``k`` most probable ``(label, probability)`` pairs of one probability vector."""
+    k = max(0, min(k, probs.shape[-1]))
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(labels[i], float(probs[i])) for i in order]
+
+
+class ImageNetClassifier:
+    """The offline default: :class:`percept.models.imagenet.ImageNetModel`."""
+
+    def __init__(self, models_path: str | Path | None, device: str = "auto") -> None:
+        from percept.models.imagenet import ImageNetModel
+
+        self.model = ImageNetModel(models_path, device=device)
+        self.name = self.model.name
+        self.labels = self.model.labels
+        self.device = self.model.device
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities, shape (n, 1000)."""
+        if not images:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.stack(self.model.predict_batch(images))
+
+
+class HFImageClassifier:
+    """Any ``AutoModelForImageClassification`` folder (e.g. microsoft/resnet-50)."""
+
+    def __init__(self, reference: str, device: str = "auto") -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+        self._torch = torch
+        self.device = pick_device(device)
+        self.processor = AutoImageProcessor.from_pretrained(reference)
+        self.model = AutoModelForImageClassification.from_pretrained(reference).eval().to(self.device)
+        id2label = self.model.config.id2label
+        self.labels = [str(id2label.get(i, i)).split(",")[0] for i in range(len(id2label))]
+        self.name = Path(reference).name
+        self._lock = threading.Lock()
+        logger.info("loaded classifier %s on %s", reference, self.device)
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray:
+        """Softmax probabilities, shape (n, classes)."""
+        if not images:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            inputs = self.processor(images=list(images), return_tensors="pt").to(self.device)
+            logits = self.model(**inputs).logits
+            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+def load_classifier(settings: TaggerSettings, models_path: str | Path, device: str = "auto") -> Any:
+    """The configured classifier; :class:`WeightsMissing` when its folder is not there."""
+    if settings.classifier == DEFAULT_CLASSIFIER:
+        return ImageNetClassifier(models_path, device)
+    reference = find_hf_model(models_path, settings.classifier, settings.classifier_repo, "tagger classifier")
+    return HFImageClassifier(reference, device)

@@ -1,0 +1,176 @@
+"""The ``/process`` pipeline: decode each document, tag its frames, fill the envelope.
+
+Ray-free: it talks to the models through :class:`TaggerModels` (the router passes one over
+the deployment handles, unit tests one over fakes). Documents are processed concurrently,
+and every frame is a separate ``classify`` call, so the classifier deployment's
+``@serve.batch`` batches the frames of all documents and of concurrent requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from percept.errors import ServiceError, ServiceUnavailable, unwrap_remote_error
+from percept.schemas.tagger import TaggerDocument, TaggerRequest, TaggerResponse
+from percept.tagger import aggregate
+from percept.tagger.media import DocumentRejected, Media, decode_base64, decode_image, decode_video, media_kind
+from percept.tagger.media import Frame, normalise_type
+from percept.tagger.settings import TaggerSettings
+
+logger = logging.getLogger(__name__)
+# Labels asked of the classifier per video frame, so labels outside one frame's top
+# num_labels still count towards the video's mean.
+VIDEO_FRAME_TOP_K = 25
+TAGGING_FAILED = "Tagging failed (internal error)"
+
+
+class TaggerModels(Protocol):
+    """The model calls the pipeline makes (deployment handles or fakes)."""
+
+    async def classify(self, image: Any, top_k: int) -> list[tuple[str, float]]: ...
+    async def detect(self, images: list[Any], threshold: float) -> list[list[aggregate.Detection]]: ...
+    async def detector_unavailable(self) -> str | None: ...
+    async def usage(self, detector: bool) -> dict[str, float]: ...
+
+
+class HandleModels:
+    """:class:`TaggerModels` over Serve deployment handles (or ``LocalHandle``)."""
+
+    def __init__(self, classifier: Any, detector: Any | None) -> None:
+        self.classifier = classifier
+        self.detector = detector
+
+    async def classify(self, image: Any, top_k: int) -> list[tuple[str, float]]:
+        return await self.classifier.classify.remote(image, top_k)  # type: ignore[no-any-return]
+
+    async def detect(self, images: list[Any], threshold: float) -> list[list[aggregate.Detection]]:
+        if self.detector is None:
+            raise ServiceUnavailable("unavailable: object detection is not running in this application")
+        return await self.detector.detect.remote(images, threshold)  # type: ignore[no-any-return]
+
+    async def detector_unavailable(self) -> str | None:
+        if self.detector is None:
+            return "unavailable: object detection is not running in this application"
+        return await self.detector.unavailable_reason.remote()  # type: ignore[no-any-return]
+
+    async def usage(self, detector: bool) -> dict[str, float]:
+        calls = [self.classifier.usage.remote()]
+        if detector and self.detector is not None:
+            calls.append(self.detector.usage.remote())
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        total = {"ram_gib": 0.0, "gpu_gib": 0.0}
+        for result in results:
+            if isinstance(result, dict):
+                for key in total:
+                    total[key] += float(result.get(key, 0.0))
+        return total
+
+
+@dataclass
+class Outcome:
+    """One document's result: its ``data`` entry, or the reason it was not treated."""
+
+    doc_id: str
+    entry: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+def load_media(doc: TaggerDocument, settings: TaggerSettings) -> Media:
+    """Decode one document (blocking: run it in a thread)."""
+    file_type = normalise_type(doc.source.file_type, doc.source.file_name)
+    kind = media_kind(file_type)
+    data = decode_base64(doc.source.content, int(settings.max_document_mb * 2**20))
+    if kind == "image":
+        return Media("image", [Frame(decode_image(data))])
+    return decode_video(
+        data,
+        max_frames=settings.video_frames,
+        probe_fps=settings.video_probe_fps,
+        max_probes=settings.video_max_probe_frames,
+        scene_threshold=settings.scene_threshold,
+    )
+
+
+def echo_entry(doc: TaggerDocument, content: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The document as sent, with ``source.content`` replaced by the result."""
+    entry = doc.model_dump(exclude_none=False)
+    source = {**entry.get("source", {}), "content": content, **extra}
+    entry["source"] = {k: v for k, v in source.items() if v is not None or k == "content"}
+    if entry.get("index") is None:
+        entry.pop("index", None)
+    return entry
+
+
+class TaggerPipeline:
+    """Runs one ``/process`` request over the models."""
+
+    def __init__(self, models: TaggerModels, settings: TaggerSettings) -> None:
+        self.models = models
+        self.settings = settings
+
+    async def _labels(self, media: Media, num_labels: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        if media.kind == "image":
+            labels = await self.models.classify(media.frames[0].image, num_labels)
+            return aggregate.label_content(labels, num_labels), {}
+        k = max(num_labels, VIDEO_FRAME_TOP_K)
+        per_frame = await asyncio.gather(*(self.models.classify(f.image, k) for f in media.frames))
+        content = aggregate.video_label_content(
+            per_frame, [f.timestamp for f in media.frames], num_labels, self.settings.label_min_probability
+        )
+        return content, {"duration": round(media.duration, 3),
+                         "frames_analysed": [round(f.timestamp, 3) for f in media.frames]}
+
+    async def _counts(self, media: Media, threshold: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        found = await self.models.detect([f.image for f in media.frames], threshold)
+        if media.kind == "image":
+            return aggregate.count_content(aggregate.count_objects(found[0])), {"detections": found[0]}
+        detections = [{"timestamp": round(f.timestamp, 3), "detections": d}
+                      for f, d in zip(media.frames, found, strict=True)]
+        return aggregate.count_content(aggregate.video_counts(found)), {
+            "duration": round(media.duration, 3), "detections": detections}
+
+    async def _one(self, doc: TaggerDocument, request: TaggerRequest, threshold: float) -> Outcome:
+        try:
+            media = await asyncio.to_thread(load_media, doc, self.settings)
+            if request.wants_counts:
+                content, extra = await self._counts(media, threshold)
+            else:
+                content, extra = await self._labels(media, request.num_labels)
+        except DocumentRejected as exc:
+            logger.info("document %s not treated: %s", doc.id, exc.detail)
+            return Outcome(doc.id, reason=exc.reason)
+        except Exception as exc:
+            cause = unwrap_remote_error(exc)
+            if isinstance(cause, ServiceError):
+                raise cause from None
+            logger.exception("document %s failed", doc.id)
+            return Outcome(doc.id, reason=TAGGING_FAILED)
+        return Outcome(doc.id, entry=echo_entry(doc, content, media_type=media.kind, **extra))
+
+    async def run(self, request: TaggerRequest) -> TaggerResponse:
+        """Tag every document; per-document failures are listed, not raised."""
+        threshold = (request.detection_threshold if request.detection_threshold is not None
+                     else self.settings.detection_threshold)
+        if request.wants_counts:
+            reason = await self.models.detector_unavailable()
+            if reason:
+                raise ServiceUnavailable(f"object detection unavailable ({reason}); labels still work without "
+                                         f"the \"<OD>\" prompt")
+        outcomes = await asyncio.gather(*(self._one(d, request, threshold) for d in request.documents))
+        try:
+            usage = await self.models.usage(request.wants_counts)
+        except Exception:  # memory figures are informative only
+            logger.warning("memory usage not available", exc_info=True)
+            usage = {"ram_gib": 0.0, "gpu_gib": 0.0}
+        response = TaggerResponse(
+            data=[o.entry for o in outcomes if o.entry is not None],
+            list_id_not_treated=[{o.doc_id: o.reason} for o in outcomes if o.reason is not None],
+            memory_used=f"{usage.get('gpu_gib', 0.0):.2f}",
+            ram_used=f"{usage.get('ram_gib', 0.0):.2f}",
+        )
+        response.number_documents_treated = len(response.data)
+        response.number_documents_non_treated = len(response.list_id_not_treated)
+        return response
