@@ -1,12 +1,63 @@
-"""The reading service's model deployments (filled in by its issue)."""
+"""The reading service's deployment: ``ReadingTools`` wraps :class:`ReadingCore`.
+
+Upload conversion (ffmpeg, Pillow), cutting recordings on silence, alignment of readings
+with reference texts and the page view run here, off the ingress. Speech and OCR run on
+the plugin deployments (``plugin:faster_whisper``, ``plugin:rapidocr``, ``plugin:tesseract``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
 from ray.serve import Application
 
+from deployments.base import ModelDeployment, deployment_options
 from percept.config import AppArgs
+from percept.reading.config import ReadingConfig
+from percept.reading.core import ReadingCore
+from percept.storage import BlobStore
+
+logger = logging.getLogger(__name__)
+
+
+@serve.deployment(name="ReadingTools")
+class ReadingToolsDeployment(ModelDeployment[ReadingCore]):
+    """Thin async wrapper: every call runs the core in a thread."""
+
+    model_label = "reading tools"
+
+    def __init__(self, args: AppArgs) -> None:
+        super().__init__(args)
+        blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
+        self.load(lambda: ReadingCore(blobs, ReadingConfig.from_args(args)))
+
+    async def convert_audio(self, data: bytes, key: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.require().convert_audio, data, key)
+
+    async def convert_image(self, data: bytes, key: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.require().convert_image, data, key)
+
+    async def split(self, key: str, owner: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.require().split, key, owner)
+
+    async def cut(self, key: str, owner: str, file_id: str, start: float, end: float) -> str:
+        return await asyncio.to_thread(self.require().cut, key, owner, file_id, start, end)
+
+    async def compare(self, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.require().compare, segments, reference)
+
+    async def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.require().extract, segments, phrases)
+
+    async def view(self, image_key: str, boxes: list[dict[str, Any]], words: list[dict[str, Any]],
+                   box_of_word: list[int | None]) -> bytes:
+        return await asyncio.to_thread(self.require().view, image_key, boxes, words, box_of_word)
 
 
 def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
     """Bound deployments of this service, keyed by the handle name the routers use."""
-    return {}
+    options = deployment_options(args, "reading", gpu, num_cpus=0.5, num_gpus=0.0, max_ongoing_requests=16)
+    return {"reading": ReadingToolsDeployment.options(**options).bind(args)}

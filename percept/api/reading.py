@@ -1,12 +1,160 @@
-"""The reading service's HTTP routes (filled in by its issue)."""
+"""``/v1`` routes of the reading service (spec 004, CONTRACT_NOTES "Reading assessment").
+
+Authentication comes first on every route (an unauthenticated request with a bad body gets
+401, not 422): bodies and forms are parsed inside the handlers, after ``CurrentUser``.
+Every route counts against a per-user, per-path rate limit (``rate_limit_per_minute``).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+import asyncio
+import json
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
-router = APIRouter(tags=["reading"])
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from percept.api.deps import CurrentUser, ServicesDep
+from percept.api.uploads import read_limited
+from percept.auth import Principal
+from percept.errors import NotFound, Unprocessable
+from percept.reading.config import ReadingConfig
+from percept.reading.files import Kind, ReadingFiles
+from percept.schemas.reading import ModelData, ModelsDataReponse, UploadFileResponse
+from percept.services import Services
+
+router = APIRouter(prefix="/v1", tags=["reading"])
+ModelT = TypeVar("ModelT", bound=BaseModel)
+MEDIA = {"audio": "audio/mpeg", "image": "image/png"}
+
+
+def reading_config(services: Services) -> ReadingConfig:
+    """The validated ``service_config.reading``, cached on the replica."""
+    config = services.extras.get("reading_config")
+    if config is None:
+        config = services.extras["reading_config"] = ReadingConfig.from_args(services.args)
+    return config  # type: ignore[no-any-return]
+
+
+def limited_user(request: Request, services: ServicesDep, user: CurrentUser) -> Principal:
+    """The authenticated user, counted against the per-user, per-path rate limit."""
+    services.limiter.hit(user.id, request.url.path, reading_config(services).rate_limit_per_minute)
+    return user
+
+
+User = Annotated[Principal, Depends(limited_user)]
+
+
+async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
+    """The JSON body validated against ``model``; 422 in FastAPI's validation format."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
+                                       "input": {}}]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        ) from None
+
+
+def files_of(services: Services) -> ReadingFiles:
+    return ReadingFiles(services.state, services.blobs)
+
+
+async def _upload(request: Request, services: Services, user: Principal, kind: Kind) -> UploadFileResponse:
+    config = reading_config(services)
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except Exception:  # a body that is not a readable multipart form
+        raise Unprocessable("Send the file as multipart/form-data in the field upload_file") from None
+    upload = form.get("upload_file")
+    if not isinstance(upload, UploadFile):
+        raise RequestValidationError([{"type": "missing", "loc": ["body", "upload_file"], "msg": "Field required",
+                                       "input": None}])
+    content_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if not content_type.startswith(f"{kind}/"):
+        raise Unprocessable(f"Only {kind} files uploads are allowed")
+    limit_mb = config.max_audio_mb if kind == "audio" else config.max_image_mb
+    data = await read_limited(upload, int(limit_mb * 2**20))
+    files = files_of(services)
+    file_id, key = files.new(kind, user.id)
+    tools = services.handle("reading")
+    if kind == "audio":
+        meta = await tools.convert_audio.remote(data, key)
+    else:
+        meta = await tools.convert_image.remote(data, key)
+    await asyncio.to_thread(files.register, kind, user.id, file_id, key, original_name=upload.filename, **meta)
+    return UploadFileResponse(file_id=UUID(file_id))
+
+
+async def _download(services: Services, user: Principal, kind: Kind, file_id: UUID) -> Response:
+    files = files_of(services)
+    doc = await asyncio.to_thread(files.get, kind, user.id, str(file_id))
+    if doc is None:
+        raise NotFound("File not found")
+    try:
+        data = await asyncio.to_thread(services.blobs.get_bytes, doc["key"])
+    except KeyError:
+        raise NotFound("File not found") from None
+    suffix = "mp3" if kind == "audio" else "png"
+    return Response(data, media_type=MEDIA[kind],
+                    headers={"Content-Disposition": f'attachment; filename="{file_id}.{suffix}"'})
+
+
+def _models(services: Services, kind: Kind) -> ModelsDataReponse:
+    return ModelsDataReponse(models=[
+        ModelData(name=p.name, languages=p.languages, description=p.description)
+        for p in services.plugins.values() if p.kind == kind
+    ])
+
+
+@router.post("/audio/upload", response_model=UploadFileResponse, tags=["audio"])
+async def upload_audio_file(request: Request, services: ServicesDep, user: User) -> UploadFileResponse:
+    """Upload a recording (multipart field ``upload_file``, part type ``audio/*``); stored as MP3."""
+    return await _upload(request, services, user, "audio")
+
+
+@router.get("/audio/download", tags=["audio"])
+async def download_audio_file(services: ServicesDep, user: User, file: Annotated[UUID, Query()]) -> Response:
+    """An uploaded recording or a segment, as MP3."""
+    return await _download(services, user, "audio", file)
+
+
+@router.get("/audio/models", response_model=ModelsDataReponse, tags=["audio"])
+async def get_audio_processing_models(services: ServicesDep, user: User) -> ModelsDataReponse:
+    """The audio plugins of this application."""
+    return _models(services, "audio")
+
+
+@router.post("/image/upload", response_model=UploadFileResponse, tags=["image"])
+async def upload_image(request: Request, services: ServicesDep, user: User) -> UploadFileResponse:
+    """Upload a page photo (multipart field ``upload_file``, part type ``image/*``); stored as PNG."""
+    return await _upload(request, services, user, "image")
+
+
+@router.get("/image/download", tags=["image"])
+async def download_image_file(services: ServicesDep, user: User, file: Annotated[UUID, Query()]) -> Response:
+    """An uploaded image, as PNG."""
+    return await _download(services, user, "image", file)
+
+
+@router.get("/image/models", response_model=ModelsDataReponse, tags=["image"])
+async def get_models(services: ServicesDep, user: User) -> ModelsDataReponse:
+    """The image plugins of this application."""
+    return _models(services, "image")
 
 
 def include(app: FastAPI) -> None:
-    """Add this service's routes (and its error renderer, if it has its own format)."""
+    """Add this service's routes; its errors use the default ``{"detail": ...}`` body."""
+    from percept.api.reading_tasks import router as task_router  # it imports this module's helpers
+
     app.include_router(router)
+    app.include_router(task_router)

@@ -1,0 +1,143 @@
+"""The reading service's task work: Ray-free orchestration over deployment handles.
+
+A recording is cut on silence into segments (the ``reading`` deployment), every segment
+goes to the audio plugin at once (so the plugin deployment batches them), and the pieces
+are assembled with absolute times. Comparisons run the audio (and the image) model
+concurrently, then align the reading with the reference on the ``reading`` deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from percept.reading.files import ReadingFiles
+from percept.reading.text import tokenize
+from percept.services import Services
+from percept.tasks import ProgressReporter
+
+logger = logging.getLogger(__name__)
+
+TOOLS = "reading"
+
+
+def _round(value: float) -> float:
+    return round(float(value), 3)
+
+
+def assemble_segment(piece: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """One contract segment from a cut piece and the plugin's result on it.
+
+    Times of words are made absolute. The text is the words' concatenation when the
+    plugin gave words (so ``at_char`` offsets and word times agree), else its text.
+    """
+    offset = float(piece["start"])
+    words = [
+        {"word": str(w["word"]), "start": _round(offset + float(w["start"])),
+         "end": _round(offset + float(w["end"])), "probability": w.get("probability")}
+        for seg in result.get("segments", []) for w in seg.get("words", []) or []
+    ]
+    if words:
+        text = "".join(w["word"] for w in words)
+    else:
+        parts = [str(seg.get("text", "")) for seg in result.get("segments", [])]
+        text = "".join(parts) if parts else str(result.get("text", ""))
+        if text and not text.startswith(" "):
+            text = " " + text  # the original's segments start with a space; at_char counts it
+    return {"start": _round(piece["start"]), "end": _round(piece["end"]), "text": text,
+            "file": piece["file"], "words": words}
+
+
+class ReadingWorkflow:
+    """What each reading task does; built per request from the services container."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.files = ReadingFiles(services.state, services.blobs)
+
+    async def _report(self, reporter: ProgressReporter, percent: float, message: str) -> None:
+        await asyncio.to_thread(reporter, percent, message)
+
+    async def process_audio(self, owner: str, key: str, model: str, reporter: ProgressReporter) -> dict[str, Any]:
+        """Text and timed segments of a stored recording (each segment a downloadable MP3)."""
+        tools = self.services.handle(TOOLS)
+        plugin = self.services.plugin_handle(model)
+        await self._report(reporter, 2, "cutting the recording on silence")
+        pieces: list[dict[str, Any]] = await tools.split.remote(key, owner)
+        for piece in pieces:
+            await asyncio.to_thread(self.files.register, "audio", owner, piece["file"], piece["key"],
+                                    duration=piece["end"] - piece["start"], generated=True)
+        await self._report(reporter, 10, f"recognising {len(pieces)} segments")
+        done = 0
+
+        async def run(piece: dict[str, Any]) -> dict[str, Any]:
+            nonlocal done
+            result: dict[str, Any] = await plugin.process.remote(piece["key"])
+            done += 1
+            await self._report(reporter, 10 + 80 * done / max(1, len(pieces)), f"recognised {done}/{len(pieces)}")
+            return result
+
+        results = await asyncio.gather(*(run(p) for p in pieces))
+        segments = [assemble_segment(p, r) for p, r in zip(pieces, results, strict=True)]
+        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        return {"text": text, "segments": segments}
+
+    async def process_image(self, key: str, model: str, reporter: ProgressReporter) -> dict[str, Any]:
+        """Text and word boxes of a stored page image."""
+        await self._report(reporter, 5, "recognising text")
+        result: dict[str, Any] = await self.services.plugin_handle(model).process.remote(key)
+        return {"text": str(result.get("text", "")), "boxes": list(result.get("boxes", []))}
+
+    async def extract(self, owner: str, key: str, model: str, phrases: list[str],
+                      reporter: ProgressReporter) -> dict[str, Any]:
+        """For each phrase: whether it was read, and the audio segment where it was."""
+        audio = await self.process_audio(owner, key, model, reporter.scaled(0, 90))
+        segments = audio["segments"]
+        found = await self.services.handle(TOOLS).extract.remote(segments, phrases)
+        data: list[dict[str, Any]] = []
+        for item in found:
+            chunk: dict[str, Any] | None = None
+            indices: list[int] = item["segments"]
+            if len(indices) == 1:
+                chunk = _contract_chunk(segments[indices[0]])
+            elif indices:
+                # The phrase spans several segments: cut the span into a file of its own.
+                first, last = segments[indices[0]], segments[indices[-1]]
+                file_id = str(uuid.uuid4())
+                piece_key = await self.services.handle(TOOLS).cut.remote(key, owner, file_id, first["start"], last["end"])
+                await asyncio.to_thread(self.files.register, "audio", owner, file_id, piece_key,
+                                        duration=last["end"] - first["start"], generated=True)
+                text = "".join(segments[i]["text"] for i in range(indices[0], indices[-1] + 1))
+                chunk = {"start": first["start"], "end": last["end"], "text": text, "file": file_id}
+            data.append({"audio_segment": chunk, "found": item["found"], "phrase": item["phrase"]})
+        return {"data": data}
+
+    async def compare_text(self, owner: str, key: str, model: str, text: list[str],
+                           reporter: ProgressReporter) -> dict[str, Any]:
+        """The reading against a reference text: errors and the word-level report."""
+        audio = await self.process_audio(owner, key, model, reporter.scaled(0, 90))
+        reference = " ".join(text)
+        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference)
+        return {"audio": audio, **compared}
+
+    async def compare_image(self, owner: str, audio_key: str, audio_model: str, image_key: str,
+                            image_model: str, reporter: ProgressReporter) -> dict[str, Any]:
+        """The reading against the text of a page photo; each word knows its OCR box."""
+        image, audio = await asyncio.gather(
+            self.process_image(image_key, image_model, reporter.scaled(0, 10)),
+            self.process_audio(owner, audio_key, audio_model, reporter.scaled(10, 90)),
+        )
+        boxes = image["boxes"]
+        reference = " ".join(str(b.get("text", "")) for b in boxes) if boxes else image["text"]
+        box_of_word = [i for i, b in enumerate(boxes) for _ in tokenize(str(b.get("text", "")))]
+        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference)
+        for entry in compared["report"]["words"]:
+            index = entry.get("index")
+            entry["box"] = box_of_word[index] if index is not None and index < len(box_of_word) else None
+        return {"image": image, "audio": audio, **compared}
+
+
+def _contract_chunk(segment: dict[str, Any]) -> dict[str, Any]:
+    return {k: segment[k] for k in ("start", "end", "text", "file")}

