@@ -190,15 +190,15 @@ def discover_plugins(directory: str | Path) -> DiscoveredPlugins:
         if not classes:
             found.errors.append(PluginError(file=path.name, error="no class decorated with @register_plugin"))
         for cls in classes:
-            name = str(cls.name)
+            name = str(getattr(cls, "name"))  # noqa: B009 - checked by register_plugin
             if name in found.plugins:
                 found.errors.append(PluginError(file=path.name, error=f"duplicate plugin name {name!r}"))
                 continue
             found.plugins[name] = PluginInfo(
                 name=name,
                 kind=plugin_kind(cls),
-                languages=[str(x) for x in cls.languages],
-                description=str(cls.description),
+                languages=[str(x) for x in getattr(cls, "languages")],  # noqa: B009
+                description=str(getattr(cls, "description")),  # noqa: B009
                 file=str(path),
                 class_name=cls.__name__,
             )

@@ -13,6 +13,7 @@ principal's objects does not read everyone's.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -53,11 +54,11 @@ class StateStore(ABC):
         """True when something was deleted."""
 
     @abstractmethod
-    def list(self, ns: str, *, owner: str | None = None) -> list[Doc]:
+    def list(self, ns: str, *, owner: str | None = None) -> builtins.list[Doc]:
         """All documents of a namespace (of one owner when given), oldest key first."""
 
     @abstractmethod
-    def keys(self, ns: str) -> list[str]:
+    def keys(self, ns: str) -> builtins.list[str]:
         """All keys of a namespace."""
 
     @abstractmethod
@@ -160,7 +161,7 @@ class SqliteStateStore(StateStore):
         with self._tx() as conn:
             return conn.execute("DELETE FROM docs WHERE ns=? AND key=?", (ns, key)).rowcount > 0
 
-    def list(self, ns: str, *, owner: str | None = None) -> list[Doc]:
+    def list(self, ns: str, *, owner: str | None = None) -> builtins.list[Doc]:
         if owner is None:
             rows = self._conn().execute("SELECT value FROM docs WHERE ns=? ORDER BY key", (ns,))
         else:
@@ -169,7 +170,7 @@ class SqliteStateStore(StateStore):
             )
         return [json.loads(r[0]) for r in rows.fetchall()]
 
-    def keys(self, ns: str) -> list[str]:
+    def keys(self, ns: str) -> builtins.list[str]:
         rows = self._conn().execute("SELECT key FROM docs WHERE ns=? ORDER BY key", (ns,))
         return [r[0] for r in rows.fetchall()]
 
@@ -272,18 +273,18 @@ class RedisStateStore(StateStore):
         self.update(ns, key, lambda _old: None)
         return existed
 
-    def _mget(self, ns: str, keys: list[str]) -> list[Doc]:
+    def _mget(self, ns: str, keys: builtins.list[str]) -> builtins.list[Doc]:
         if not keys:
             return []
         raws = self._redis.mget([self._k(ns, k) for k in keys])
         return [json.loads(r) for r in raws if r]
 
-    def list(self, ns: str, *, owner: str | None = None) -> list[Doc]:
+    def list(self, ns: str, *, owner: str | None = None) -> builtins.list[Doc]:
         index = self._idx(ns) if owner is None else self._own(ns, owner)
-        return self._mget(ns, sorted(self._redis.smembers(index)))
+        return self._mget(ns, sorted(str(k) for k in self._redis.smembers(index)))
 
-    def keys(self, ns: str) -> list[str]:
-        return sorted(self._redis.smembers(self._idx(ns)))
+    def keys(self, ns: str) -> builtins.list[str]:
+        return sorted(str(k) for k in self._redis.smembers(self._idx(ns)))
 
     def clear(self, ns: str) -> int:
         keys = self.keys(ns)

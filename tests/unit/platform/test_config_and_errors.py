@@ -112,8 +112,9 @@ def test_errors_render_per_contract_and_hide_tracebacks(tmp_path: Path) -> None:
     def custom() -> None:
         raise NotFound("nothing here")
 
-    from percept.api.errors import register_error_renderer
     from fastapi.responses import JSONResponse
+
+    from percept.api.errors import register_error_renderer
 
     register_error_renderer(
         app, "/custom", lambda request, info: JSONResponse({"errors": {"status": info.status}}, info.status)
