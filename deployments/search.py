@@ -1,12 +1,220 @@
-"""The search service's model deployments (filled in by its issue)."""
+"""The search service's deployments: the index (engine), two embedders, background removal.
+
+Handle names (``services.handle(...)``) and config keys (``deployments.<key>``) are the same:
+
+* ``search`` — :class:`SearchIndexDeployment`: catalog, in-memory vector indexes, colour
+  search, blending, crawling, bulk embedding; calls the embedders through their handles.
+* ``search_resnet`` — ResNet34 image embedder (EfficientNet-Lite0 stand-in if configured).
+* ``search_clip`` — CLIP image and text embedder.
+* ``search_background`` — background removal (U²-Net ONNX or GrabCut).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
+import numpy as np
+from ray import serve
 from ray.serve import Application
 
+from deployments.base import ModelDeployment, deployment_options
 from percept.config import AppArgs
+from percept.errors import WeightsMissing, unwrap_remote_error
+from percept.search.catalog import ImageCatalog
+from percept.search.config import search_config
+from percept.search.embedders import ClipEmbedder, EfficientNetEmbedder, ResNetEmbedder
+from percept.search.engine import SearchEngine
+from percept.search.highlight import BackgroundRemover
+from percept.storage import BlobStore, open_state_store
+from percept.tasks import ProgressReporter
+
+logger = logging.getLogger(__name__)
+
+
+def _catalog(args: AppArgs) -> ImageCatalog:
+    assert args.state_url and args.blob_url
+    return ImageCatalog(open_state_store(args.state_url), BlobStore(args.blob_url))
+
+
+class _Batched(ModelDeployment[Any]):
+    """Shared batching of single-image queries (``@serve.batch`` knobs via user_config)."""
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        size = int(user_config.get("max_batch_size", 8))
+        wait = float(user_config.get("batch_wait_timeout_s", 0.02))
+        self.embed_single.set_max_batch_size(size)  # type: ignore[attr-defined]
+        self.embed_single.set_batch_wait_timeout_s(wait)  # type: ignore[attr-defined]
+
+    async def embed_images(self, images: list[np.ndarray]) -> tuple[str, np.ndarray]:
+        """(model name, unit vectors) of a batch of images."""
+        core = self.require()
+        return core.name, await asyncio.to_thread(core.embed_images, images)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def embed_single(self, images: list[np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """One image per call; concurrent calls are embedded together."""
+        core = self.require()
+        vectors = await asyncio.to_thread(core.embed_images, images)
+        return [(core.name, v[None, :]) for v in vectors]
+
+
+@serve.deployment(name="SearchResNetEmbedder")
+class ResNetEmbedderDeployment(_Batched):
+    model_label = "ResNet34"
+
+    def __init__(self, args: AppArgs) -> None:
+        super().__init__(args)
+        fallback = search_config(args).resnet_fallback
+
+        def factory() -> Any:
+            try:
+                return ResNetEmbedder(self.models_path)
+            except WeightsMissing:
+                if fallback != "efficientnet":
+                    raise
+                logger.warning("ResNet34 weights missing: EfficientNet-Lite0 stands in (resnet_fallback)")
+                return EfficientNetEmbedder(self.models_path)
+
+        self.load(factory)
+
+
+@serve.deployment(name="SearchClipEmbedder")
+class ClipEmbedderDeployment(_Batched):
+    model_label = "CLIP"
+
+    def __init__(self, args: AppArgs) -> None:
+        super().__init__(args)
+        self.load(lambda: ClipEmbedder(self.models_path))
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        super().reconfigure(user_config)
+        self.embed_text.set_max_batch_size(int(user_config.get("max_batch_size", 8)))  # type: ignore[attr-defined]
+        self.embed_text.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.02)))  # type: ignore[attr-defined]
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def embed_text(self, texts: list[str]) -> list[tuple[str, np.ndarray]]:
+        """One text per call; concurrent calls are embedded together."""
+        core = self.require()
+        vectors = await asyncio.to_thread(core.embed_texts, texts)
+        return [(core.name, v[None, :]) for v in vectors]
+
+
+@serve.deployment(name="SearchBackgroundRemover")
+class BackgroundDeployment(ModelDeployment[BackgroundRemover]):
+    model_label = "background removal"
+
+    def __init__(self, args: AppArgs) -> None:
+        super().__init__(args)
+        self.catalog = _catalog(args)
+        method = search_config(args).background_method
+        self.load(lambda: BackgroundRemover(self.models_path, method))
+
+    def status(self) -> dict[str, Any]:
+        status = super().status()
+        if self.core is not None:
+            status["methods"] = self.core.methods()
+            status["u2net"] = "loaded" if self.core.u2net is not None else self.core.u2net_missing
+        return status
+
+    async def highlight(self, owner: str, ref: str, method: str | None) -> tuple[dict[str, Any], bytes]:
+        return await asyncio.to_thread(self.require().highlight, self.catalog, owner, ref, method)
+
+    async def highlight_all(self, owner: str, method: str | None, only_missing: bool,
+                            reporter: ProgressReporter) -> dict[str, Any]:
+        """Cut out every image of the owner (or only those not cut out yet)."""
+        core = self.require()
+        docs = await asyncio.to_thread(self.catalog.list, owner)
+        todo = [d for d in docs if not (only_missing and d.get("highlighted_path"))]
+        done, failed = [], []
+        for i, doc in enumerate(todo):
+            try:
+                record, _ = await asyncio.to_thread(core.highlight, self.catalog, owner, doc["id"], method)
+                done.append({"id": record["id"], "highlighted_path": record["highlighted_path"],
+                             "foreground_fraction": record["foreground_fraction"]})
+            except Exception as exc:
+                failed.append({"id": doc["id"], "error": f"{type(exc).__name__}: {exc}"})
+            await asyncio.to_thread(reporter, 100.0 * (i + 1) / len(todo), f"{i + 1} of {len(todo)} images")
+        return {"method": method or core.default, "highlighted": done, "failed": failed,
+                "skipped": len(docs) - len(todo)}
+
+
+class HandleEmbedders:
+    """The engine's embedders, served by the ResNet and CLIP deployments."""
+
+    def __init__(self, resnet: Any, clip: Any) -> None:
+        self.handles = {"resnet": resnet, "clip": clip}
+
+    async def images(self, kind: str, images: list[np.ndarray]) -> tuple[str, np.ndarray]:
+        handle = self.handles[kind]
+        try:
+            if len(images) == 1:
+                return tuple(await handle.embed_single.remote(images[0]))  # type: ignore[return-value]
+            return tuple(await handle.embed_images.remote(images))  # type: ignore[return-value]
+        except Exception as exc:
+            raise unwrap_remote_error(exc) from None
+
+    async def texts(self, texts: list[str]) -> tuple[str, np.ndarray]:
+        try:
+            if len(texts) == 1:
+                return tuple(await self.handles["clip"].embed_text.remote(texts[0]))  # type: ignore[return-value]
+            raise ValueError("one text at a time")
+        except Exception as exc:
+            raise unwrap_remote_error(exc) from None
+
+
+@serve.deployment(name="SearchIndex")
+class SearchIndexDeployment(ModelDeployment[SearchEngine]):
+    """Holds the engine; every call is scoped to the owner the ingress authenticated."""
+
+    model_label = "search index"
+
+    def __init__(self, args: AppArgs, resnet: Any, clip: Any) -> None:
+        super().__init__(args)
+        self.config = search_config(args)
+        engine = SearchEngine(_catalog(args), self.config, HandleEmbedders(resnet, clip))
+        self.load(lambda: engine)
+        try:
+            built = engine.warm()
+            logger.info("search index warm: %d indexes rebuilt from the store", built)
+        except Exception:  # a broken record must not keep the replica from starting
+            logger.exception("could not rebuild the indexes at start; they build on first use")
+
+    async def scrape(self, owner: str, start_urls: list[str], reporter: ProgressReporter) -> dict[str, Any]:
+        urls = start_urls or self.config.start_urls
+        return await self.require().scrape(owner, urls, self.config.limits(), reporter)
+
+    async def call(self, method: str, owner: str, *args: Any) -> dict[str, Any]:
+        """Run a blocking engine method (colour search, merge, describe) off the event loop."""
+        if method not in ("complementary", "similar_by_lab", "merge", "describe", "record"):
+            raise ValueError(f"no such engine method {method!r}")
+        return await asyncio.to_thread(getattr(self.require(), method), owner, *args)  # type: ignore[no-any-return]
+
+    async def render(self, owner: str, query: bytes | None, found: dict[str, Any]) -> bytes:
+        return await asyncio.to_thread(self.require().render, owner, query, found)
+
+    async def embed_missing(self, owner: str, kind: str, reporter: ProgressReporter) -> dict[str, Any]:
+        return await self.require().embed_missing(owner, kind, reporter)
+
+    async def similar_by_image(self, owner: str, data: bytes, k: int) -> dict[str, Any]:
+        return await self.require().similar_by_image(owner, data, k)
+
+    async def similar_by_text(self, owner: str, text: str, k: int) -> dict[str, Any]:
+        return await self.require().similar_by_text(owner, text, k)
 
 
 def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
     """Bound deployments of this service, keyed by the handle name the routers use."""
-    return {}
+    search_config(args)  # a wrong service_config.search fails the build, not the first request
+    resnet = ResNetEmbedderDeployment.options(**deployment_options(
+        args, "search_resnet", gpu, num_cpus=0.25, num_gpus=0.1, max_ongoing_requests=16,
+        user_config={"max_batch_size": 8, "batch_wait_timeout_s": 0.02})).bind(args)
+    clip = ClipEmbedderDeployment.options(**deployment_options(
+        args, "search_clip", gpu, num_cpus=0.25, num_gpus=0.15, max_ongoing_requests=16,
+        user_config={"max_batch_size": 8, "batch_wait_timeout_s": 0.02})).bind(args)
+    background = BackgroundDeployment.options(**deployment_options(
+        args, "search_background", gpu, num_cpus=0.25, num_gpus=0.05, max_ongoing_requests=8)).bind(args)
+    index = SearchIndexDeployment.options(**deployment_options(
+        args, "search", gpu, num_cpus=0.25, num_gpus=0.0, max_ongoing_requests=32)).bind(args, resnet, clip)
+    return {"search": index, "search_resnet": resnet, "search_clip": clip, "search_background": background}

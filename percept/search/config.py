@@ -1,0 +1,62 @@
+"""The search service's configuration: ``service_config.search`` plus ``PERCEPT_SEARCH_*``.
+
+The YAML section is validated into :class:`SearchConfig`. One process-level override exists
+for test and lab setups: ``PERCEPT_SEARCH_ALLOW_PRIVATE_NETWORKS=1`` lets the crawler reach
+loopback/private hosts even when the config does not say so.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from percept.config import AppArgs
+from percept.search.scrape import ScrapeLimits
+
+
+class SearchSettings(BaseSettings):
+    """Environment knobs of the search service."""
+
+    model_config = SettingsConfigDict(env_prefix="PERCEPT_SEARCH_", extra="ignore")
+
+    allow_private_networks: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_search_settings() -> SearchSettings:
+    return SearchSettings()
+
+
+class SearchConfig(BaseModel):
+    """``service_config.search`` in serve_config.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_urls: list[str] = Field(default_factory=list, description="pages /scrape crawls when none are given")
+    allow_private_networks: bool = False
+    scrape: ScrapeLimits = Field(default_factory=ScrapeLimits)
+    max_upload_bytes: int = Field(20 * 2**20, ge=1024)
+    background_method: Literal["auto", "grabcut", "border", "u2net"] = Field(
+        "auto", description="auto: U²-Net when u2net.onnx is in the models dir, else GrabCut"
+    )
+    resnet_fallback: Literal["none", "efficientnet"] = Field(
+        "none", description="efficientnet: serve EfficientNet-Lite0 where ResNet34 weights are missing"
+    )
+    ann_threshold: int = Field(20_000, ge=1, description="collections this large use HNSW instead of exact search")
+    complement_tolerance_deg: float = Field(30.0, gt=0, le=90)
+    complement_min_fraction: float = Field(0.5, gt=0, le=1)
+    embed_batch_size: int = Field(16, ge=1, le=256)
+
+    def limits(self) -> ScrapeLimits:
+        """Crawler limits with the private-network switch from config or environment."""
+        allow = self.allow_private_networks or self.scrape.allow_private_networks
+        allow = allow or get_search_settings().allow_private_networks
+        return self.scrape.model_copy(update={"allow_private_networks": allow})
+
+
+def search_config(args: AppArgs) -> SearchConfig:
+    """The validated section (raises a pydantic ValidationError when it is wrong)."""
+    return SearchConfig.model_validate(args.service_section("search"))
