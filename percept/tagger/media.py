@@ -3,7 +3,7 @@
 Images are decoded with Pillow; videos with PyAV. Frames are shrunk on decode (the
 classifier crops 224 px) so a request never holds full-resolution video in memory.
 Video sampling is scene-change aware: frames are probed at ``probe_fps``, a cut is a
-probe whose small grey thumbnail differs from the previous one by more than
+probe whose 32x32 colour thumbnail differs from the previous one by more than
 ``scene_threshold`` (mean absolute difference in [0, 1]); the sample is the first frame,
 the strongest cuts, then evenly spaced frames up to ``max_frames``.
 """
@@ -121,10 +121,10 @@ def decode_image(data: bytes, short_side: int = FRAME_SHORT_SIDE) -> np.ndarray:
     return shrink(rgb, short_side)
 
 
-def _thumb(gray: np.ndarray) -> np.ndarray:
+def _thumb(rgb: np.ndarray) -> np.ndarray:
     import cv2
 
-    return cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
 def choose_frames(diffs: list[float], max_frames: int, scene_threshold: float) -> list[int]:
@@ -194,7 +194,7 @@ def decode_video(
                 continue
             next_t = t + step
             rgb = frame.to_ndarray(format="rgb24")
-            thumb = _thumb(rgb.mean(axis=2).astype(np.uint8))
+            thumb = _thumb(rgb)
             diffs.append(0.0 if previous is None else float(np.abs(thumb - previous).mean()))
             previous = thumb
             probes.append(Frame(shrink(rgb, short_side), t))

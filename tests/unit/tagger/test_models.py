@@ -1,0 +1,125 @@
+"""The real cores: offline EfficientNet-Lite0 tags skimage photos; a tiny saved YOLOS
+detector and a tiny saved ResNet classifier load from the models directory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from skimage import data
+
+import deployments.tagger as tagger_deployments
+from deployments.tagger import TaggerClassifier, TaggerDetector
+from percept.config import AppArgs
+from percept.schemas.tagger import TaggerRequest
+from percept.tagger.classifier import HFImageClassifier, load_classifier, top_k
+from percept.tagger.process import HandleModels, TaggerPipeline
+from percept.tagger.settings import TaggerSettings
+from percept.tagger.synthetic import document, encode_image, make_video
+from percept.testing import LocalHandle
+
+from .conftest import tiny_yolos
+
+CAT_LABELS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> TaggerClassifier:
+    deployment = TaggerClassifier(AppArgs(models_path=tmp_path_factory.mktemp("models")))
+    # @serve.batch needs a Serve replica; outside one the deployment runs unbatched.
+    deployment.reconfigure({"batching": False})
+    return deployment
+
+
+def test_cat_is_tagged_as_cat(classifier: TaggerClassifier) -> None:
+    labels = asyncio.run(classifier.classify(data.chelsea(), 5))
+    assert len(labels) == 5 and labels[0][0] in CAT_LABELS
+    assert all(a[1] >= b[1] for a, b in zip(labels, labels[1:], strict=False))
+    coffee = asyncio.run(classifier.classify(data.coffee(), 1))
+    assert coffee[0][0] in {"espresso", "cup", "coffee mug"}
+    assert classifier.status()["available"] and classifier.usage()["ram_gib"] > 0
+
+
+def test_video_labels_follow_the_content(classifier: TaggerClassifier, tmp_path: Path) -> None:
+    video = make_video([(data.chelsea(), 2.0), (data.coffee(), 2.0)], fps=8, size=(224, 160))
+    models = HandleModels(LocalHandle(classifier), None)
+    request = TaggerRequest.model_validate({"documents": [document(video, "mp4", "v")], "num_labels": 8})
+    response = asyncio.run(TaggerPipeline(models, TaggerSettings(video_frames=4)).run(request))
+    assert response.number_documents_treated == 1, response.list_id_not_treated
+    content = {c["label"]: c for c in response.data[0]["source"]["content"]}
+    cats = [t for label in CAT_LABELS & set(content) for t in content[label]["timestamps"]]
+    assert cats and max(cats) < 2.0
+    assert "espresso" in content and min(content["espresso"]["timestamps"]) >= 1.9
+
+
+def test_image_document_through_pipeline(classifier: TaggerClassifier) -> None:
+    models = HandleModels(LocalHandle(classifier), None)
+    docs = [document(encode_image(data.chelsea(), "JPEG"), "jpeg", "cat"),
+            document(encode_image(data.rocket()), "png", "rocket")]
+    request = TaggerRequest.model_validate({"documents": docs, "num_labels": 3})
+    response = asyncio.run(TaggerPipeline(models, TaggerSettings()).run(request))
+    assert response.number_documents_treated == 2
+    assert response.data[0]["source"]["content"][0]["label"] in CAT_LABELS
+    assert len(response.data[1]["source"]["content"]) == 3
+
+
+def test_detector_appears_when_weights_are_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "models"
+    monkeypatch.setattr(tagger_deployments, "RETRY_LOAD_S", 0.0)
+    detector = TaggerDetector(AppArgs(models_path=models))
+    reason = asyncio.run(detector.unavailable_reason())
+    assert reason is not None and "not found" in reason and str(models) in reason
+    assert detector.status()["available"] is False
+
+    tiny_yolos(models / "tagger-detector")
+    assert asyncio.run(detector.unavailable_reason()) is None
+    images = [np.asarray(data.chelsea()), np.asarray(data.coffee())]
+    found = asyncio.run(detector.detect(images, 0.0))
+    assert [len(f) for f in found] == [5, 5]  # threshold 0 keeps every detection token
+    for detection in found[0]:
+        assert detection["label"] in {"car", "person"}
+        x0, y0, x1, y1 = detection["box"]
+        assert 0 <= x0 <= x1 and 0 <= y0 <= y1
+
+    handles = HandleModels(LocalHandle(_NoClassifier()), LocalHandle(detector))
+    docs = [document(encode_image(data.chelsea()), "png", "a")]
+    request = TaggerRequest.model_validate({"documents": docs, "prompt": "<OD>", "detection_threshold": 0})
+    response = asyncio.run(TaggerPipeline(handles, TaggerSettings()).run(request))
+    counts = response.data[0]["source"]["content"]
+    assert sum(n for c in counts for n in c.values()) == 5
+    assert [next(iter(c)) for c in counts] == sorted(next(iter(c)) for c in counts)
+
+
+def test_broken_detector_folder_keeps_replica_alive(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "tagger-detector"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{not json")
+    detector = TaggerDetector(AppArgs(models_path=tmp_path / "models"))
+    assert detector.status()["available"] is False
+    assert "failed to load" in detector.status()["message"]
+
+
+def test_transformers_classifier_from_models_dir(tmp_path: Path) -> None:
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
+
+    folder = tmp_path / "tiny-resnet"
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3,
+                          id2label={0: "alpha, a", 1: "beta", 2: "gamma"},
+                          label2id={"alpha, a": 0, "beta": 1, "gamma": 2})
+    ResNetForImageClassification(config).save_pretrained(folder)
+    ConvNextImageProcessor(size={"shortest_edge": 64}, crop_pct=1.0).save_pretrained(folder)
+    core: Any = load_classifier(TaggerSettings(classifier="tiny-resnet"), tmp_path)
+    assert isinstance(core, HFImageClassifier) and core.labels == ["alpha", "beta", "gamma"]
+    probs = core.predict([data.chelsea(), data.coffee()])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert [label for label, _ in top_k(probs[0], core.labels, 2)] != []
+    with pytest.raises(Exception, match="not found"):
+        load_classifier(TaggerSettings(classifier="missing"), tmp_path)
+
+
+class _NoClassifier:
+    def usage(self) -> dict[str, float]:
+        return {"ram_gib": 0.0, "gpu_gib": 0.0}
