@@ -1,0 +1,202 @@
+"""Dataset-level findings from per-image features and measures (Ray-free, numpy/sklearn).
+
+* ``out_of_sample_probabilities``: cross-validated class probabilities (the spec's
+  ``confidence_vectors``) from a logistic regression on the image features.
+* ``find_mislabeled``: confident-learning rule on those probabilities.
+* ``find_splits``: classes that are really several (Gaussian mixtures, BIC, relative rule).
+* ``find_blurred`` / ``find_badly_lit``: robust z-scores against the dataset itself.
+* ``project_2d``: the scatter-plot coordinates (PCA).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(v - median) / (1.4826 · MAD); a flat sample gives zeros."""
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(values - med))) * 1.4826
+    if mad < 1e-9:
+        return np.zeros_like(values, dtype=np.float64)
+    return (values - med) / mad
+
+
+def reduce_features(features: np.ndarray, dims: int = 50, seed: int = 0) -> np.ndarray:
+    """Standardised features reduced by PCA to at most ``dims`` dimensions."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    scaled = StandardScaler().fit_transform(features.astype(np.float64))
+    n_comp = int(min(dims, scaled.shape[0] - 1, scaled.shape[1]))
+    if n_comp < 1:
+        return scaled
+    return PCA(n_components=n_comp, random_state=seed).fit_transform(scaled)
+
+
+def out_of_sample_probabilities(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, list[int]]:
+    """Cross-validated P(class | image), shape (n, n_classes), and the classes left out.
+
+    Classes with fewer than two images cannot be cross-validated: they are left out of
+    training (their column stays 0) and returned so the caller can report them.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(labels, minlength=n_classes)
+    small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < 2))]
+    train_mask = counts[labels] >= 2
+    probs = np.zeros((len(labels), n_classes), dtype=np.float64)
+    usable = sorted(set(labels[train_mask].tolist()))
+    if len(usable) < 2:
+        probs[np.arange(len(labels)), labels] = 1.0
+        return probs, small
+    x = reduce_features(features, seed=seed)
+    idx = np.flatnonzero(train_mask)
+    k = int(max(2, min(folds, counts[usable].min())))
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+
+    def model() -> LogisticRegression:
+        return LogisticRegression(C=0.05, max_iter=300)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for train, test in splitter.split(idx, labels[idx]):
+            fitted = model().fit(x[idx[train]], labels[idx[train]])
+            probs[np.ix_(idx[test], fitted.classes_)] = fitted.predict_proba(x[idx[test]])
+        rest = np.flatnonzero(~train_mask)
+        if len(rest):
+            fitted = model().fit(x[idx], labels[idx])
+            probs[np.ix_(rest, fitted.classes_)] = fitted.predict_proba(x[rest])
+    return probs, small
+
+
+@dataclass
+class Mislabel:
+    index: int
+    suggested: int
+    confidence: float
+
+
+def find_mislabeled(probs: np.ndarray, labels: np.ndarray, skip: set[int] | None = None) -> list[Mislabel]:
+    """Confident learning: an image is mislabeled when its own class's probability is below
+    that class's mean self-confidence and another class's probability is above *that*
+    class's mean self-confidence (an off-diagonal entry of the confident joint)."""
+    n_classes = probs.shape[1]
+    self_conf = probs[np.arange(len(labels)), labels]
+    thresholds = np.array([
+        self_conf[labels == k].mean() if np.any(labels == k) else 1.0 for k in range(n_classes)
+    ])
+    found: list[Mislabel] = []
+    for i, given in enumerate(labels):
+        if skip and int(given) in skip:
+            continue
+        if self_conf[i] >= thresholds[given]:
+            continue
+        above = [k for k in range(n_classes) if k != given and probs[i, k] >= thresholds[k]]
+        if not above:
+            continue
+        best = max(above, key=lambda k: probs[i, k])
+        found.append(Mislabel(index=i, suggested=int(best), confidence=float(probs[i, best])))
+    return found
+
+
+@dataclass
+class SplitFinding:
+    cls: int
+    n_subclasses: int
+    score: float
+    assignment: np.ndarray  # sub-class per member, in member order
+
+
+def find_splits(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, *, ratio: float = 3.5,
+    min_size: int = 10, max_k: int = 3, seed: int = 0,
+) -> tuple[list[SplitFinding], dict[int, float]]:
+    """Classes whose members form several well-separated groups.
+
+    Per class, Gaussian mixtures with 1..max_k components are fitted in a 5-d PCA of its
+    members; the score is the BIC gain per image of the best k over k = 1. A class is split
+    when its score is ``ratio`` times the median score of all classes (the classes of one
+    dataset are their own yardstick) and the gain is positive.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    reduced = reduce_features(features, dims=30, seed=seed)
+    scores: dict[int, float] = {}
+    fits: dict[int, tuple[int, np.ndarray]] = {}
+    for c in range(n_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) < min_size:
+            continue
+        dims = int(min(5, len(members) - 1, reduced.shape[1]))
+        z = PCA(n_components=dims, random_state=seed).fit_transform(reduced[members])
+        bics, models = [], []
+        for k in range(1, max_k + 1):
+            if len(members) < k * 5:
+                break
+            try:
+                gm = GaussianMixture(k, random_state=seed, n_init=2, reg_covar=1e-3).fit(z)
+            except ValueError:
+                break
+            bics.append(gm.bic(z))
+            models.append(gm)
+        gains = bics[0] - np.array(bics)
+        # The fewest sub-classes that reach 90 % of the best BIC gain (no needless splits).
+        best = int(np.flatnonzero(gains >= 0.9 * gains.max())[0]) if gains.max() > 0 else 0
+        scores[c] = float((bics[0] - bics[best]) / len(members))
+        fits[c] = (best + 1, models[best].predict(z))
+    if not scores:
+        return [], scores
+    median = float(np.median([max(s, 0.0) for s in scores.values()]))
+    floor = max(median, 0.05)
+    found = [
+        SplitFinding(cls=c, n_subclasses=fits[c][0], score=s / floor, assignment=fits[c][1])
+        for c, s in scores.items()
+        if fits[c][0] > 1 and s > 0 and s / floor >= ratio
+    ]
+    return found, {c: s / floor for c, s in scores.items()}
+
+
+def find_blurred(edge_scores: np.ndarray, z_threshold: float = -4.5,
+                 hopeless_z: float = -12.0) -> tuple[np.ndarray, np.ndarray]:
+    """(blurred, hopeless) masks: edge steepness far below the dataset's own."""
+    z = robust_z(np.log(np.maximum(edge_scores, 1e-9)))
+    return z <= z_threshold, z <= hopeless_z
+
+
+def find_badly_lit(low: np.ndarray, high: np.ndarray, brightness: np.ndarray,
+                   fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dark, bright, hopeless) masks against the dataset's typical tonal range.
+
+    With L and H the median 2nd and 98th luma percentiles, an image is dark when its 98th
+    percentile is below L + fraction·(H − L) (or its mean below 0.08), bright when its 2nd
+    percentile is above that (or its mean above 0.92). Hopeless: almost no tonal range left.
+    """
+    typical_low, typical_high = float(np.median(low)), float(np.median(high))
+    cut = typical_low + fraction * (typical_high - typical_low)
+    dark = (high < cut) | (brightness < 0.08)
+    bright = ((low > cut) | (brightness > 0.92)) & ~dark
+    hopeless = (high - low) < 0.02
+    return dark, bright, hopeless
+
+
+def project_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(n, 2) PCA coordinates of the standardised features."""
+    if features.shape[0] == 0:
+        return np.zeros((0, 2))
+    if features.shape[0] < 3:
+        return np.zeros((features.shape[0], 2))
+    reduced = reduce_features(features, dims=2, seed=seed)
+    if reduced.shape[1] < 2:
+        reduced = np.hstack([reduced, np.zeros((reduced.shape[0], 2 - reduced.shape[1]))])
+    return reduced[:, :2]

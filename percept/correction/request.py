@@ -1,0 +1,130 @@
+"""Reading the spec's request: task names, the dataset's files, the job's knobs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from percept.errors import BadRequest
+
+TASK_KINDS = ("mislabeled_images", "class_splitting", "image_blur", "lighting_conditions")
+ACTIONS = ("diagnose", "correct")
+
+
+def parse_task_name(name: str) -> tuple[str, str] | None:
+    """``("diagnose"|"correct", kind)`` for ``diagnose_x`` / ``ic::diagnose::x``; None if unknown."""
+    text = str(name).strip()
+    if text.startswith("ic::"):
+        parts = text.split("::")
+        if len(parts) == 3 and parts[1] in ACTIONS and parts[2] in TASK_KINDS:
+            return parts[1], parts[2]
+        return None
+    for action in ACTIONS:
+        prefix = action + "_"
+        if text.startswith(prefix) and text[len(prefix):] in TASK_KINDS:
+            return action, text[len(prefix):]
+    return None
+
+
+@dataclass
+class JobConfig:
+    """``config_params`` of the request (unknown keys are ignored, as the spec is open)."""
+
+    models_path: str | None = None
+    features: str = "auto"
+    batch_size: int = 32
+    concurrency: int = 1
+    num_cpus: float = 1.0
+    folds: int = 5
+    seed: int = 0
+    split_ratio: float = 3.5
+    blur_z: float = -4.5
+    blur_hopeless_z: float = -12.0
+    lighting_fraction: float = 0.5
+    relabel_confidence: float = 0.5
+    output_dir: str | None = None
+    report_thumbnails: int = 8
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> JobConfig:
+        params = dict(params or {})
+        known = {k: params[k] for k in cls.__dataclass_fields__ if k in params and params[k] is not None}
+        try:
+            config = cls(**known)
+            config.batch_size = max(1, int(config.batch_size))
+            config.concurrency = max(1, int(config.concurrency))
+            config.folds = max(2, int(config.folds))
+            config.num_cpus = max(0.0, float(config.num_cpus))
+            for name in ("split_ratio", "blur_z", "blur_hopeless_z", "lighting_fraction", "relabel_confidence"):
+                setattr(config, name, float(getattr(config, name)))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"config_params: {exc}") from None
+        if config.features not in ("auto", "pixels", "imagenet"):
+            raise BadRequest("config_params.features must be one of auto, pixels, imagenet")
+        return config
+
+
+@dataclass
+class ImageItem:
+    path: str
+    uuid: str
+    cls: str
+    meta: dict[str, Any]
+
+
+@dataclass
+class ParsedRequest:
+    dataset: dict[str, Any]
+    classes: list[str]
+    items: list[ImageItem]
+    tasks: list[dict[str, Any]]
+    config: JobConfig
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_request(request: dict[str, Any]) -> ParsedRequest:
+    """Validate the request's shape (400 on a malformed one); per-file faults come later."""
+    if not isinstance(request, dict):
+        raise BadRequest("the request must be a JSON object")
+    dataset = request.get("dataset")
+    if not isinstance(dataset, dict):
+        raise BadRequest("dataset: required object")
+    class_files = dataset.get("class_files")
+    if not isinstance(class_files, dict) or not class_files:
+        raise BadRequest("dataset.class_files: required non-empty object")
+    classes = dataset.get("classes") or []
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise BadRequest("dataset.classes: must be a list of class names")
+    tasks = request.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise BadRequest("tasks: required non-empty list of {\"name\": ...}")
+    clean_tasks = []
+    for task in tasks:
+        name = task.get("name") if isinstance(task, dict) else task
+        if not isinstance(name, str):
+            raise BadRequest("tasks: every task needs a string name")
+        clean_tasks.append({"name": name})
+    warnings: list[str] = []
+    classes = list(dict.fromkeys(classes))
+    for cls in class_files:
+        if cls not in classes:
+            warnings.append(f"class {cls!r} has files but is not in dataset.classes: added")
+            classes.append(cls)
+    items: list[ImageItem] = []
+    seen: set[str] = set()
+    for cls, files in class_files.items():
+        if not isinstance(files, dict):
+            raise BadRequest(f"dataset.class_files.{cls}: must map file paths to metadata")
+        for path, meta in files.items():
+            meta = meta if isinstance(meta, dict) else {}
+            uid = str(meta.get("uuid") or Path(path).stem)
+            if uid in seen:
+                warnings.append(f"duplicate uuid {uid!r} ({path}): suffixed")
+                uid = f"{uid}#{len(items)}"
+            seen.add(uid)
+            items.append(ImageItem(path=os.fspath(path), uuid=uid, cls=cls, meta=meta))
+    config = JobConfig.from_params(request.get("config_params"))
+    return ParsedRequest(dataset=dataset, classes=classes, items=items, tasks=clean_tasks,
+                         config=config, warnings=warnings)
