@@ -18,6 +18,7 @@ from deployments.base import ModelDeployment, deployment_options
 from percept.config import AppArgs
 from percept.reading.config import ReadingConfig
 from percept.reading.core import ReadingCore
+from percept.reading.forced import ForcedAligner
 from percept.storage import BlobStore
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,12 @@ class ReadingToolsDeployment(ModelDeployment[ReadingCore]):
     async def cut(self, key: str, owner: str, file_id: str, start: float, end: float) -> str:
         return await asyncio.to_thread(self.require().cut, key, owner, file_id, start, end)
 
-    async def compare(self, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self.require().compare, segments, reference)
+    async def plan(self, segments: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.require().plan, segments, reference)
+
+    async def compare(self, segments: list[dict[str, Any]], reference: str,
+                      forced: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.require().compare, segments, reference, forced)
 
     async def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.require().extract, segments, phrases)
@@ -57,7 +62,32 @@ class ReadingToolsDeployment(ModelDeployment[ReadingCore]):
         return await asyncio.to_thread(self.require().view, image_key, boxes, words, box_of_word)
 
 
+@serve.deployment(name="ReadingAligner")
+class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
+    """Forced scoring of reference words with Whisper (GPU when the replica has one)."""
+
+    model_label = "whisper forced aligner"
+
+    def __init__(self, args: AppArgs) -> None:
+        super().__init__(args)
+        self.blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
+        self.load(lambda: ForcedAligner(self.models_path))
+
+    def _align(self, key: str, words: list[str]) -> list[dict[str, Any]]:
+        with self.blobs.local_path(key) as path:
+            return self.require().align(str(path), words)
+
+    async def align(self, key: str, words: list[str]) -> list[dict[str, Any]]:
+        """Per word ``{word, start, end, probability}`` in a stored recording piece."""
+        self.require()
+        return await asyncio.to_thread(self._align, key, words)
+
+
 def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
     """Bound deployments of this service, keyed by the handle name the routers use."""
-    options = deployment_options(args, "reading", gpu, num_cpus=0.5, num_gpus=0.0, max_ongoing_requests=16)
-    return {"reading": ReadingToolsDeployment.options(**options).bind(args)}
+    tools = deployment_options(args, "reading", gpu, num_cpus=0.5, num_gpus=0.0, max_ongoing_requests=16)
+    aligner = deployment_options(args, "reading_aligner", gpu, num_cpus=1.0, num_gpus=0.25, max_ongoing_requests=8)
+    return {
+        "reading": ReadingToolsDeployment.options(**tools).bind(args),
+        "reading_aligner": ReadingAlignerDeployment.options(**aligner).bind(args),
+    }

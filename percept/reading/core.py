@@ -14,7 +14,7 @@ from percept.reading.audio import convert_to_mp3, load_audio, split_audio, split
 from percept.reading.config import ReadingConfig
 from percept.reading.files import blob_key
 from percept.reading.images import convert_to_png, render_view
-from percept.reading.report import compare_reading
+from percept.reading.report import compare_reading, reference_plan
 from percept.reading.text import find_phrases, tokenize
 from percept.storage import BlobStore
 
@@ -65,9 +65,16 @@ class ReadingCore:
             split_audio(load_audio(path), [(start, end)], lambda data: self.blobs.put_bytes(piece_key, data))
         return piece_key
 
-    def compare(self, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
+    def plan(self, segments: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
+        """Per segment, the reference words it holds (for forced scoring), in order."""
+        words = [t.norm for t in tokenize(reference)]
+        return [{"first": a, "end": b, "words": words[a:b]} for a, b in reference_plan(segments, reference)]
+
+    def compare(self, segments: list[dict[str, Any]], reference: str,
+                forced: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
         """The contract's errors and the word-level report (see :mod:`percept.reading.report`)."""
-        return compare_reading(segments, reference, self.config.long_pause_s)
+        return compare_reading(segments, reference, self.config.long_pause_s, forced,
+                               self.config.accept_substitution, self.config.accept_omission)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

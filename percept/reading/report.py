@@ -7,6 +7,12 @@ verdict: ``correct``, ``substitution``, ``omission``, ``repetition``, ``self_cor
 spoken words matching no reference word are ``insertion`` entries. Each verdict says which
 method produced it, and the summary gives accuracy, words correct per minute (WCPM),
 reading rate and long pauses.
+
+Re-scoring: a free transcript turns many recognition slips into false "misreadings". When
+forced scores of the reference words are given (:mod:`percept.reading.forced`), a word the
+transcript calls a substitution but whose reference form the audio supports (probability
+at least ``accept_substitution``) is judged correct, and likewise a skipped word with
+probability at least ``accept_omission``; those verdicts say ``forced_rescoring``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from percept.reading.text import Op, Token, align_words, errors_from_ops, tokeni
 WORD_TIMES = "word_alignment"  # alignment over the speech model's word timestamps
 INTERPOLATED = "text_alignment_interpolated_times"  # the model gave no word times
 RULE = "+rule"
+RESCORED = "forced_rescoring"
 LOW_CONFIDENCE = 0.5
 
 
@@ -109,7 +116,9 @@ def classify(spoken: list[SpokenWord], reference: list[Token], ops: list[Op]) ->
                 if target is not None:
                     status = "repetition"
             if target is None:
-                entries.append(_entry(None, "", "insertion", word, word.method))
+                entry = _entry(None, "", "insertion", word, word.method)
+                entry["at_index"] = next_ref if next_ref is not None else len(reference)
+                entries.append(entry)
             else:
                 by_ref.setdefault(target, {})["pre"] = (status, word)
         pending.clear()
@@ -176,21 +185,77 @@ def summarise(entries: list[dict[str, Any]], spoken: list[SpokenWord], long_paus
     }
 
 
-def compare_reading(segments: list[dict[str, Any]], reference_text: str, long_pause_s: float = 1.0) -> dict[str, Any]:
-    """The contract's ``errors`` and the word-level ``report`` of a reading against a text."""
+def reference_plan(segments: list[dict[str, Any]], reference_text: str) -> list[tuple[int, int]]:
+    """Which reference words each segment holds, ``(first, end)`` per segment, from the
+    transcript's alignment (a skipped word goes with the segment of the word before it)."""
     spoken = spoken_words(segments)
     reference = tokenize(reference_text)
     ops = align_words([w.token.norm for w in spoken], [t.norm for t in reference])
+    owner: list[int] = []
+    last = spoken[0].segment if spoken else 0  # words skipped first go with the first segment
+    for _kind, i, j in ops:
+        if i is not None:
+            last = spoken[i].segment
+        if j is not None:
+            owner.append(last)
+    plan: list[tuple[int, int]] = []
+    for index in range(len(segments)):
+        held = [j for j, seg in enumerate(owner) if seg == index]
+        plan.append((held[0], held[-1] + 1) if held else (0, 0))
+    return plan
+
+
+def rescore(entries: list[dict[str, Any]], forced: dict[int, dict[str, Any]], accept_substitution: float,
+            accept_omission: float) -> set[int]:
+    """Turn transcript verdicts that the audio contradicts into ``correct``; their indexes."""
+    rescued: set[int] = set()
+    for entry in entries:
+        index = entry["index"]
+        score = forced.get(index) if index is not None else None
+        if score is None:
+            continue
+        entry["forced_probability"] = score["probability"]
+        limit = {"substitution": accept_substitution, "omission": accept_omission}.get(entry["status"])
+        if limit is not None and score["probability"] >= limit:
+            entry.update(status="correct", method=RESCORED, transcript=entry["spoken"],
+                         start=score["start"], end=score["end"])
+            entry["spoken"] = entry["word"]
+            rescued.add(index)
+    return rescued
+
+
+def compare_reading(segments: list[dict[str, Any]], reference_text: str, long_pause_s: float = 1.0,
+                    forced: dict[int, dict[str, Any]] | None = None, accept_substitution: float = 0.2,
+                    accept_omission: float = 0.5) -> dict[str, Any]:
+    """The contract's ``errors`` and the word-level ``report`` of a reading against a text.
+
+    ``forced`` maps reference word indexes to their forced score (``probability``, absolute
+    ``start``/``end``); without it the verdicts are the transcript alignment's.
+    """
+    spoken = spoken_words(segments)
+    reference = tokenize(reference_text)
+    ops = align_words([w.token.norm for w in spoken], [t.norm for t in reference])
+    entries = classify(spoken, reference, ops)
+    rescued = rescore(entries, forced, accept_substitution, accept_omission) if forced else set()
+    kept: list[Op] = []
+    for kind, i, j in ops:
+        if j is not None and j in rescued:
+            if kind == "replace":
+                kept.append(("equal", i, j))
+            continue
+        kept.append((kind, i, j))
     phrases = [str(s.get("text", "")) for s in segments]
     errors: list[dict[str, Any]] = []
     if not segments:  # nothing was said: every reference word was skipped
         errors = [{"audio_segment": None, "at_char": 0, "found": "", "expected": t.norm} for t in reference]
-    for err in errors_from_ops(phrases, [(w.segment, w.token) for w in spoken], reference, ops):
+    for err in errors_from_ops(phrases, [(w.segment, w.token) for w in spoken], reference, kept):
         errors.append({
-            "audio_segment": _segment_ref(segments[err.phrase]) if segments else None,
+            "audio_segment": _segment_ref(segments[err.phrase]),
             "at_char": err.at_char,
             "found": err.found,
             "expected": err.expected,
         })
-    entries = classify(spoken, reference, ops)
-    return {"errors": errors, "report": {"words": entries, "summary": summarise(entries, spoken, long_pause_s)}}
+    summary = summarise(entries, spoken, long_pause_s)
+    summary["rescored_words"] = len(rescued)
+    summary["forced_scoring"] = forced is not None
+    return {"errors": errors, "report": {"words": entries, "summary": summary}}

@@ -13,7 +13,8 @@ import logging
 import uuid
 from typing import Any
 
-from percept.reading.files import ReadingFiles
+from percept.reading.config import ReadingConfig
+from percept.reading.files import ReadingFiles, blob_key
 from percept.reading.text import tokenize
 from percept.services import Services
 from percept.tasks import ProgressReporter
@@ -21,6 +22,7 @@ from percept.tasks import ProgressReporter
 logger = logging.getLogger(__name__)
 
 TOOLS = "reading"
+ALIGNER = "reading_aligner"
 
 
 def _round(value: float) -> float:
@@ -56,6 +58,7 @@ class ReadingWorkflow:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.files = ReadingFiles(services.state, services.blobs)
+        self.config = ReadingConfig.of(services.extras, services.args)
 
     async def _report(self, reporter: ProgressReporter, percent: float, message: str) -> None:
         await asyncio.to_thread(reporter, percent, message)
@@ -119,7 +122,8 @@ class ReadingWorkflow:
         """The reading against a reference text: errors and the word-level report."""
         audio = await self.process_audio(owner, key, model, reporter.scaled(0, 90))
         reference = " ".join(text)
-        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference)
+        forced = await self.forced_scores(owner, audio["segments"], reference)
+        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference, forced)
         return {"audio": audio, **compared}
 
     async def compare_image(self, owner: str, audio_key: str, audio_model: str, image_key: str,
@@ -132,11 +136,39 @@ class ReadingWorkflow:
         boxes = image["boxes"]
         reference = " ".join(str(b.get("text", "")) for b in boxes) if boxes else image["text"]
         box_of_word = [i for i, b in enumerate(boxes) for _ in tokenize(str(b.get("text", "")))]
-        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference)
+        forced = await self.forced_scores(owner, audio["segments"], reference)
+        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference, forced)
         for entry in compared["report"]["words"]:
             index = entry.get("index")
             entry["box"] = box_of_word[index] if index is not None and index < len(box_of_word) else None
         return {"image": image, "audio": audio, **compared}
+
+    async def forced_scores(self, owner: str, segments: list[dict[str, Any]],
+                            reference: str) -> dict[int, dict[str, Any]] | None:
+        """Forced scores of the reference words, segment by segment (None: not available).
+
+        Without the aligner (not deployed, or failing) the report keeps the transcript's
+        verdicts and says so (``summary.forced_scoring: false``).
+        """
+        if not self.config.forced_scoring or not segments:
+            return None
+        try:
+            aligner = self.services.handle(ALIGNER)
+            plan = await self.services.handle(TOOLS).plan.remote(segments, reference)
+            jobs = [(seg, part) for seg, part in zip(segments, plan, strict=True) if part["words"]]
+            scored = await asyncio.gather(*(
+                aligner.align.remote(blob_key("audio", owner, seg["file"]), part["words"]) for seg, part in jobs
+            ))
+        except Exception as exc:  # the report is still useful without re-scoring
+            logger.warning("forced scoring skipped: %s", exc)
+            return None
+        forced: dict[int, dict[str, Any]] = {}
+        for (seg, part), words in zip(jobs, scored, strict=True):
+            for k, word in enumerate(words):
+                forced[part["first"] + k] = {"probability": word["probability"],
+                                             "start": _round(seg["start"] + word["start"]),
+                                             "end": _round(seg["start"] + word["end"])}
+        return forced
 
 
 def _contract_chunk(segment: dict[str, Any]) -> dict[str, Any]:
