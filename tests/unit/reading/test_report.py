@@ -30,7 +30,7 @@ def test_each_miscue_kind_is_named() -> None:
         (None, "then", "insertion"), (8, "sat", "correct"), (9, "down", "correct"),
     ]
     errors = [(e["audio_segment"]["file"], e["at_char"], e["found"], e["expected"]) for e in result["errors"]]
-    assert errors == [("f0", 9, "dig", "dog"), ("f0", 13, "ran", ""), ("f0", 27, "", "park"), ("f1", 4, "then", "")]
+    assert errors == [("f0", 9, "dig", "dog"), ("f0", 13, "ran", ""), ("f0", 27, "", "park"), ("f1", 5, "then", "")]
     dog = result["report"]["words"][2]
     assert (dog["spoken"], dog["start"], dog["end"], dog["method"]) == ("dig", 1.0, 1.3, "word_alignment")
     insertion = result["report"]["words"][8]
