@@ -1,0 +1,150 @@
+"""Image helpers of the inspection service: decoding, patch grids, anomaly maps and boxes.
+
+Everything here is Ray-free numpy/OpenCV/SciPy, shared by every algorithm.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image, UnidentifiedImageError
+from scipy import ndimage
+
+from percept.errors import BadRequest
+
+Image.MAX_IMAGE_PIXELS = 80_000_000
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """RGB uint8 array from encoded bytes (any format Pillow reads); 400 when unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadRequest(f"not a readable image: {exc}") from None
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) without decoding the pixels."""
+    with Image.open(io.BytesIO(data)) as img:
+        return int(img.width), int(img.height)
+
+
+def to_working(img: np.ndarray, work_size: int) -> tuple[np.ndarray, float]:
+    """Float32 RGB in [0, 1], downscaled so the longer side is at most ``work_size``.
+
+    Returns the image and the factor that maps working coordinates back to the original.
+    """
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    h, w = img.shape[:2]
+    scale = max(h, w) / float(work_size)
+    if scale > 1.0:
+        size = (max(1, round(w / scale)), max(1, round(h / scale)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    else:
+        scale = 1.0
+    return img.astype(np.float32) / 255.0, scale
+
+
+def grid_positions(length: int, patch: int, stride: int) -> np.ndarray:
+    """Start offsets of patches along one axis, the last one flush with the border."""
+    if length <= patch:
+        return np.array([0])
+    starts = list(range(0, length - patch + 1, stride))
+    if starts[-1] != length - patch:
+        starts.append(length - patch)
+    return np.array(starts)
+
+
+@dataclass
+class PatchGrid:
+    """Patches of one image on a regular grid (``rows × cols`` positions)."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    ph: int
+    pw: int
+    shape: tuple[int, int]
+
+    @property
+    def count(self) -> int:
+        return int(len(self.ys) * len(self.xs))
+
+
+def extract_patches(img: np.ndarray, patch: tuple[int, int], stride: int) -> tuple[np.ndarray, PatchGrid]:
+    """Patches as rows ``(n, ph*pw*c)`` and the grid they came from (padding tiny images)."""
+    ph, pw = patch
+    h, w = img.shape[:2]
+    if h < ph or w < pw:
+        img = np.pad(img, ((0, max(0, ph - h)), (0, max(0, pw - w)), (0, 0)), mode="reflect")
+        h, w = img.shape[:2]
+    ys, xs = grid_positions(h, ph, stride), grid_positions(w, pw, stride)
+    windows = sliding_window_view(img, (ph, pw), axis=(0, 1))  # (H', W', C, ph, pw)
+    picked = windows[ys][:, xs]  # (rows, cols, C, ph, pw)
+    rows = picked.reshape(len(ys) * len(xs), -1)
+    return np.ascontiguousarray(rows, dtype=np.float32), PatchGrid(ys, xs, ph, pw, (h, w))
+
+
+def scores_to_map(scores: np.ndarray, grid: PatchGrid, out_shape: tuple[int, int]) -> np.ndarray:
+    """Per-pixel mean of the scores of every patch covering the pixel."""
+    h, w = grid.shape
+    acc = np.zeros((h, w), np.float64)
+    cnt = np.zeros((h, w), np.float64)
+    values = scores.reshape(len(grid.ys), len(grid.xs))
+    for i, y in enumerate(grid.ys):
+        for j, x in enumerate(grid.xs):
+            acc[y : y + grid.ph, x : x + grid.pw] += values[i, j]
+            cnt[y : y + grid.ph, x : x + grid.pw] += 1
+    out = (acc / np.maximum(cnt, 1)).astype(np.float32)
+    return out[: out_shape[0], : out_shape[1]]
+
+
+def find_boxes(
+    norm_map: np.ndarray, level: float, min_area: int, scale: float, original: tuple[int, int]
+) -> list[dict[str, Any]]:
+    """Connected regions of ``norm_map > level`` (at least ``min_area`` working pixels).
+
+    Boxes are in original-image pixel coordinates (inclusive bounds), largest score first.
+    """
+    labels, count = ndimage.label(norm_map > level)
+    boxes: list[dict[str, Any]] = []
+    if count == 0:
+        return boxes
+    oh, ow = original
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        if region is None:
+            continue
+        mask = labels[region] == index
+        area = int(mask.sum())
+        if area < min_area:
+            continue
+        ys, xs = region
+        boxes.append(
+            {
+                "x_min": int(min(ow - 1, np.floor(xs.start * scale))),
+                "y_min": int(min(oh - 1, np.floor(ys.start * scale))),
+                "x_max": int(min(ow - 1, np.ceil(xs.stop * scale) - 1)),
+                "y_max": int(min(oh - 1, np.ceil(ys.stop * scale) - 1)),
+                "score": round(float(norm_map[region][mask].max()), 4),
+                "area": int(round(area * scale * scale)),
+            }
+        )
+    boxes.sort(key=lambda b: -b["score"])
+    return boxes
+
+
+def heatmap_png(norm_map: np.ndarray, level: float) -> bytes:
+    """The normalised anomaly map as a colour PNG (threshold at the middle of the scale)."""
+    scaled = np.clip(norm_map / (2.0 * max(level, 1e-6)), 0.0, 1.0)
+    gray = (scaled * 255).astype(np.uint8)
+    colour = cv2.applyColorMap(gray, cv2.COLORMAP_JET)[:, :, ::-1]
+    buf = io.BytesIO()
+    Image.fromarray(colour).save(buf, format="PNG")
+    return buf.getvalue()
