@@ -6,7 +6,7 @@ then measures the resident memory of the process tree (driver, raylet, GCS, Serv
 proxy and every replica) after 10 s of idleness. Baseline printed beside it: the same
 measurements for a bare `ray start` cluster (the floor any Ray Serve app pays).
 
-    python benchmarks/platform_startup.py
+    python benchmarks/platform_startup.py     # note: runs `ray stop --force` first and last
 """
 
 from __future__ import annotations

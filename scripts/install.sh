@@ -33,7 +33,11 @@ fi
 stamp=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/.percept-installed 2>/dev/null)" != "$stamp" ]; then
   echo "installing Python packages into .venv (torch: the CPU build, see README)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[dev]"; } >"$log" 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" "$log" | tail -40 >&2
+    echo "pip install failed (full log: $log)" >&2
+    exit 1
+  fi
   echo "$stamp" > .venv/.percept-installed
 fi
