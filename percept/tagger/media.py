@@ -166,7 +166,7 @@ def decode_video(
     import av
 
     try:
-        container = av.open(io.BytesIO(data))
+        container = av.open(io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise DocumentRejected(NOT_SUITABLE, f"undecodable video: {exc}") from None
     probes: list[Frame] = []

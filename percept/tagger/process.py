@@ -16,8 +16,16 @@ from typing import Any, Protocol
 from percept.errors import ServiceError, ServiceUnavailable, unwrap_remote_error
 from percept.schemas.tagger import TaggerDocument, TaggerRequest, TaggerResponse
 from percept.tagger import aggregate
-from percept.tagger.media import DocumentRejected, Media, decode_base64, decode_image, decode_video, media_kind
-from percept.tagger.media import Frame, normalise_type
+from percept.tagger.media import (
+    DocumentRejected,
+    Frame,
+    Media,
+    decode_base64,
+    decode_image,
+    decode_video,
+    media_kind,
+    normalise_type,
+)
 from percept.tagger.settings import TaggerSettings
 
 logger = logging.getLogger(__name__)

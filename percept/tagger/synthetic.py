@@ -7,6 +7,7 @@ import base64
 import io
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ def make_video(
     width, height = size
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=fps)
+        stream: Any = out.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         for content, seconds in segments:
@@ -45,7 +46,7 @@ def make_video(
             else:
                 frame_rgb = np.empty((height, width, 3), np.uint8)
                 frame_rgb[:] = content
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb, dtype=np.uint8), format="rgb24")
             for _ in range(round(seconds * fps)):
                 for packet in stream.encode(frame):
                     out.mux(packet)
@@ -69,3 +70,18 @@ def document(data: bytes, file_type: str, doc_id: str | None = None, **source: A
             **source,
         },
     }
+
+
+def tiny_yolos(folder: Path, labels: dict[int, str] | None = None, detection_tokens: int = 5) -> Path:
+    """Save a tiny random YOLOS detector (and its PIL processor) with ``save_pretrained``."""
+    from transformers import YolosConfig, YolosForObjectDetection, YolosImageProcessorPil
+
+    labels = labels or {0: "car", 1: "person"}
+    config = YolosConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+        image_size=[64, 64], patch_size=16, num_detection_tokens=detection_tokens,
+        id2label=labels, label2id={v: k for k, v in labels.items()},
+    )
+    YolosForObjectDetection(config).save_pretrained(folder)
+    YolosImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 64}).save_pretrained(folder)
+    return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -67,18 +66,3 @@ def models_dir(tmp_path: Path) -> Path:
     path = tmp_path / "models"
     path.mkdir()
     return path
-
-
-def tiny_yolos(folder: Path, labels: dict[int, str] | None = None, detection_tokens: int = 5) -> Any:
-    """Save a tiny random YOLOS detector (and its PIL processor) with ``save_pretrained``."""
-    from transformers import YolosConfig, YolosForObjectDetection, YolosImageProcessorPil
-
-    labels = labels or {0: "car", 1: "person"}
-    config = YolosConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-        image_size=[64, 64], patch_size=16, num_detection_tokens=detection_tokens,
-        id2label=labels, label2id={v: k for k, v in labels.items()},
-    )
-    YolosForObjectDetection(config).save_pretrained(folder)
-    YolosImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 64}).save_pretrained(folder)
-    return folder
