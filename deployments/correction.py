@@ -1,12 +1,139 @@
-"""The correction service's model deployments (filled in by its issue)."""
+"""The correction service's deployment: runs image-correction jobs off the ingress.
+
+``CorrectionDeployment.run_job`` drives one job: the per-image work fans out on Ray Data
+(``pipelines.correction``) from this replica, the dataset-level analysis runs here, corrected
+images and the report go to the blob store under ``correction/<owner>/<job id>/``, and the
+full output JSON is stored there as ``result.json`` (the task record keeps a summary).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import re
+from typing import Any
+
+from ray import serve
 from ray.serve import Application
 
+from deployments.base import ModelDeployment, deployment_options
 from percept.config import AppArgs
+from percept.correction.events import SocketEvents
+from percept.correction.features import path_allowed
+from percept.correction.images import ImageDecodeError, metadata
+from percept.correction.job import Executor, run_job
+from percept.correction.state import BlobSink
+from percept.errors import BadRequest, Forbidden, NotFound
+from percept.storage import BlobStore
+
+logger = logging.getLogger(__name__)
+
+HANDLE = "correction"
+
+
+def owner_segment(owner: str) -> str:
+    """A blob-key-safe form of a principal id (``user:ann`` → ``user_ann``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", owner) or "_"
+
+
+def job_prefix(owner: str, job_id: str) -> str:
+    return f"correction/{owner_segment(owner)}/{job_id}"
+
+
+class CorrectionSettings:
+    """``service_config.correction``: allowed_roots and the job defaults (batch knobs)."""
+
+    def __init__(self, args: AppArgs) -> None:
+        section = args.service_section("correction")
+        roots = section.get("allowed_roots") or [str(args.data_dir)]
+        self.allowed_roots: list[str] = [str(r) for r in roots]
+        self.models_path = str(args.models_path)
+        self.defaults: dict[str, Any] = {"batch_size": 32, "concurrency": 1, "num_cpus": 1.0}
+        self.defaults.update(section.get("defaults") or {})
+
+
+@serve.deployment(name="CorrectionDeployment")
+class CorrectionDeployment(ModelDeployment[CorrectionSettings]):
+    """Runs jobs and metadata look-ups; one replica can run several jobs at once."""
+
+    model_label = "correction"
+
+    def __init__(self, args: AppArgs, executor: Executor | None = None) -> None:
+        super().__init__(args)
+        # Ray Data by default; tests inject the in-process executor.
+        self.executor = executor
+        self.blobs = BlobStore(str(args.blob_url))
+        self.load(lambda: CorrectionSettings(args))
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """``user_config`` keys ``batch_size``, ``concurrency``, ``num_cpus``: job defaults."""
+        settings = self.require()
+        for key in ("batch_size", "concurrency", "num_cpus"):
+            if key in user_config:
+                settings.defaults[key] = user_config[key]
+
+    def _prepare(self, request: dict[str, Any]) -> dict[str, Any]:
+        settings = self.require()
+        params = dict(settings.defaults)
+        params.update({k: v for k, v in (request.get("config_params") or {}).items() if v is not None})
+        params.pop("output_dir", None)  # over HTTP outputs always go to the blob store
+        models = params.get("models_path")
+        if models and not path_allowed(str(models), settings.allowed_roots + [settings.models_path]):
+            raise Forbidden("config_params.models_path is outside the allowed roots")
+        params["models_path"] = models or settings.models_path
+        return {**request, "config_params": params}
+
+    async def run_job(self, job_id: str, owner: str, request: dict[str, Any], reporter: Any,
+                      sock_addr: str = "") -> dict[str, Any]:
+        """Run one job; returns the summary kept in the task record."""
+        from pipelines.correction import ray_data_executor
+
+        executor = self.executor or ray_data_executor
+        settings = self.require()
+        body = self._prepare(request)
+        prefix = job_prefix(owner, job_id)
+        events = SocketEvents(sock_addr, job_id, owner)
+
+        def emit(percent: float, message: str) -> None:
+            reporter(percent, message)
+            events.progress(percent, message)
+
+        def work() -> dict[str, Any]:
+            return run_job(body, job_id=job_id, sink=BlobSink(self.blobs, prefix),
+                           executor=executor, emit=emit, allowed_roots=settings.allowed_roots)
+
+        try:
+            output = await asyncio.to_thread(work)
+        except Exception as exc:
+            events.finished(False, str(exc))
+            raise
+        key = await asyncio.to_thread(self.blobs.put_bytes, f"{prefix}/result.json", json.dumps(output).encode())
+        events.finished(True)
+        return {
+            "result_key": key,
+            "report_key": output["job"]["report"],
+            "images": output["job"]["images"],
+            "failed_images": output["job"]["failed_images"],
+            "tasks": [{"name": t["name"], **{k: len(t[k]) for k in ("outliers", "removed", "corrected")
+                                               if isinstance(t.get(k), list)}}
+                      | ({"error": t["error"]} if "error" in t else {}) for t in output["tasks"]],
+        }
+
+    async def image_metadata(self, path: str) -> dict[str, Any]:
+        """``get_image_metadata`` for a server-side path inside the allowed roots."""
+        settings = self.require()
+        if not path_allowed(path, settings.allowed_roots):
+            raise Forbidden("path is outside the allowed roots")
+        try:
+            return await asyncio.to_thread(metadata, path)
+        except ImageDecodeError as exc:
+            text = str(exc)
+            raise (NotFound if "not found" in text or "not a file" in text else BadRequest)(text) from None
 
 
 def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
-    """Bound deployments of this service, keyed by the handle name the routers use."""
-    return {}
+    """The job runner; its Ray Data actors take their own CPUs (``num_cpus`` per actor)."""
+    options = deployment_options(args, "correction", gpu, num_cpus=0.1, num_gpus=0.0,
+                                 max_ongoing_requests=8, num_replicas=1, autoscaling_config=None)
+    return {HANDLE: CorrectionDeployment.options(**options).bind(args)}

@@ -18,7 +18,6 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-
 def robust_z(values: np.ndarray) -> np.ndarray:
     """(v - median) / (1.4826 · MAD); a flat sample gives zeros."""
     med = float(np.median(values))
@@ -26,7 +25,6 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     if mad < 1e-9:
         return np.zeros_like(values, dtype=np.float64)
     return (values - med) / mad
-
 
 def reduce_features(features: np.ndarray, dims: int = 50, seed: int = 0) -> np.ndarray:
     """Standardised features reduced by PCA to at most ``dims`` dimensions."""
@@ -38,7 +36,6 @@ def reduce_features(features: np.ndarray, dims: int = 50, seed: int = 0) -> np.n
     if n_comp < 1:
         return scaled
     return PCA(n_components=n_comp, random_state=seed).fit_transform(scaled)
-
 
 def out_of_sample_probabilities(
     features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = 5, seed: int = 0
@@ -78,13 +75,11 @@ def out_of_sample_probabilities(
             probs[np.ix_(rest, fitted.classes_)] = fitted.predict_proba(x[rest])
     return probs, small
 
-
 @dataclass
 class Mislabel:
     index: int
     suggested: int
     confidence: float
-
 
 def find_mislabeled(probs: np.ndarray, labels: np.ndarray, skip: set[int] | None = None) -> list[Mislabel]:
     """Confident learning: an image is mislabeled when its own class's probability is below
@@ -108,7 +103,6 @@ def find_mislabeled(probs: np.ndarray, labels: np.ndarray, skip: set[int] | None
         found.append(Mislabel(index=i, suggested=int(best), confidence=float(probs[i, best])))
     return found
 
-
 @dataclass
 class SplitFinding:
     cls: int
@@ -116,17 +110,18 @@ class SplitFinding:
     score: float
     assignment: np.ndarray  # sub-class per member, in member order
 
-
 def find_splits(
-    features: np.ndarray, labels: np.ndarray, n_classes: int, *, ratio: float = 3.5,
-    min_size: int = 10, max_k: int = 3, seed: int = 0,
+    features: np.ndarray, labels: np.ndarray, n_classes: int, *, ratio: float = 2.0, min_gain: float = 2.0,
+    min_size: int = 10, max_k: int = 3, seed: int = 0, trusted: np.ndarray | None = None,
 ) -> tuple[list[SplitFinding], dict[int, float]]:
     """Classes whose members form several well-separated groups.
 
     Per class, Gaussian mixtures with 1..max_k components are fitted in a 5-d PCA of its
-    members; the score is the BIC gain per image of the best k over k = 1. A class is split
-    when its score is ``ratio`` times the median score of all classes (the classes of one
-    dataset are their own yardstick) and the gain is positive.
+    members; the score is the BIC gain per image of the best k over k = 1 (affine-invariant,
+    in nats per image). A class is split when its score is at least ``min_gain`` and at
+    least ``ratio`` times the median score of all classes (the dataset's own yardstick). Only ``trusted`` images
+    (e.g. those whose out-of-sample prediction agrees with their label) fit the mixtures, so
+    mislabeled strays do not pass for a sub-class; every member is then assigned.
     """
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
@@ -136,10 +131,12 @@ def find_splits(
     fits: dict[int, tuple[int, np.ndarray]] = {}
     for c in range(n_classes):
         members = np.flatnonzero(labels == c)
-        if len(members) < min_size:
+        fit_on = members if trusted is None else members[trusted[members]]
+        if len(fit_on) < min_size:
             continue
-        dims = int(min(5, len(members) - 1, reduced.shape[1]))
-        z = PCA(n_components=dims, random_state=seed).fit_transform(reduced[members])
+        dims = int(min(5, len(fit_on) - 1, reduced.shape[1]))
+        pca = PCA(n_components=dims, random_state=seed).fit(reduced[fit_on])
+        z = pca.transform(reduced[fit_on])
         bics, models = [], []
         for k in range(1, max_k + 1):
             if len(members) < k * 5:
@@ -153,26 +150,23 @@ def find_splits(
         gains = bics[0] - np.array(bics)
         # The fewest sub-classes that reach 90 % of the best BIC gain (no needless splits).
         best = int(np.flatnonzero(gains >= 0.9 * gains.max())[0]) if gains.max() > 0 else 0
-        scores[c] = float((bics[0] - bics[best]) / len(members))
-        fits[c] = (best + 1, models[best].predict(z))
+        scores[c] = float((bics[0] - bics[best]) / len(fit_on))
+        fits[c] = (best + 1, models[best].predict(pca.transform(reduced[members])))
     if not scores:
         return [], scores
-    median = float(np.median([max(s, 0.0) for s in scores.values()]))
-    floor = max(median, 0.05)
+    median = float(np.median([max(v, 0.0) for v in scores.values()]))
     found = [
-        SplitFinding(cls=c, n_subclasses=fits[c][0], score=s / floor, assignment=fits[c][1])
+        SplitFinding(cls=c, n_subclasses=fits[c][0], score=s, assignment=fits[c][1])
         for c, s in scores.items()
-        if fits[c][0] > 1 and s > 0 and s / floor >= ratio
+        if fits[c][0] > 1 and s >= min_gain and s >= ratio * median
     ]
-    return found, {c: s / floor for c, s in scores.items()}
-
+    return found, scores
 
 def find_blurred(edge_scores: np.ndarray, z_threshold: float = -4.5,
                  hopeless_z: float = -12.0) -> tuple[np.ndarray, np.ndarray]:
     """(blurred, hopeless) masks: edge steepness far below the dataset's own."""
     z = robust_z(np.log(np.maximum(edge_scores, 1e-9)))
     return z <= z_threshold, z <= hopeless_z
-
 
 def find_badly_lit(low: np.ndarray, high: np.ndarray, brightness: np.ndarray,
                    fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,7 +182,6 @@ def find_badly_lit(low: np.ndarray, high: np.ndarray, brightness: np.ndarray,
     bright = ((low > cut) | (brightness > 0.92)) & ~dark
     hopeless = (high - low) < 0.02
     return dark, bright, hopeless
-
 
 def project_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """(n, 2) PCA coordinates of the standardised features."""

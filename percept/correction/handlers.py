@@ -69,9 +69,13 @@ def class_splitting(state: JobState, action: str, cache: dict[str, Any]) -> dict
     good = state.good
     if "splits" not in cache:
         if len(good) >= 2:
+            labels = _labels(state)
+            probs = np.array([r.probs for r in good])
+            trusted = probs.argmax(axis=1) == labels if probs.size else None
             cache["splits"] = analysis.find_splits(
-                _features(state), _labels(state), len(state.classes),
-                ratio=state.config.split_ratio, seed=state.config.seed)
+                _features(state), labels, len(state.classes),
+                ratio=state.config.split_ratio, min_gain=state.config.split_min_gain,
+                seed=state.config.seed, trusted=trusted)
         else:
             cache["splits"] = ([], {})
     found, scores = cache["splits"]

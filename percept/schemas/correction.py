@@ -1,0 +1,54 @@
+"""Wire models of the correction service (the spec's request; job status and listings)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CorrectionTask(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(..., description="diagnose_|correct_ + mislabeled_images|class_splitting|image_blur|"
+                                       "lighting_conditions (or ic::diagnose::…)")
+
+
+class CorrectionJobRequest(BaseModel):
+    """The spec's ``start_ic_processing_job`` request (image paths are server-side paths)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    config_params: dict[str, Any] | None = Field(
+        None, description="models_path, features (auto|pixels|imagenet), batch_size, concurrency, num_cpus, "
+                          "num_gpus, folds, seed, split_ratio, blur_z, lighting_fraction, relabel_confidence")
+    dataset: dict[str, Any] = Field(..., description="uuid, classes, class_files {class: {path: {uuid, …}}}")
+    tasks: list[CorrectionTask] = Field(..., min_length=1)
+
+
+JobStatus = Literal["pending", "running", "completed", "failed"]
+
+
+class CorrectionJobResponse(BaseModel):
+    """A job's status (``completed`` is the spec's name for the platform's ``finished``)."""
+
+    job_id: str
+    status: JobStatus
+    progress: float
+    message: str = ""
+    error: str | None = None
+    created_at: float
+    finished_at: float | None = None
+    summary: dict[str, Any] | None = None
+
+
+class ImageMetadataRequest(BaseModel):
+    path: str = Field(..., min_length=1, description="server-side path inside the allowed roots")
+
+
+class ImageMetadataResponse(BaseModel):
+    channels: int
+    height: int
+    width: int
+    mean: list[float]
+    std_dev: list[float]
