@@ -81,6 +81,7 @@ class PatchGrid:
 def extract_patches(img: np.ndarray, patch: tuple[int, int], stride: int) -> tuple[np.ndarray, PatchGrid]:
     """Patches as rows ``(n, ph*pw*c)`` and the grid they came from (padding tiny images)."""
     ph, pw = patch
+    stride = max(1, min(stride, ph, pw))  # a stride past the patch would leave pixels unscored
     h, w = img.shape[:2]
     if h < ph or w < pw:
         img = np.pad(img, ((0, max(0, ph - h)), (0, max(0, pw - w)), (0, 0)), mode="reflect")

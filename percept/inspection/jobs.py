@@ -70,7 +70,7 @@ def submit_training(services: Services, records: InspectionRepo, owner: str, mod
             raise
 
         def finish(doc: Doc) -> None:
-            doc.update(status="active", model_key=meta["model_key"], updated_at=time.time(), metrics=meta)
+            doc.update(status="active", active=True, model_key=meta["model_key"], updated_at=time.time(), metrics=meta)
 
         done = await asyncio.to_thread(records.update_model, model_id, finish)
         if done is not None:  # deleted while training: keep nothing active
