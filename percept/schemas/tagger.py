@@ -7,8 +7,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 OD_PROMPT = "<OD>"
-# Prompts that ask for labels (the original's default) rather than object counts.
-LABEL_PROMPTS = frozenset({"", "<CLASSIFY>", "<TAGS>"})
 
 
 class TaggerSource(BaseModel):
@@ -48,6 +46,8 @@ class TaggerRequest(BaseModel):
 
     documents: list[TaggerDocument]
     num_labels: int = Field(5, ge=1, le=1000)
+    # Florence-2 style prompt of the original's second model: only "<OD>" (object counts) has a
+    # meaning here; any other prompt is read as "labels".
     prompt: str | None = Field(None, description='"<OD>" asks for object counts instead of labels')
     detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description="overrides the configured one")
 
