@@ -39,7 +39,23 @@ def _catalog(args: AppArgs) -> ImageCatalog:
 
 
 class _Batched(ModelDeployment[Any]):
-    """Shared batching of single-image queries (``@serve.batch`` knobs via user_config)."""
+    """Shared batching of single-image queries (``@serve.batch`` knobs via user_config).
+
+    Weights may arrive after the replica started: while the core is missing, each request
+    looks for them again (a few file checks) before answering 503.
+    """
+
+    _factory: Any = None
+
+    def load(self, factory: Any) -> None:
+        self._factory = factory
+        super().load(factory)
+
+    async def ready(self) -> Any:
+        """The core, loading it now if its weights appeared since the last try."""
+        if self.core is None and self._factory is not None:
+            await asyncio.to_thread(super().load, self._factory)
+        return self.require()
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         size = int(user_config.get("max_batch_size", 8))
@@ -49,13 +65,13 @@ class _Batched(ModelDeployment[Any]):
 
     async def embed_images(self, images: list[np.ndarray]) -> tuple[str, np.ndarray]:
         """(model name, unit vectors) of a batch of images."""
-        core = self.require()
+        core = await self.ready()
         return core.name, await asyncio.to_thread(core.embed_images, images)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def embed_single(self, images: list[np.ndarray]) -> list[tuple[str, np.ndarray]]:
         """One image per call; concurrent calls are embedded together."""
-        core = self.require()
+        core = await self.ready()
         vectors = await asyncio.to_thread(core.embed_images, images)
         return [(core.name, v[None, :]) for v in vectors]
 
@@ -96,7 +112,7 @@ class ClipEmbedderDeployment(_Batched):
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def embed_text(self, texts: list[str]) -> list[tuple[str, np.ndarray]]:
         """One text per call; concurrent calls are embedded together."""
-        core = self.require()
+        core = await self.ready()
         vectors = await asyncio.to_thread(core.embed_texts, texts)
         return [(core.name, v[None, :]) for v in vectors]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,7 @@ def _plain(deployment: Any) -> Any:
             return name, vectors[:1]
 
         async def embed_text(self, text: str) -> Any:
-            core = self.require()
+            core = await self.ready()
             return core.name, core.embed_texts([text])
 
     return Unbatched
@@ -171,7 +172,7 @@ def test_errors_are_4xx_with_detail(client: TestClient) -> None:
                        headers=ann).status_code == 422
 
 
-def test_missing_weights_answer_503_with_the_directory(tmp_path: Path) -> None:
+def test_missing_weights_answer_503_until_they_arrive(tmp_path: Path, tiny_models: Path) -> None:
     services = make_services(tmp_path)
     args = services.args
     resnet = LocalHandle(_plain(ResNetEmbedderDeployment)(args))
@@ -188,3 +189,6 @@ def test_missing_weights_answer_503_with_the_directory(tmp_path: Path) -> None:
         assert text.status_code == 503 and "CLIP" in text.json()["detail"]
         task = _wait(client, client.get("/get_all_clip_embeddings", headers=ann).json()["task_id"], ann)
         assert task["status"] == "failed" and task["error_status"] == 503
+        shutil.copytree(tiny_models, args.models_path, dirs_exist_ok=True)
+        found = client.post("/get_top_24_resnet_similar", files=files, headers=ann, params={"format": "json"})
+        assert found.status_code == 200 and found.json()["results"] == []
