@@ -43,8 +43,12 @@ def tagger_settings(services: Services) -> TaggerSettings:
 
 
 def job_log(services: Services) -> JobLog:
-    settings = tagger_settings(services)
-    return JobLog(services.state, settings.max_jobs, settings.job_ttl_s)
+    """The replica's job log (one instance, so its eviction cadence counts every job)."""
+    log = services.extras.get("tagger_jobs")
+    if log is None:
+        settings = tagger_settings(services)
+        log = services.extras["tagger_jobs"] = JobLog(services.state, settings.max_jobs, settings.job_ttl_s)
+    return log  # type: ignore[no-any-return]
 
 
 @router.post("/process", response_model=TaggerResponse, summary="Tag images and videos (labels or object counts)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 OD_PROMPT = "<OD>"
 
@@ -50,6 +50,15 @@ class TaggerRequest(BaseModel):
     # meaning here; any other prompt is read as "labels".
     prompt: str | None = Field(None, description='"<OD>" asks for object counts instead of labels')
     detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description="overrides the configured one")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _num_classes_alias(cls, value: Any) -> Any:
+        # The spec's prose calls the parameter num_classes, its parameter list num_labels:
+        # accept both, num_labels first.
+        if isinstance(value, dict) and "num_labels" not in value and "num_classes" in value:
+            value = {**value, "num_labels": value["num_classes"]}
+        return value
 
     @field_validator("num_labels", mode="before")
     @classmethod

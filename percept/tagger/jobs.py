@@ -2,7 +2,9 @@
 
 Every ``/process`` call is a job ``{uid, status, type_job}`` in the state store namespace
 ``tagger_jobs``. (**Fix of the original**: it never evicted jobs.) Jobs older than
-``ttl_s`` and all but the newest ``max_jobs`` are evicted whenever a job starts.
+``ttl_s`` and all but the newest ``max_jobs`` are evicted every ``EVICT_EVERY`` starts
+(so the log holds at most ``max_jobs + EVICT_EVERY`` jobs per ingress replica) and
+before every listing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from percept.storage import StateStore
 
 logger = logging.getLogger(__name__)
 NAMESPACE = "tagger_jobs"
+EVICT_EVERY = 8
 
 
 class JobLog:
@@ -25,6 +28,7 @@ class JobLog:
         self.state = state
         self.max_jobs = max_jobs
         self.ttl_s = ttl_s
+        self._started = 0
 
     def start(self, type_job: str, documents: int) -> str:
         """Record a running job; returns its uid."""
@@ -34,7 +38,9 @@ class JobLog:
             "uid": uid, "status": "running", "type_job": type_job,
             "documents": documents, "created": now, "updated": now,
         })
-        self.evict()
+        self._started += 1
+        if self._started % EVICT_EVERY == 0:
+            self.evict()
         return uid
 
     def finish(self, uid: str, status: str, **extra: Any) -> None:

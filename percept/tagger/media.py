@@ -160,9 +160,14 @@ def decode_video(
     probe_fps: float = 4.0,
     max_probes: int = 600,
     scene_threshold: float = 0.25,
+    keyframes_after_s: float = 120.0,
     short_side: int = FRAME_SHORT_SIDE,
 ) -> Media:
-    """Sample up to ``max_frames`` frames of a video file, scene-change aware."""
+    """Sample up to ``max_frames`` frames of a video file, scene-change aware.
+
+    Videos longer than ``keyframes_after_s`` are probed on key frames only (the decoder
+    skips the others), which keeps hour-long videos far faster than real time.
+    """
     import av
 
     try:
@@ -181,6 +186,8 @@ def decode_video(
             duration = float(stream.duration * stream.time_base)
         elif container.duration:
             duration = container.duration / 1_000_000
+        if duration > keyframes_after_s:
+            stream.codec_context.skip_frame = "NONKEY"
         step = 1.0 / probe_fps
         if duration > 0 and duration / step > max_probes:
             step = duration / max_probes  # long video: probe more sparsely, never more than max_probes

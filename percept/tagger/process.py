@@ -99,6 +99,7 @@ def load_media(doc: TaggerDocument, settings: TaggerSettings) -> Media:
         probe_fps=settings.video_probe_fps,
         max_probes=settings.video_max_probe_frames,
         scene_threshold=settings.scene_threshold,
+        keyframes_after_s=settings.video_keyframes_after_s,
     )
 
 

@@ -24,6 +24,7 @@ class TaggerSettings(BaseModel):
     video_frames: int = Field(8, ge=1, le=256, description="frames tagged per video")
     video_probe_fps: float = Field(4.0, gt=0, description="frames per second examined for scene changes")
     video_max_probe_frames: int = Field(600, ge=1)
+    video_keyframes_after_s: float = Field(120.0, ge=0, description="longer videos are probed on key frames only")
     scene_threshold: float = Field(0.25, gt=0, le=1, description="mean abs difference that counts as a cut")
     label_min_probability: float = Field(0.05, ge=0, le=1, description="a label 'appears' in a frame above this")
     max_document_mb: float = Field(50.0, gt=0, description="decoded size limit of one document")

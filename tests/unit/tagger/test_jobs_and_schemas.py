@@ -54,3 +54,17 @@ def test_settings_validate() -> None:
         TaggerSettings.from_section({"video_frames": 0})
     with pytest.raises(ValidationError):
         TaggerSettings.from_section({"unknown_knob": 1})
+
+
+def test_job_log_stays_bounded(tmp_path: Path) -> None:
+    from percept.tagger.jobs import EVICT_EVERY
+
+    log = JobLog(SqliteStateStore(tmp_path / "s.db"), max_jobs=4, ttl_s=100)
+    for _ in range(30):
+        log.start("tagging", 1)
+        assert len(log.state.list(NAMESPACE)) <= 4 + EVICT_EVERY
+
+
+def test_num_classes_alias() -> None:
+    assert TaggerRequest.model_validate({"documents": [], "num_classes": "8"}).num_labels == 8
+    assert TaggerRequest.model_validate({"documents": [], "num_classes": 8, "num_labels": 2}).num_labels == 2

@@ -111,3 +111,12 @@ def test_decode_video_rejects_garbage() -> None:
     with pytest.raises(DocumentRejected) as err:
         decode_video(b"\x00\x00\x00\x18ftypmp42 garbage" * 10)
     assert err.value.reason == NOT_SUITABLE
+
+
+def test_long_videos_are_probed_on_key_frames() -> None:
+    data = make_video([((255, 0, 0), 3.0), ((0, 0, 255), 3.0)], fps=10)
+    every = decode_video(data, max_frames=60, probe_fps=100, keyframes_after_s=1000)
+    keys = decode_video(data, max_frames=60, probe_fps=100, keyframes_after_s=1.0)
+    assert len(every.frames) == 60
+    assert 2 <= len(keys.frames) < 20  # mpeg4 puts a key frame every dozen frames
+    assert keys.frames[-1].image[..., 2].mean() > 200  # still sees the blue half
