@@ -10,15 +10,24 @@ OD_PROMPT = "<OD>"
 
 
 class TaggerSource(BaseModel):
-    """A document's ``source``: base64 ``content`` and its metadata (echoed back)."""
+    """A document's ``source``: base64 ``content`` and its metadata (echoed back).
+
+    Lenient on purpose: a bad field of one document must make that document "not treated",
+    not the whole request malformed, so only ``content``'s type is checked (later).
+    """
 
     model_config = ConfigDict(extra="allow")
 
     content: Any = None
     file_type: str | None = None
     file_name: str | None = None
-    fs: dict[str, Any] | None = None
-    embedded_depth: int | None = None
+    fs: Any = None
+    embedded_depth: Any = None
+
+    @field_validator("file_type", "file_name", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return None if value is None else str(value)
 
 
 class TaggerDocument(BaseModel):
@@ -27,7 +36,7 @@ class TaggerDocument(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str = Field(min_length=1)
-    index: str | None = None
+    index: Any = None
     source: TaggerSource = Field(default_factory=TaggerSource)
 
     @field_validator("id", mode="before")

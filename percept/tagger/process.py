@@ -17,6 +17,7 @@ from percept.errors import ServiceError, ServiceUnavailable, unwrap_remote_error
 from percept.schemas.tagger import TaggerDocument, TaggerRequest, TaggerResponse
 from percept.tagger import aggregate
 from percept.tagger.media import (
+    NOT_SUITABLE,
     DocumentRejected,
     Frame,
     Media,
@@ -88,6 +89,9 @@ class Outcome:
 
 def load_media(doc: TaggerDocument, settings: TaggerSettings) -> Media:
     """Decode one document (blocking: run it in a thread)."""
+    content = doc.source.content
+    if not isinstance(content, str) or not content.strip():  # nothing to tag, whatever its type
+        raise DocumentRejected(NOT_SUITABLE, "no content")
     file_type = normalise_type(doc.source.file_type, doc.source.file_name)
     kind = media_kind(file_type)
     data = decode_base64(doc.source.content, int(settings.max_document_mb * 2**20))

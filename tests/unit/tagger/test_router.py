@@ -173,3 +173,16 @@ def test_failed_job_is_recorded(tmp_path: Path) -> None:
     client.post("/process", json={"documents": [], "prompt": "<OD>"})
     (job,) = client.get("/work/status").json().values()
     assert job["status"] == "failed" and "unavailable" in job["error"]
+
+
+def test_odd_metadata_fails_only_its_document(client: TestClient) -> None:
+    docs = [
+        {"id": "num-type", "index": 3, "source": {"content": "aGVsbG8=", "file_type": 5, "embedded_depth": "x"}},
+        {"id": "no-source"},
+        {"id": "number-content", "source": {"content": 12345, "file_type": "png"}},
+        document(red_png(), "png", "ok", file_name=None),
+    ]
+    body = client.post("/process", json={"documents": docs}).json()
+    assert body["status"]["code"] == 200 and body["number_documents_treated"] == 1
+    assert body["list_id_not_treated"] == [
+        {"num-type": FILE_TYPE_NOT_VALID}, {"no-source": NOT_SUITABLE}, {"number-content": NOT_SUITABLE}]
