@@ -149,11 +149,27 @@ class DictionaryDetector(PatchDetector):
             warnings.simplefilter("ignore")
             learner.fit(feats - self.mean_)
         self.components_ = learner.components_.astype(np.float32)
+        # Scales of the two terms on the training patches, so they add up in z units.
+        errors = self._errors(feats)
+        self.err_mu_, self.err_sigma_ = float(errors.mean()), float(errors.std() + 1e-9)
+        stats = patch_statistics(feats, self.patch)
+        self.stat_mu_, self.stat_sigma_ = stats.mean(axis=0), stats.std(axis=0) + 1e-6
 
-    def score_features(self, feats: np.ndarray) -> np.ndarray:
+    def _errors(self, feats: np.ndarray) -> np.ndarray:
         centred = feats - self.mean_
         residual = omp_residual(centred, self.components_, int(self.params["n_nonzero_coefs"]))
         return np.asarray((residual**2).mean(axis=1), dtype=np.float32)
+
+    def score_features(self, feats: np.ndarray) -> np.ndarray:
+        """Reconstruction error in z units, plus (``stats_weight``) how far the patch's colour
+        mean/std lie from the good patches': smooth defects (flat blobs, stains) are easy to
+        rebuild from a dictionary, so the reconstruction error alone misses them."""
+        err = (self._errors(feats) - self.err_mu_) / self.err_sigma_
+        weight = float(self.params.get("stats_weight", 0.0))
+        if weight <= 0:
+            return np.asarray(err, dtype=np.float32)
+        z = np.abs((patch_statistics(feats, self.patch) - self.stat_mu_) / self.stat_sigma_)
+        return np.asarray(err + weight * z.max(axis=1), dtype=np.float32)
 
 
 def omp_residual(signals: np.ndarray, atoms: np.ndarray, n_nonzero: int) -> np.ndarray:
@@ -290,7 +306,8 @@ ALGORITHMS: dict[str, Algorithm] = {
             (*_common(100, "[8, 8]", "4"),
              ParamSpec(111, "n_components", "int", "32", 2, 256),
              ParamSpec(112, "n_nonzero_coefs", "int", "3", 1, 32),
-             ParamSpec(113, "alpha", "float", "0.1", 0.0001, 100.0)),
+             ParamSpec(113, "alpha", "float", "0.1", 0.0001, 100.0),
+             ParamSpec(114, "stats_weight", "float", "1.0", 0.0, 10.0)),
         ),
         Algorithm(
             "OC", OneClassDetector.name, OneClassDetector,
