@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 # num_labels still count towards the video's mean.
 VIDEO_FRAME_TOP_K = 25
 TAGGING_FAILED = "Tagging failed (internal error)"
+# Serve's back-pressure / replica-gone errors: the whole request is answered 503, not each document.
+SERVE_UNAVAILABLE = frozenset({"BackPressureError", "DeploymentUnavailableError", "ActorUnavailableError"})
 
 
 class TaggerModels(Protocol):
@@ -159,6 +161,9 @@ class TaggerPipeline:
             cause = unwrap_remote_error(exc)
             if isinstance(cause, ServiceError):
                 raise cause from None
+            if type(cause).__name__ in SERVE_UNAVAILABLE:  # by name: this module stays Ray-free
+                raise ServiceUnavailable("unavailable: the tagger models are overloaded or restarting, "
+                                         "retry later", headers={"Retry-After": "1"}) from None
             logger.exception("document %s failed", doc.id)
             return Outcome(doc.id, reason=TAGGING_FAILED)
         return Outcome(doc.id, entry=echo_entry(doc, content, media_type=media.kind, **extra))

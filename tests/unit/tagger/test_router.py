@@ -186,3 +186,29 @@ def test_odd_metadata_fails_only_its_document(client: TestClient) -> None:
     assert body["status"]["code"] == 200 and body["number_documents_treated"] == 1
     assert body["list_id_not_treated"] == [
         {"num-type": FILE_TYPE_NOT_VALID}, {"no-source": NOT_SUITABLE}, {"number-content": NOT_SUITABLE}]
+
+
+class BackPressureError(Exception):
+    """Stands for ray.serve.exceptions.BackPressureError (matched by name)."""
+
+
+class OverloadedClassifier(FakeClassifier):
+    def classify(self, image: Any, k: int) -> list[tuple[str, float]]:
+        raise BackPressureError("queue full")
+
+
+class BrokenClassifier(FakeClassifier):
+    def classify(self, image: Any, k: int) -> list[tuple[str, float]]:
+        raise RuntimeError("boom")
+
+
+def test_overload_is_503_and_crashes_fail_only_the_document(tmp_path: Path) -> None:
+    for classifier, status in ((OverloadedClassifier(), 503), (BrokenClassifier(), 200)):
+        services = make_services(tmp_path / str(status), {"tagger_classifier": classifier}, services=["tagger"])
+        r = TestClient(create_app(services)).post("/process", json={"documents": [document(red_png(), "png", "x")]})
+        assert r.status_code == status and set(r.json()) == ENVELOPE
+        if status == 503:
+            assert "overloaded" in r.json()["error"] and r.headers["retry-after"] == "1"
+        else:
+            assert r.json()["list_id_not_treated"] == [{"x": "Tagging failed (internal error)"}]
+            assert "boom" not in r.text
