@@ -72,8 +72,13 @@ def speak_words(words: list[str], gap_ms: int = 180, lead_ms: int = 300, speed: 
     return audio, times
 
 
-def inject_miscues(reference: list[str], rng: random.Random, kinds: list[str]) -> tuple[list[str], dict[int, str]]:
-    """The words a reader says with one miscue of each kind in ``kinds`` at distinct places."""
+def inject_miscues(reference: list[str], rng: random.Random,
+                   kinds: list[str]) -> tuple[list[str], dict[int, str], dict[int, int]]:
+    """The words a reader says with one miscue of each kind in ``kinds`` at distinct places.
+
+    Returns the spoken words, the miscue per reference index (an insertion is filed under
+    the word it precedes) and, per reference index read, the position of its spoken word.
+    """
     slots = list(range(1, max(2, len(reference) - 1)))
     rng.shuffle(slots)
     plan: dict[int, str] = {}
@@ -86,19 +91,18 @@ def inject_miscues(reference: list[str], rng: random.Random, kinds: list[str]) -
             plan[slot] = kind
             break
     spoken: list[str] = []
+    position: dict[int, int] = {}
     for index, word in enumerate(reference):
         kind = plan.get(index)
-        if kind == "substitution":
-            spoken.append(SUBSTITUTES[word.lower()])
-        elif kind == "omission":
+        if kind == "omission":
             continue
-        elif kind == "insertion":
-            spoken.extend([rng.choice(FILLERS), word])
-        elif kind == "repetition":
-            spoken.extend([word, word])
-        else:
+        if kind == "insertion":
+            spoken.append(rng.choice(FILLERS))
+        position[index] = len(spoken)
+        spoken.append(SUBSTITUTES[word.lower()] if kind == "substitution" else word)
+        if kind == "repetition":
             spoken.append(word)
-    return spoken, plan
+    return spoken, plan, position
 
 
 def render_page(lines: list[str], width: int = 1000, size: int = 34) -> bytes:
