@@ -4,7 +4,8 @@
 named in ``service_config.tagger.classifier``); every frame is one ``classify`` call and
 ``@serve.batch`` groups the frames of one request and of concurrent requests. Knobs in
 ``user_config``: ``max_batch_size``, ``batch_wait_timeout_s``, ``batching`` (false: one
-forward pass per call). ``tagger_detector`` loads a transformers COCO detector from the
+forward pass per call). ``tagger_detector`` batches images the same way (grouped by
+threshold and image size inside a batch) and loads a transformers COCO detector from the
 models directory; without it the replica stays healthy and reports detection unavailable,
 and it looks for the weights again (at most every few seconds) when asked.
 """
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 CLASSIFIER_KEY = "tagger_classifier"
 DETECTOR_KEY = "tagger_detector"
 DEFAULT_BATCH = {"max_batch_size": 16, "batch_wait_timeout_s": 0.01, "batching": True}
+DEFAULT_DETECT_BATCH = {"max_batch_size": 8, "batch_wait_timeout_s": 0.01, "batching": True}
 RETRY_LOAD_S = 5.0
 
 
@@ -94,7 +96,15 @@ class TaggerDetector(ModelDeployment[Any]):
         settings = TaggerSettings.from_section(args.service_section("tagger"))
         self._factory = core_factory or (lambda: load_detector(settings, self.models_path))
         self._tried = 0.0
+        self.batching = True
         self._try_load()
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Batch knobs from ``user_config``, as for the classifier."""
+        config = {**DEFAULT_DETECT_BATCH, **(user_config or {})}
+        self.batching = bool(config["batching"])
+        self._detect_batched.set_max_batch_size(int(config["max_batch_size"]))
+        self._detect_batched.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
 
     def _try_load(self) -> None:
         self._tried = time.monotonic()
@@ -117,7 +127,24 @@ class TaggerDetector(ModelDeployment[Any]):
         """Detections (``label``, ``score``, ``box``) per image above ``threshold``."""
         await asyncio.to_thread(self._retry)
         core = self.require()
+        if self.batching:
+            return list(await asyncio.gather(*(self._detect_batched((image, threshold)) for image in images)))
         return await asyncio.to_thread(core.detect, images, threshold)  # type: ignore[no-any-return]
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def _detect_batched(self, items: list[tuple[np.ndarray, float]]) -> list[list[Detection]]:
+        core = self.require()
+        out: list[list[Detection]] = [[] for _ in items]
+        # One forward pass per (threshold, image size): padding images of different sizes
+        # into one batch would shift DETR-style boxes.
+        groups: dict[tuple[float, tuple[int, ...]], list[int]] = {}
+        for i, (image, threshold) in enumerate(items):
+            groups.setdefault((threshold, tuple(image.shape)), []).append(i)
+        for (threshold, _), members in groups.items():
+            found = await asyncio.to_thread(core.detect, [items[i][0] for i in members], threshold)
+            for i, detections in zip(members, found, strict=True):
+                out[i] = detections
+        return out
 
     def usage(self) -> dict[str, float]:
         """RAM and GPU memory of this replica (GiB)."""
@@ -136,7 +163,8 @@ def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
         user_config=dict(DEFAULT_BATCH),
     ))
     detector = TaggerDetectorDeployment.options(**deployment_options(
-        args, DETECTOR_KEY, gpu, num_cpus=0.1, num_gpus=0.25, max_ongoing_requests=16,
-        autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4},
+        args, DETECTOR_KEY, gpu, num_cpus=0.1, num_gpus=0.25, max_ongoing_requests=64,
+        autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16},
+        user_config=dict(DEFAULT_DETECT_BATCH),
     ))
     return {CLASSIFIER_KEY: classifier.bind(args), DETECTOR_KEY: detector.bind(args)}

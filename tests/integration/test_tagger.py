@@ -88,7 +88,8 @@ def test_malformed_requests_are_4xx_envelopes(percept_app: AppUnderTest) -> None
 
 def test_object_counts_once_a_detector_is_saved(percept_app: AppUnderTest) -> None:
     doc = document(encode_image(data.astronaut()), "png", "astro")
-    request = {"documents": [doc], "prompt": "<OD>", "detection_threshold": 0}
+    clip = document(make_video([(data.astronaut(), 1.0), (data.coffee(), 1.0)], fps=8), "avi", "clip")
+    request = {"documents": [doc, clip], "prompt": "<OD>", "detection_threshold": 0}
     with percept_app.client() as client:
         r = client.post("/process", json=request)
         assert r.status_code == 503 and "object detection unavailable" in r.json()["error"]
@@ -102,6 +103,9 @@ def test_object_counts_once_a_detector_is_saved(percept_app: AppUnderTest) -> No
         counts = r.json()["data"][0]["source"]["content"]
         assert sum(n for c in counts for n in c.values()) == 5  # every detection token at threshold 0
         assert {next(iter(c)) for c in counts} <= {"car", "person"}
+        video = r.json()["data"][1]["source"]
+        assert len(video["detections"]) == 8 and all(len(f["detections"]) == 5 for f in video["detections"])
+        assert 5 <= sum(n for c in video["content"] for n in c.values()) <= 10  # most per frame, per label
         jobs = client.get("/work/status").json()
     assert any(j["type_job"] == "object_detection" and j["status"] == "failed" for j in jobs.values())
     assert any(j["type_job"] == "object_detection" and j["status"] == "finished" for j in jobs.values())

@@ -68,6 +68,7 @@ def test_detector_appears_when_weights_are_saved(tmp_path: Path, monkeypatch: py
     models = tmp_path / "models"
     monkeypatch.setattr(tagger_deployments, "RETRY_LOAD_S", 0.0)
     detector = TaggerDetector(AppArgs(models_path=models))
+    detector.reconfigure({"batching": False})  # @serve.batch needs a Serve replica
     reason = asyncio.run(detector.unavailable_reason())
     assert reason is not None and "not found" in reason and str(models) in reason
     assert detector.status()["available"] is False
