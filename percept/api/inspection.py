@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import UploadFile as FastUpload
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
@@ -80,7 +81,7 @@ async def activate_license(request: Request, owner: ClientDep, records: RepoDep,
     part = form.get("license")
     if not isinstance(part, UploadFile):
         raise api_error(Forbidden, "Invalid license!", "No license file")
-    text = (await read_limited(part, LICENSE_LIMIT)).decode("utf-8", errors="replace")
+    text = (await read_limited(cast(FastUpload, part), LICENSE_LIMIT)).decode("utf-8", errors="replace")
     try:
         payload = await asyncio.to_thread(verify_license, services.state, text, owner.partition(":")[2])
     except LicenseError as exc:
@@ -143,6 +144,7 @@ async def train(body: TrainRequest, owner: LicensedClient, records: RepoDep, ser
         params = algorithm.resolve([(p.algorithm_parameter_id, p.value) for p in body.override_params or []])
     except ValueError as exc:
         raise api_error(BadRequest, "Invalid Request", exc.args[0]) from None
+    services.handle("inspection_trainer")  # 503 before recording anything when training is not deployed
     model = await asyncio.to_thread(jobs.create_model, records, owner, algorithm.algorithm_id, body.name, params, body.item_ids)
     jobs.submit_training(services, records, owner, model)
     return data(model_view(model))
@@ -163,7 +165,7 @@ async def upload(request: Request, owner: LicensedClient, records: RepoDep, serv
     training_field = form.get("training")
     training = parse_bool(training_field, "training") if training_field not in (None, "") else good is not None
     limit = int(float(section.get("max_upload_mb", 20)) * 2**20)
-    payloads = [(part.filename or "", await read_limited(part, limit)) for _, part in files]
+    payloads = [(part.filename or "", await read_limited(cast(FastUpload, part), limit)) for _, part in files]
     item_ids = await asyncio.to_thread(store_uploads, records, services.blobs, owner, payloads, bool(training), good)
     return data({"item_ids": item_ids})
 
@@ -227,6 +229,7 @@ def item(
 @router.post("/v1/serve")
 async def serve_items(body: ServeRequest, owner: LicensedClient, records: RepoDep, services: ServicesDep) -> dict[str, Any]:
     """Predict items with the given model or the active one (runs as a task)."""
+    services.handle("inspection_predictor")  # 503 before touching the items when prediction is not deployed
     items, model = await asyncio.to_thread(jobs.prepare_prediction, records, owner, body.item_ids, body.model_id)
     jobs.submit_prediction(services, records, owner, items, model)
     return data({"item_ids": [i["item_id"] for i in items], "model_version": model["version"]})

@@ -95,6 +95,7 @@ def current_client(request: Request, services: ServicesDep) -> str:
     client = services.clients.get(client_id) if kind == "client" else None
     if client is None or client.get("disabled"):
         raise api_error(Unauthorized, "No permission to access this resource")
+    services.limiter.hit(subject, request.url.path)  # per client and path (serve_config rate_limit_per_minute)
     return subject
 
 

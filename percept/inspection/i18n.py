@@ -60,6 +60,7 @@ JA_PREFIXES: dict[str, str] = {
     "Field required: ": "必須項目がありません: ",
     "Invalid value: ": "不正な値です: ",
     "unavailable: ": "利用できません: ",
+    "Rate limit exceeded: ": "リクエスト数の上限を超えました: ",
 }
 
 

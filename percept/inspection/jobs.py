@@ -25,6 +25,13 @@ PREDICT_KIND = "inspection.predict"
 Doc = dict[str, Any]
 
 
+def _mark_failed(reason: str) -> Any:
+    def apply(doc: Doc) -> None:
+        doc.update(status="failed", error=reason, updated_at=time.time())
+
+    return apply
+
+
 def create_model(
     records: InspectionRepo, owner: str, algorithm_id: str, name: str | None,
     params: dict[str, Any], item_ids: list[str],
@@ -65,8 +72,7 @@ def submit_training(services: Services, records: InspectionRepo, owner: str, mod
             )
         except Exception as exc:
             reason = str(getattr(exc, "detail", exc))[:500]
-            await asyncio.to_thread(records.update_model, model_id, lambda d: d.update(
-                status="failed", error=reason, updated_at=time.time()))
+            await asyncio.to_thread(records.update_model, model_id, _mark_failed(reason))
             raise
 
         def finish(doc: Doc) -> None:
@@ -93,7 +99,7 @@ def refresh_models(records: InspectionRepo, services: Services, owner: str) -> l
             task = services.tasks.get(model["task_id"])
             if task is not None and task.status == TaskStatus.failed:
                 reason = task.error or "training failed"
-                records.update_model(model["model_id"], lambda d, r=reason: d.update(status="failed", error=r))
+                records.update_model(model["model_id"], _mark_failed(reason))
                 model.update(status="failed", error=reason)
     return models
 

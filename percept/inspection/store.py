@@ -34,6 +34,13 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+def _setter(field: str, value: Any) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        doc[field] = value
+
+    return apply
+
+
 class InspectionRepo:
     """Typed access to the inspection namespaces of a :class:`StateStore`."""
 
@@ -137,11 +144,12 @@ class InspectionRepo:
         """The client's default model: the one marked active, else the newest usable one."""
         usable = [m for m in self.list_models(owner) if m["status"] == "active"]
         marked = [m for m in usable if m.get("active")]
-        return (marked or usable or [None])[-1]
+        chosen = marked or usable
+        return chosen[-1] if chosen else None
 
     def set_active(self, owner: str, model_id: int) -> None:
         """Make ``model_id`` the client's one active model."""
         for doc in self.list_models(owner):
             want = doc["model_id"] == model_id
             if bool(doc.get("active")) != want:
-                self.update_model(doc["model_id"], lambda d, w=want: d.__setitem__("active", w))
+                self.update_model(doc["model_id"], _setter("active", want))

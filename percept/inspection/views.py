@@ -50,7 +50,7 @@ def summary(items: list[Doc]) -> Doc:
     analysed_predict = [i for i in predict if latest_assessment(i) is not None]
     defects = [i for i in analysed_predict if not latest_assessment(i)["good"]]  # type: ignore[index]
     labelled = [i for i in analysed if i.get("good") is not None]
-    agree = sum(1 for i in labelled if latest_assessment(i)["good"] == i["good"])  # type: ignore[index]
+    agree = sum(1 for i in labelled if (latest_assessment(i) or {}).get("good") == i["good"])
     training = [i for i in items if i["is_training_data"]]
     return {
         "adjusted": 0,

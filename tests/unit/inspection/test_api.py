@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -154,7 +155,7 @@ def test_full_flow_and_tenancy(sdk: VisualInspectionSDK, http: TestClient, servi
     served = sdk.serve(uploaded, "")
     assert served == {"item_ids": uploaded, "model_version": model["version"]}
     done = {i["item_id"]: i for i in wait_done(sdk, uploaded)}
-    for item_id, (img, mask) in zip(uploaded[2:], defects, strict=True):
+    for item_id, (_img, mask) in zip(uploaded[2:], defects, strict=True):
         detail = done[item_id]
         assert detail["computed_assessment"]["good"] is False, detail["computed_assessment"]
         boxes = detail["images"][0]["detected_boxes"]
@@ -195,3 +196,31 @@ def test_full_flow_and_tenancy(sdk: VisualInspectionSDK, http: TestClient, servi
 
     assert sdk.delete_models([model["model_id"]]) == {"status": "ok"}
     assert sdk.get_models() == []
+
+
+def test_server_errors_keep_the_envelope(services: Services, credentials: tuple[str, str], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from percept.api.app import create_app
+    from percept.inspection import jobs
+
+    with TestClient(create_app(services), base_url="http://testserver/api", raise_server_exceptions=False) as http:
+        sdk = make_sdk(http, credentials, "ja")
+        lic = tmp_path / "l.key"
+        lic.write_text(issue_license(services.state, credentials[0]))
+        sdk.activate_license(str(lic))
+        sdk.upload(write_images(tmp_path / "x", "g_", [np.zeros((32, 32, 3), np.uint8)]), True)
+
+        def boom(*_: Any) -> Any:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(jobs, "running", boom)
+        r = http.get("/v1/workers", headers={"Authorization": f"Bearer {sdk.access_token}", "Accept-Language": "ja"})
+        assert r.status_code == 500
+        body = r.json()["errors"]
+        assert body["title"] == "サーバー内部エラー" and "secret internals" not in str(body)
+
+        del services.handles["inspection_trainer"]
+        with pytest.raises(APIError) as err:
+            sdk.train("OC", "m", None, ["g_0"])
+        assert err.value.status == 503 and err.value.title == "サービスを利用できません"
+        assert sdk.get_models() == []
