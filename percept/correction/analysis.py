@@ -111,12 +111,12 @@ class SplitFinding:
     assignment: np.ndarray  # sub-class per member, in member order
 
 def find_splits(
-    features: np.ndarray, labels: np.ndarray, n_classes: int, *, ratio: float = 2.0, min_gain: float = 2.0,
+    features: np.ndarray, labels: np.ndarray, n_classes: int, *, ratio: float = 2.0, min_gain: float = 0.75,
     min_size: int = 10, max_k: int = 3, seed: int = 0, trusted: np.ndarray | None = None,
 ) -> tuple[list[SplitFinding], dict[int, float]]:
     """Classes whose members form several well-separated groups.
 
-    Per class, Gaussian mixtures with 1..max_k components are fitted in a 5-d PCA of its
+    Per class, Gaussian mixtures with 1..max_k components are fitted in a 2-d PCA of its
     members; the score is the BIC gain per image of the best k over k = 1 (affine-invariant,
     in nats per image). A class is split when its score is at least ``min_gain`` and at
     least ``ratio`` times the median score of all classes (the dataset's own yardstick). Only ``trusted`` images
@@ -134,7 +134,7 @@ def find_splits(
         fit_on = members if trusted is None else members[trusted[members]]
         if len(fit_on) < min_size:
             continue
-        dims = int(min(5, len(fit_on) - 1, reduced.shape[1]))
+        dims = int(min(2, len(fit_on) - 1, reduced.shape[1]))
         pca = PCA(n_components=dims, random_state=seed).fit(reduced[fit_on])
         z = pca.transform(reduced[fit_on])
         bics, models = [], []

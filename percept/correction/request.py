@@ -41,7 +41,7 @@ class JobConfig:
     folds: int = 5
     seed: int = 0
     split_ratio: float = 2.0
-    split_min_gain: float = 2.0
+    split_min_gain: float = 0.75
     blur_z: float = -4.5
     blur_hopeless_z: float = -12.0
     lighting_fraction: float = 0.5
@@ -60,7 +60,8 @@ class JobConfig:
             config.folds = max(2, int(config.folds))
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))
-            for name in ("split_ratio", "split_min_gain", "blur_z", "blur_hopeless_z", "lighting_fraction", "relabel_confidence"):
+            for name in ("split_ratio", "split_min_gain", "blur_z", "blur_hopeless_z",
+                         "lighting_fraction", "relabel_confidence"):
                 setattr(config, name, float(getattr(config, name)))
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"config_params: {exc}") from None
