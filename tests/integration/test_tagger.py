@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -109,3 +110,16 @@ def test_object_counts_once_a_detector_is_saved(percept_app: AppUnderTest) -> No
         jobs = client.get("/work/status").json()
     assert any(j["type_job"] == "object_detection" and j["status"] == "failed" for j in jobs.values())
     assert any(j["type_job"] == "object_detection" and j["status"] == "finished" for j in jobs.values())
+
+
+def test_bulk_tagging_on_ray_data(percept_app: AppUnderTest, tmp_path: Path) -> None:
+    from pipelines.tagger_bulk import tag_directory
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "cat.jpg").write_bytes(encode_image(data.chelsea(), "JPEG"))
+    (tmp_path / "sub" / "coffee.png").write_bytes(encode_image(data.coffee()))
+    (tmp_path / "notes.txt").write_text("not an image")
+    rows = tag_directory(tmp_path, percept_app.root / "models", k=2, batch_size=2, num_cpus=0.1)
+    assert [Path(r["path"]).name for r in rows] == ["cat.jpg", "coffee.png"]
+    assert rows[0]["labels"][0]["label"] in CAT_LABELS and len(rows[0]["labels"]) == 2
+    assert rows[1]["labels"][0]["label"] in {"espresso", "cup", "coffee mug"}
