@@ -194,8 +194,12 @@ def decode_video(
         next_t = -math.inf
         previous: np.ndarray | None = None
         last_t = 0.0
+        start: float | None = None
         for frame in container.decode(stream):
-            t = float(frame.time) if frame.time is not None else last_t
+            raw = float(frame.time) if frame.time is not None else None
+            if start is None and raw is not None:
+                start = raw  # timestamps count from the first frame (some files start at 1.4 s)
+            t = raw - (start or 0.0) if raw is not None else last_t
             last_t = t
             if t + 1e-6 < next_t:
                 continue
