@@ -91,6 +91,7 @@ def main() -> None:  # noqa: C901 - one linear script
     opts = parser.parse_args()
 
     from faster_whisper_plugin import FasterWhisperPlugin
+
     from percept.plugins import discover_plugins
 
     rng = random.Random(opts.seed)

@@ -31,7 +31,6 @@ class FasterWhisperPlugin:
         from faster_whisper import WhisperModel
 
         from percept.models.weights import pick_device
-
         from percept.reading.forced import find_whisper_model
 
         path, size = find_whisper_model()
@@ -40,8 +39,6 @@ class FasterWhisperPlugin:
         threads = int(os.environ.get("PERCEPT_WHISPER_THREADS", "2"))
         FasterWhisperPlugin.model = WhisperModel(path, device=device, compute_type=compute, cpu_threads=threads)
         FasterWhisperPlugin.device, FasterWhisperPlugin.size = device, size
-        if size != "tiny.en":
-            FasterWhisperPlugin.languages = ["en"] if size.endswith(".en") else ["en", "multilingual"]
         logger.info("faster-whisper %s loaded from %s on %s", size, path, device)
 
     @staticmethod
@@ -51,8 +48,7 @@ class FasterWhisperPlugin:
         # Verbatim reading: no conditioning on earlier text, greedy decoding, no VAD cut.
         segments, _info = FasterWhisperPlugin.model.transcribe(
             filename,
-            language="en" if FasterWhisperPlugin.size.endswith(".en") or "multilingual" not in
-            FasterWhisperPlugin.languages else None,
+            language="en" if FasterWhisperPlugin.size.endswith(".en") else None,
             beam_size=1,
             word_timestamps=True,
             condition_on_previous_text=False,

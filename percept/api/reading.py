@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import UploadFile as FastApiUpload
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
@@ -80,7 +81,7 @@ async def _upload(request: Request, services: Services, user: Principal, kind: K
     if not content_type.startswith(f"{kind}/"):
         raise Unprocessable(f"Only {kind} files uploads are allowed")
     limit_mb = config.max_audio_mb if kind == "audio" else config.max_image_mb
-    data = await read_limited(upload, int(limit_mb * 2**20))
+    data = await read_limited(cast(FastApiUpload, upload), int(limit_mb * 2**20))
     files = files_of(services)
     file_id, key = files.new(kind, user.id)
     tools = services.handle("reading")

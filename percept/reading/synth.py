@@ -93,14 +93,14 @@ def inject_miscues(reference: list[str], rng: random.Random,
     spoken: list[str] = []
     position: dict[int, int] = {}
     for index, word in enumerate(reference):
-        kind = plan.get(index)
-        if kind == "omission":
+        miscue = plan.get(index)
+        if miscue == "omission":
             continue
-        if kind == "insertion":
+        if miscue == "insertion":
             spoken.append(rng.choice(FILLERS))
         position[index] = len(spoken)
-        spoken.append(SUBSTITUTES[word.lower()] if kind == "substitution" else word)
-        if kind == "repetition":
+        spoken.append(SUBSTITUTES[word.lower()] if miscue == "substitution" else word)
+        if miscue == "repetition":
             spoken.append(word)
     return spoken, plan, position
 
