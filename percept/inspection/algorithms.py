@@ -152,8 +152,8 @@ class DictionaryDetector(PatchDetector):
         # Scales of the two terms on the training patches, so they add up in z units.
         errors = self._errors(feats)
         self.err_mu_, self.err_sigma_ = float(errors.mean()), float(errors.std() + 1e-9)
-        stats = patch_statistics(feats, self.patch)
-        self.stat_mu_, self.stat_sigma_ = stats.mean(axis=0), stats.std(axis=0) + 1e-6
+        stats = colour_statistics(feats, self.patch)
+        self.stat_mu_, self.stat_sigma_ = stats.mean(axis=0), np.maximum(stats.std(axis=0), MIN_SPREAD)
 
     def _errors(self, feats: np.ndarray) -> np.ndarray:
         centred = feats - self.mean_
@@ -168,7 +168,7 @@ class DictionaryDetector(PatchDetector):
         weight = float(self.params.get("stats_weight", 0.0))
         if weight <= 0:
             return np.asarray(err, dtype=np.float32)
-        z = np.abs((patch_statistics(feats, self.patch) - self.stat_mu_) / self.stat_sigma_)
+        z = np.abs((colour_statistics(feats, self.patch) - self.stat_mu_) / self.stat_sigma_)
         return np.asarray(err + weight * z.max(axis=1), dtype=np.float32)
 
 
@@ -205,6 +205,23 @@ def patch_statistics(patches: np.ndarray, patch: tuple[int, int]) -> np.ndarray:
     return np.concatenate([cube.mean(axis=2), cube.std(axis=2)], axis=1)
 
 
+def colour_statistics(patches: np.ndarray, patch: tuple[int, int]) -> np.ndarray:
+    """Per-channel mean/std plus the mean chroma (R−G, B−G): a colour stain on a gray or
+    uniformly coloured product moves the chroma even where brightness looks normal."""
+    ph, pw = patch
+    cube = patches.reshape(len(patches), -1, ph * pw)
+    stats = patch_statistics(patches, patch)
+    if cube.shape[1] < 3:
+        return stats
+    chroma = np.stack([(cube[:, 0] - cube[:, 1]).mean(axis=1), (cube[:, 2] - cube[:, 1]).mean(axis=1)], axis=1)
+    return np.concatenate([stats, chroma], axis=1)
+
+
+# Feature spreads below this (in [0, 1] intensity units) are treated as this: a gray product's
+# chroma has no spread at all, and dividing by ~0 would turn noise into defects.
+MIN_SPREAD = 0.01
+
+
 def texture_features(patches: np.ndarray, patch: tuple[int, int]) -> np.ndarray:
     """Colour statistics plus gradient energy and low-frequency DCT terms of the gray patch."""
     ph, pw = patch
@@ -218,7 +235,7 @@ def texture_features(patches: np.ndarray, patch: tuple[int, int]) -> np.ndarray:
     )
     dct = np.stack([cv2.dct(g.astype(np.float32))[:3, :3].ravel()[1:] for g in gray]) if ph % 2 == 0 and pw % 2 == 0 \
         else np.zeros((len(patches), 8), np.float32)
-    return np.concatenate([patch_statistics(patches, patch), grad, np.abs(dct)], axis=1).astype(np.float32)
+    return np.concatenate([colour_statistics(patches, patch), grad, np.abs(dct)], axis=1).astype(np.float32)
 
 
 class OneClassDetector(PatchDetector):
@@ -231,16 +248,13 @@ class OneClassDetector(PatchDetector):
         return texture_features(patches, self.patch)
 
     def fit_features(self, feats: np.ndarray) -> None:
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
         from sklearn.svm import OneClassSVM
 
-        self.model_ = make_pipeline(
-            StandardScaler(), OneClassSVM(nu=float(self.params["nu_max"]), gamma="scale")
-        ).fit(feats)
+        self.mu_, self.sigma_ = feats.mean(axis=0), np.maximum(feats.std(axis=0), MIN_SPREAD)
+        self.model_ = OneClassSVM(nu=float(self.params["nu_max"]), gamma="scale").fit((feats - self.mu_) / self.sigma_)
 
     def score_features(self, feats: np.ndarray) -> np.ndarray:
-        return np.asarray(-self.model_.decision_function(feats), dtype=np.float32)
+        return np.asarray(-self.model_.decision_function((feats - self.mu_) / self.sigma_), dtype=np.float32)
 
 
 class IsolationForestDetector(PatchDetector):
