@@ -67,8 +67,16 @@ class ReadingCore:
 
     def plan(self, segments: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
         """Per segment, the reference words it holds (for forced scoring), in order."""
-        words = [t.norm for t in tokenize(reference)]
-        return [{"first": a, "end": b, "words": words[a:b]} for a, b in reference_plan(segments, reference)]
+        # The reference as written (case kept: Whisper scores "The" at a segment's start and
+        # "Monday" far above "the"/"monday"); numbers in their spoken words.
+        words = [t.norm if any(ch.isdigit() for ch in t.text) else t.text for t in tokenize(reference)]
+        plan = []
+        for a, b in reference_plan(segments, reference):
+            part = list(words[a:b])
+            if part:
+                part[0] = part[0][:1].upper() + part[0][1:]
+            plan.append({"first": a, "end": b, "words": part})
+        return plan
 
     def compare(self, segments: list[dict[str, Any]], reference: str,
                 forced: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
