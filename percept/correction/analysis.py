@@ -1,8 +1,8 @@
 """Dataset-level findings from per-image features and measures (Ray-free, numpy/sklearn).
 
 * ``out_of_sample_probabilities``: cross-validated class probabilities (the spec's
-  ``confidence_vectors``) from a logistic regression on the image features.
-* ``find_mislabeled``: confident-learning rule on those probabilities.
+  ``confidence_vectors``): logistic regression blended with nearest-neighbour labels.
+* ``find_mislabeled``: another class beats the given one in those probabilities.
 * ``find_splits``: classes that are really several (Gaussian mixtures, BIC, relative rule).
 * ``find_blurred`` / ``find_badly_lit``: robust z-scores against the dataset itself.
 * ``project_2d``: the scatter-plot coordinates (PCA).
@@ -38,9 +38,14 @@ def reduce_features(features: np.ndarray, dims: int = 50, seed: int = 0) -> np.n
     return PCA(n_components=n_comp, random_state=seed).fit_transform(scaled)
 
 def out_of_sample_probabilities(
-    features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = 5, seed: int = 0
+    features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = 5, seed: int = 0,
+    knn_weight: float = 0.7,
 ) -> tuple[np.ndarray, list[int]]:
-    """Cross-validated P(class | image), shape (n, n_classes), and the classes left out.
+    """Out-of-sample P(class | image), shape (n, n_classes), and the classes left out.
+
+    A blend: ``(1 - knn_weight)`` × a cross-validated logistic regression plus ``knn_weight`` ×
+    the label histogram of the image's 10 nearest neighbours (never itself). The neighbours
+    catch local structure the linear model misses (e.g. a class made of two digits).
 
     Classes with fewer than two images cannot be cross-validated: they are left out of
     training (their column stays 0) and returned so the caller can report them.
@@ -58,6 +63,7 @@ def out_of_sample_probabilities(
         return probs, small
     x = reduce_features(features, seed=seed)
     idx = np.flatnonzero(train_mask)
+    knn = knn_label_distribution(features[idx], labels[idx], n_classes, seed=seed) if knn_weight > 0 else None
     k = int(max(2, min(folds, counts[usable].min())))
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
 
@@ -69,6 +75,9 @@ def out_of_sample_probabilities(
         for train, test in splitter.split(idx, labels[idx]):
             fitted = model().fit(x[idx[train]], labels[idx[train]])
             probs[np.ix_(idx[test], fitted.classes_)] = fitted.predict_proba(x[idx[test]])
+        if knn is not None:
+            # Neighbours' labels are out-of-sample too (an image is never its own neighbour).
+            probs[idx] = (1.0 - knn_weight) * probs[idx] + knn_weight * knn
         rest = np.flatnonzero(~train_mask)
         if len(rest):
             fitted = model().fit(x[idx], labels[idx])
@@ -81,27 +90,41 @@ class Mislabel:
     suggested: int
     confidence: float
 
-def find_mislabeled(probs: np.ndarray, labels: np.ndarray, skip: set[int] | None = None) -> list[Mislabel]:
-    """Confident learning: an image is mislabeled when its own class's probability is below
-    that class's mean self-confidence and another class's probability is above *that*
-    class's mean self-confidence (an off-diagonal entry of the confident joint)."""
-    n_classes = probs.shape[1]
-    self_conf = probs[np.arange(len(labels)), labels]
-    thresholds = np.array([
-        self_conf[labels == k].mean() if np.any(labels == k) else 1.0 for k in range(n_classes)
-    ])
+def knn_label_distribution(features: np.ndarray, labels: np.ndarray, n_classes: int, k: int = 10,
+                           seed: int = 0) -> np.ndarray:
+    """Per image, the label histogram of its ``k`` nearest other images (out-of-sample)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(labels)
+    k = int(min(k, n - 1))
+    out = np.zeros((n, n_classes))
+    if k < 1:
+        return out
+    reduced = reduce_features(features, dims=30, seed=seed)
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(reduced).kneighbors(reduced)
+    for i in range(n):
+        neighbours = [j for j in idx[i] if j != i][:k]
+        out[i] = np.bincount(labels[neighbours], minlength=n_classes) / len(neighbours)
+    return out
+
+
+def find_mislabeled(probs: np.ndarray, labels: np.ndarray, skip: set[int] | None = None,
+                    margin: float = 0.0) -> list[Mislabel]:
+    """An image is mislabeled when another class beats its own by more than ``margin`` in the
+    out-of-sample probabilities (a blend of the cross-validated classifier and its
+    neighbours' labels, see :func:`blend_knn`)."""
     found: list[Mislabel] = []
     for i, given in enumerate(labels):
         if skip and int(given) in skip:
             continue
-        if self_conf[i] >= thresholds[given]:
-            continue
-        above = [k for k in range(n_classes) if k != given and probs[i, k] >= thresholds[k]]
-        if not above:
-            continue
-        best = max(above, key=lambda k: probs[i, k])
-        found.append(Mislabel(index=i, suggested=int(best), confidence=float(probs[i, best])))
+        row = probs[i].copy()
+        own = row[given]
+        row[given] = -1.0
+        best = int(np.argmax(row))
+        if row[best] - own > margin:
+            found.append(Mislabel(index=i, suggested=best, confidence=float(row[best])))
     return found
+
 
 @dataclass
 class SplitFinding:

@@ -34,7 +34,8 @@ def mislabeled(state: JobState, action: str, cache: dict[str, Any]) -> dict[str,
         labels = _labels(state)
         probs = np.array([r.probs for r in good]) if good else np.zeros((0, len(state.classes)))
         skip = set(cache.get("untrainable", []))
-        cache["mislabeled"] = analysis.find_mislabeled(probs, labels, skip) if len(good) else []
+        cache["mislabeled"] = (analysis.find_mislabeled(probs, labels, skip, state.config.mislabel_margin)
+                               if len(good) else [])
     found: list[analysis.Mislabel] = cache["mislabeled"]
     flagged = {good[m.index].item.uuid: m for m in found}
     per_class: dict[str, dict[str, list[str]]] = {c: {"mislabeled": [], "correct": []} for c in state.classes}

@@ -131,7 +131,8 @@ def _probabilities(state: JobState, cache: dict[str, Any]) -> None:
     feats = np.stack([r.features for r in good])
     if len(good) >= 2 and len(set(labels.tolist())) >= 2:
         probs, small = analysis.out_of_sample_probabilities(
-            feats, labels, len(state.classes), folds=state.config.folds, seed=state.config.seed)
+            feats, labels, len(state.classes), folds=state.config.folds, seed=state.config.seed,
+            knn_weight=min(max(state.config.knn_weight, 0.0), 1.0))
     else:
         probs = np.zeros((len(good), len(state.classes)))
         probs[np.arange(len(good)), labels] = 1.0

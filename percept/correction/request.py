@@ -46,6 +46,8 @@ class JobConfig:
     blur_hopeless_z: float = -12.0
     lighting_fraction: float = 0.5
     relabel_confidence: float = 0.5
+    knn_weight: float = 0.7
+    mislabel_margin: float = 0.0
     output_dir: str | None = None
     report_thumbnails: int = 8
 
@@ -61,7 +63,7 @@ class JobConfig:
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))
             for name in ("split_ratio", "split_min_gain", "blur_z", "blur_hopeless_z",
-                         "lighting_fraction", "relabel_confidence"):
+                         "lighting_fraction", "relabel_confidence", "knn_weight", "mislabel_margin"):
                 setattr(config, name, float(getattr(config, name)))
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"config_params: {exc}") from None

@@ -14,7 +14,15 @@ from PIL import Image
 from percept.correction import analysis
 from percept.correction.features import Featurizer, path_allowed, rows_of
 from percept.correction.images import (
-    ImageDecodeError, decode, fix_exposure, measure, metadata, native_array, pooled_stats, sharpen, sharpness_of,
+    ImageDecodeError,
+    decode,
+    fix_exposure,
+    measure,
+    metadata,
+    native_array,
+    pooled_stats,
+    sharpen,
+    sharpness_of,
 )
 from percept.correction.request import JobConfig, parse_request, parse_task_name
 from percept.errors import BadRequest

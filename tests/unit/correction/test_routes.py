@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from deployments.correction import CorrectionDeployment
 from percept.api.app import create_app
 from percept.correction.job import local_executor
 from percept.correction.synthetic import make_digits_dataset
-from percept.testing import make_services
+from percept.testing import LocalHandle, make_services
 
 
 def _token(client: TestClient, name: str) -> dict[str, str]:
@@ -26,7 +27,7 @@ def _token(client: TestClient, name: str) -> dict[str, str]:
 def app_env(tmp_path: Path) -> Any:
     services = make_services(tmp_path)
     deployment = CorrectionDeployment.func_or_class(services.args, executor=local_executor)
-    services.handles["correction"] = __import__("percept.testing", fromlist=["LocalHandle"]).LocalHandle(deployment)
+    services.handles["correction"] = LocalHandle(deployment)
     data = make_digits_dataset(services.args.data_dir / "digits", seed=2, per_class=15, classes=[0, 1, 6],
                                merge=None, n_blur=1, n_dark=1, n_bright=1)
     with TestClient(create_app(services)) as client:
@@ -93,6 +94,6 @@ def test_bad_requests(app_env: Any) -> None:
     assert client.post("/correction/metadata", json={"path": "/etc/passwd"}, headers=ann).status_code == 403
     missing = client.post("/correction/metadata", json={"path": str(services.args.data_dir / "no.png")}, headers=ann)
     assert missing.status_code == 404 and "detail" in missing.json()
-    with pytest.raises(Exception):
+    with pytest.raises(WebSocketDisconnect):
         with client.websocket_connect("/correction/jobs/x/events?token=bad") as ws:
             ws.receive_json()
