@@ -5,13 +5,14 @@ Starts the application with only the tagger (one classifier replica) on a free p
 measures, in the same run:
   * baseline: ``batching: false`` (one forward pass per image, as the original served it);
   * ours: ``@serve.batch`` on (documents and concurrent requests batched);
-  each at concurrency 1 and 16, single-image requests (skimage's cat as JPEG): p50/p99
+  each with single-image requests at concurrency 1 and 16, and with requests of 8 images
+  at concurrency 1 (batches form inside one request); skimage's cat as JPEG; p50/p99
   latency and throughput. Also the model called in-process (no HTTP, no Serve), alone and
   in a batch of 16, for scale.
   * video: a generated 30 s 320x240 25 fps clip with 4 scenes, tagged with 8 frames:
   seconds of video per second of processing.
 
-    python benchmarks/tagger_http.py [--n1 30] [--n16 96]
+    python benchmarks/tagger_http.py [--n1 30] [--n16 96] [--n8 10]
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n1", type=int, default=30, help="requests at concurrency 1")
     parser.add_argument("--n16", type=int, default=96, help="requests at concurrency 16")
+    parser.add_argument("--n8", type=int, default=10, help="8-image requests at concurrency 1")
     opts = parser.parse_args()
 
     # Reference first, before Ray starts: the model called in-process, one image, 1 thread.
@@ -123,13 +125,18 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
 
     image = {"documents": [document(encode_image(data.chelsea(), "JPEG"), "jpg", "cat")], "num_labels": 5}
+    eight = {"documents": [document(encode_image(data.chelsea(), "JPEG"), "jpg", f"cat{i}") for i in range(8)],
+             "num_labels": 5}
     rows = []
+    multi = []
     for label, batching in (("baseline (batching off)", False), ("ours (@serve.batch on)", True)):
         deploy(root, url, batching)
         for concurrency, n in ((1, opts.n1), (16, opts.n16)):
             latencies, wall = asyncio.run(load(url, image, n, concurrency))
             p50, p99 = pct(latencies)
             rows.append((label, concurrency, n, p50, p99, n / wall))
+        latencies, wall = asyncio.run(load(url, eight, opts.n8, 1))
+        multi.append((label, *pct(latencies), 8 * opts.n8 / wall))
         if batching:
             models = httpx.get(f"{url}/platform/models", timeout=10).json()["models"]["tagger_classifier"]
             largest = models.get("largest_batch")
@@ -144,6 +151,9 @@ def main() -> None:
     print(f"{'mode':<26}{'conc':>5}{'n':>5}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>8}")
     for label, concurrency, n, p50, p99, rps in rows:
         print(f"{label:<26}{concurrency:>5}{n:>5}{p50:>10.1f}{p99:>10.1f}{rps:>8.2f}")
+    print("8 images per request, concurrency 1:")
+    for label, p50, p99, ips in multi:
+        print(f"{label:<26}{'':>10}{p50:>10.1f}{p99:>10.1f}{ips:>8.2f} images/s")
     print(f"largest batch seen with batching on: {largest}")
     print(f"in-process model, 1 CPU thread (no HTTP/Serve): {direct[1] * 1000:.1f} ms/image alone, "
           f"{direct[16] * 1000:.1f} ms/image in a batch of 16")
