@@ -89,8 +89,8 @@ class AppUnderTest:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
 
-def app_args(root: Path, services: list[str]) -> dict:
-    """Args of a small test application on ``root`` (CPU only, one replica each)."""
+def app_args(root: Path, services: list[str], **extra: Any) -> dict:
+    """Args of a small test application on ``root`` (CPU only, one replica each); ``extra`` merged in."""
     return {
         "data_dir": str(root / "data"),
         "models_path": str(root / "models"),
@@ -99,16 +99,17 @@ def app_args(root: Path, services: list[str]) -> dict:
         "accelerator": "cpu",
         "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 64, "num_replicas": 1},
         "plugin_defaults": {"num_cpus": 0.1, "num_replicas": 1},
+        **extra,
     }
 
 
-def start_app(root: Path, services: list[str], port: int) -> AppUnderTest:
+def start_app(root: Path, services: list[str], port: int, **extra: Any) -> AppUnderTest:
     """``serve.run`` the real ``build_app`` (Ray must be initialised) and wait for /healthz."""
     from ray import serve
 
     from deployments.app import build_app
 
-    args = app_args(root, services)
+    args = app_args(root, services, **extra)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(args), name="percept", route_prefix="/")
     url = f"http://127.0.0.1:{port}"
