@@ -194,6 +194,11 @@ def test_full_flow_and_tenancy(sdk: VisualInspectionSDK, http: TestClient, servi
         rival.delete_models([model["model_id"]])
     assert err.value.status == 404 and err.value.title == "" and err.value.detail == "モデルが見つかりません"
 
+    assert sdk.serve(uploaded[:1], model["model_id"])["model_version"] == model["version"]
+    assert wait_done(sdk, uploaded[:1])[0]["assessments"][0]["model_id"] == model["model_id"]
+    with pytest.raises(APIError) as err:
+        sdk.serve(uploaded[:1], 999999)
+    assert err.value.status == 400
     assert sdk.delete_models([model["model_id"]]) == {"status": "ok"}
     assert sdk.get_models() == []
 
