@@ -1,8 +1,11 @@
-"""Reading uploads at the edge with a size limit (413 past it, never a full read first)."""
+"""Reading uploads at the edge with a size limit (413 past it, never a full read first).
+
+Typed with Starlette's UploadFile, the base of FastAPI's, so `request.form()` parts fit too.
+"""
 
 from __future__ import annotations
 
-from fastapi import UploadFile
+from starlette.datastructures import UploadFile
 
 from percept.errors import PayloadTooLarge, Unprocessable
 
