@@ -92,7 +92,7 @@ def grabcut_mask(rgb: np.ndarray, iterations: int = 4, band: float = 0.04, max_s
     fgd = np.zeros((1, 65), np.float64)
     bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
     try:
-        cv2.grabCut(bgr, seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(bgr, seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     except cv2.error:  # one colour everywhere: GrabCut cannot fit its models
         logger.debug("grabcut failed; falling back to the border mask", exc_info=True)
         return border_mask(rgb, max_side=max_side)
@@ -139,7 +139,7 @@ class U2NetMasker:
 
 def cutout(rgb: np.ndarray, mask: np.ndarray, feather: int = 1) -> np.ndarray:
     """RGBA image: the input with alpha 255 on the foreground, 0 elsewhere (edges softened)."""
-    alpha = mask.astype(np.uint8) * 255
+    alpha: np.ndarray = mask.astype(np.uint8) * 255
     if feather > 0:
         alpha = cv2.GaussianBlur(alpha, (2 * feather + 1, 2 * feather + 1), 0)
     return np.dstack([rgb, alpha])

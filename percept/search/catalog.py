@@ -10,6 +10,7 @@ removed), ``…/<id>.<kind>.npy`` (embeddings).
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import io
 import logging
@@ -135,7 +136,7 @@ class ImageCatalog:
         """The decoded image (RGB/RGBA), or its background-removed cut-out when asked and present."""
         key = doc.get("highlighted_path") if highlighted and doc.get("highlighted_path") else doc["img_path"]
         try:
-            return decode_image(self.blobs.get_bytes(key))
+            return decode_image(self.blobs.get_bytes(str(key)))
         except KeyError:
             raise NotFound("Image file is missing from the store") from None
 
@@ -181,7 +182,7 @@ class ImageCatalog:
         return ColourFeatures([d["id"] for d in docs], thumbs)
 
     # embeddings -------------------------------------------------------------------------
-    def missing_embeddings(self, owner: str, kind: str, model: str) -> list[dict[str, Any]]:
+    def missing_embeddings(self, owner: str, kind: str, model: str) -> builtins.list[dict[str, Any]]:
         field = f"embedding_{kind}"
         return [d for d in self.list(owner) if (d.get(field) or {}).get("model") != model]
 
@@ -200,7 +201,7 @@ class ImageCatalog:
 
         self.state.update(IMAGES, image_id, fn)
 
-    def embeddings(self, owner: str, kind: str, model: str) -> tuple[list[str], np.ndarray]:
+    def embeddings(self, owner: str, kind: str, model: str) -> tuple[builtins.list[str], np.ndarray]:
         """Ids and the (n, d) matrix of an owner's stored embeddings of one model."""
         ids, rows = [], []
         for doc in self.list(owner):

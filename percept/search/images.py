@@ -22,10 +22,10 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:
+            opened = Image.open(io.BytesIO(data))
+            if opened.width * opened.height > max_pixels:
                 raise Unprocessable(f"Image too large: more than {max_pixels} pixels")
-            image = ImageOps.exif_transpose(image)
+            image: Image.Image = ImageOps.exif_transpose(opened)
             image.load()
     except Unprocessable:
         raise

@@ -23,7 +23,7 @@ def max_levels(shape: tuple[int, ...], min_size: int = 8) -> int:
 
 def gaussian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
     """``levels + 1`` images, each a blurred half of the previous one (float32)."""
-    pyramid = [image.astype(np.float32)]
+    pyramid: list[np.ndarray] = [image.astype(np.float32)]
     for _ in range(levels):
         pyramid.append(cv2.pyrDown(pyramid[-1]))
     return pyramid
