@@ -35,12 +35,14 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from percept.reading.config import ReadingConfig  # noqa: E402
 from percept.reading.core import ReadingCore  # noqa: E402
 from percept.reading.forced import ForcedAligner  # noqa: E402
+from percept.reading.report import compare_reading  # noqa: E402
 from percept.reading.synth import inject_miscues, passages, render_page, speak_words  # noqa: E402
 from percept.reading.text import align_words, tokenize  # noqa: E402
 from percept.reading.workflow import assemble_segment  # noqa: E402
 from percept.storage import BlobStore  # noqa: E402
 
 KINDS = ["substitution", "omission", "insertion", "repetition"]
+SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)  # accept_substitution values shown (sensitivity, not tuning)
 
 
 def wer(reference: str, hypothesis: str) -> tuple[int, int]:
@@ -115,6 +117,7 @@ def main() -> None:  # noqa: C901 - one linear script
     counts = {"ours": [0, 0, 0], "no_rescoring": [0, 0, 0], "transcript_diff": [0, 0, 0]}
     per_kind = {k: [0, 0] for k in KINDS}  # detected, total (ours)
     per_kind_base = {k: [0, 0] for k in KINDS}
+    sweep = {t: [0, 0, 0] for t in SWEEP}
     time_errors: list[float] = []
     base_time_errors: list[float] = []
     audio_s = 0.0
@@ -170,6 +173,13 @@ def main() -> None:  # noqa: C901 - one linear script
                 for index, kind in truth.items():
                     table[kind][0] += index in flags
                     table[kind][1] += 1
+        for threshold in SWEEP:
+            variant = compare_reading(segments, reference, config.long_pause_s, forced, threshold,
+                                      config.accept_omission)
+            flags = report_flags(variant["report"], n_ref)
+            sweep[threshold][0] += len(flags & truth_set)
+            sweep[threshold][1] += len(flags - truth_set)
+            sweep[threshold][2] += len(truth_set - flags)
         # The converted recording starts with the same lead as the speech (MP3 keeps times).
         for word in ours["report"]["words"]:
             j = word["index"]
@@ -193,6 +203,8 @@ def main() -> None:  # noqa: C901 - one linear script
     for name, (tp, fp, fn) in counts.items():
         p, r, f = prf(tp, fp, fn)
         print(f"  {labels[name]:62s} P {p:.3f}  R {r:.3f}  F1 {f:.3f}  (tp {tp}, fp {fp}, fn {fn})")
+    print(f"  F1 by accept_substitution (default {config.accept_substitution}): " + ", ".join(
+        f"{t}: {prf(*sweep[t])[2]:.3f}" for t in SWEEP))
     print("  recall per kind (ours / transcript diffing): " + ", ".join(
         f"{k} {per_kind[k][0]}/{per_kind[k][1]} vs {per_kind_base[k][0]}/{per_kind_base[k][1]}" for k in KINDS))
     print("\n== Word start-time error (words read correctly) ==")
