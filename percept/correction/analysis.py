@@ -135,6 +135,7 @@ class SplitFinding:
 
 def find_splits(
     features: np.ndarray, labels: np.ndarray, n_classes: int, *, ratio: float = 2.0, min_gain: float = 0.75,
+    min_fraction: float = 0.2,
     min_size: int = 10, max_k: int = 3, seed: int = 0, trusted: np.ndarray | None = None,
 ) -> tuple[list[SplitFinding], dict[int, float]]:
     """Classes whose members form several well-separated groups.
@@ -142,7 +143,8 @@ def find_splits(
     Per class, Gaussian mixtures with 1..max_k components are fitted in a 2-d PCA of its
     members; the score is the BIC gain per image of the best k over k = 1 (affine-invariant,
     in nats per image). A class is split when its score is at least ``min_gain`` and at
-    least ``ratio`` times the median score of all classes (the dataset's own yardstick). Only ``trusted`` images
+    least ``ratio`` times the median score of all classes (the dataset's own yardstick), and
+    every sub-class holds at least ``min_fraction`` of the members (a few strays are no class). Only ``trusted`` images
     (e.g. those whose out-of-sample prediction agrees with their label) fit the mixtures, so
     mislabeled strays do not pass for a sub-class; every member is then assigned.
     """
@@ -170,10 +172,14 @@ def find_splits(
                 break
             bics.append(gm.bic(z))
             models.append(gm)
+        # Only mixtures whose every component holds min_fraction of the images count.
+        valid = [k for k, gm in enumerate(models)
+                 if np.bincount(gm.predict(z), minlength=k + 1).min() >= min_fraction * len(fit_on)]
         gains = bics[0] - np.array(bics)
-        # The fewest sub-classes that reach 90 % of the best BIC gain (no needless splits).
-        best = int(np.flatnonzero(gains >= 0.9 * gains.max())[0]) if gains.max() > 0 else 0
-        scores[c] = float((bics[0] - bics[best]) / len(fit_on))
+        top = max(gains[k] for k in valid)
+        # The fewest sub-classes that reach 90 % of the best valid BIC gain (no needless splits).
+        best = min(k for k in valid if gains[k] >= 0.9 * top) if top > 0 else 0
+        scores[c] = float(gains[best] / len(fit_on))
         fits[c] = (best + 1, models[best].predict(pca.transform(reduced[members])))
     if not scores:
         return [], scores

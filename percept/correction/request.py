@@ -42,6 +42,7 @@ class JobConfig:
     seed: int = 0
     split_ratio: float = 2.0
     split_min_gain: float = 0.75
+    split_min_fraction: float = 0.2
     blur_z: float = -4.5
     blur_hopeless_z: float = -12.0
     lighting_fraction: float = 0.5
@@ -62,7 +63,7 @@ class JobConfig:
             config.folds = max(2, int(config.folds))
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))
-            for name in ("split_ratio", "split_min_gain", "blur_z", "blur_hopeless_z",
+            for name in ("split_ratio", "split_min_gain", "split_min_fraction", "blur_z", "blur_hopeless_z",
                          "lighting_fraction", "relabel_confidence", "knn_weight", "mislabel_margin"):
                 setattr(config, name, float(getattr(config, name)))
         except (TypeError, ValueError) as exc:
