@@ -47,15 +47,16 @@ def decode(data: bytes | str | Path) -> Any:
     """A PIL image from bytes or a path; :class:`ImageDecodeError` when it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
+    name = "<bytes>" if isinstance(data, bytes) else str(data)
     try:
         source: Any = io.BytesIO(data) if isinstance(data, bytes) else str(data)
         image = Image.open(source)
         image.load()
         return image
     except FileNotFoundError:
-        raise ImageDecodeError(f"file not found: {data}") from None
+        raise ImageDecodeError(f"file not found: {name}") from None
     except IsADirectoryError:
-        raise ImageDecodeError(f"not a file: {data}") from None
+        raise ImageDecodeError(f"not a file: {name}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"undecodable image: {exc}") from None
 
@@ -102,7 +103,7 @@ def sharpness_of(gray: np.ndarray) -> float:
     """
     import cv2
 
-    small = gray.astype(np.float32)
+    small: Any = gray.astype(np.float32)
     short = min(small.shape)
     if short > 256:
         scale = 256.0 / short
