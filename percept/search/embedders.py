@@ -123,3 +123,10 @@ class EfficientNetEmbedder:
 
     def embed_images(self, images: list[Any]) -> np.ndarray:
         return self.model.embed(images)
+
+
+def model_name(models_path: str | Path, kind: str) -> str:
+    """The name an embedder of ``kind`` will record, found without loading the model."""
+    if kind == "resnet":
+        return f"resnet:{Path(find_hf_model(models_path, RESNET_DIR, RESNET_REPO, 'ResNet34')).name}"
+    return f"clip:{Path(find_hf_model(models_path, CLIP_DIR, CLIP_REPO, 'CLIP')).name}"
