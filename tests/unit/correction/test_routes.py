@@ -97,3 +97,24 @@ def test_bad_requests(app_env: Any) -> None:
     with pytest.raises(WebSocketDisconnect):
         with client.websocket_connect("/correction/jobs/x/events?token=bad") as ws:
             ws.receive_json()
+
+
+class _Exploding:
+    """A correction deployment whose job dies half way (e.g. a lost Ray Data actor)."""
+
+    def run_job(self, job_id: str, owner: str, request: dict[str, Any], reporter: Any) -> dict[str, Any]:
+        reporter(30.0, "measured some images")
+        raise RuntimeError("actor died")
+
+
+def test_failed_job_fails_cleanly(tmp_path: Path) -> None:
+    services = make_services(tmp_path, handles={"correction": _Exploding()})
+    data = make_digits_dataset(services.args.data_dir / "d", seed=0, per_class=3, classes=[0, 1], merge=None,
+                               n_blur=0, n_dark=0, n_bright=0, flip_fraction=0)
+    with TestClient(create_app(services)) as client:
+        ann = _token(client, "ann")
+        job_id = client.post("/correction/jobs", json=data.request(["diagnose_image_blur"]), headers=ann).json()["job_id"]
+        status = _wait(client, job_id, ann)
+        assert status["status"] == "failed" and "actor died" in status["error"]
+        result = client.get(f"/correction/jobs/{job_id}/result", headers=ann)
+        assert result.status_code == 409 and "failed" in result.json()["detail"]
