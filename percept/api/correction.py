@@ -91,14 +91,12 @@ async def create_job(body: CorrectionJobRequest, services: ServicesDep, user: Cu
         raise Forbidden(f"{len(outside)} image path(s) outside the allowed roots, e.g. {outside[0]!r}")
     handle = services.handle(HANDLE)
     owner = user.id
-    holder: dict[str, str] = {}
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await handle.run_job.remote(holder["id"], owner, request, reporter)
+        return await handle.run_job.remote(reporter.task_id, owner, request, reporter)
 
     record = services.runner.submit(KIND, owner, work, {"images": len(parsed.items),
                                                         "tasks": [t["name"] for t in parsed.tasks]})
-    holder["id"] = record.id  # the work starts on the next loop turn, after this line
     return _public(record)
 
 
