@@ -136,3 +136,13 @@ def test_merge_records_ownership_and_clear(engine: SearchEngine) -> None:
     assert not created and same["id"] == a
     assert engine.catalog.clear(ANN) == 2
     assert engine.catalog.list(ANN) == [] and engine.catalog.blobs.list("search/user_ann") == []
+
+
+def test_large_collections_use_hnsw_through_the_same_interface(engine: SearchEngine) -> None:
+    engine.config = SearchConfig(ann_threshold=2)
+    photos = [data.astronaut(), data.coffee(), data.chelsea()]
+    ids = [_store(engine, ANN, cv2.resize(p, (64, 64))) for p in photos]
+    asyncio.run(engine.embed_missing(ANN, "resnet", _noop))
+    raw = engine.catalog.blobs.get_bytes(engine.catalog.get(ANN, ids[1])["img_path"])
+    found = asyncio.run(engine.similar_by_image(ANN, raw, 24))
+    assert found["query"]["index"] == "hnsw" and found["results"][0]["id"] == ids[1]
