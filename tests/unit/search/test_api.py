@@ -192,3 +192,14 @@ def test_missing_weights_answer_503_until_they_arrive(tmp_path: Path, tiny_model
         shutil.copytree(tiny_models, args.models_path, dirs_exist_ok=True)
         found = client.post("/get_top_24_resnet_similar", files=files, headers=ann, params={"format": "json"})
         assert found.status_code == 200 and found.json()["results"] == []
+
+
+def test_efficientnet_stands_in_for_resnet_when_configured(tmp_path: Path) -> None:
+    services = make_services(tmp_path, service_config={"search": {"resnet_fallback": "efficientnet"}})
+    embedder = _plain(ResNetEmbedderDeployment)(services.args)
+    assert embedder.status()["available"] and embedder.core.name == "efficientnet-lite0"
+    import asyncio
+
+    name, vectors = asyncio.run(embedder.embed_images([composite(seed=1)[0]]))
+    assert name == "efficientnet-lite0" and vectors.shape == (1, 1280)
+    assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-4)
