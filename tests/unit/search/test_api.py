@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import shutil
 import time
@@ -198,8 +199,6 @@ def test_efficientnet_stands_in_for_resnet_when_configured(tmp_path: Path) -> No
     services = make_services(tmp_path, service_config={"search": {"resnet_fallback": "efficientnet"}})
     embedder = _plain(ResNetEmbedderDeployment)(services.args)
     assert embedder.status()["available"] and embedder.core.name == "efficientnet-lite0"
-    import asyncio
-
     name, vectors = asyncio.run(embedder.embed_images([composite(seed=1)[0]]))
     assert name == "efficientnet-lite0" and vectors.shape == (1, 1280)
     assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-4)
