@@ -1,0 +1,1 @@
+"""Ray Data jobs: map_batches over the same cores the deployments serve."""
