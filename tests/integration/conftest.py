@@ -38,4 +38,6 @@ def percept_app(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
     else:  # e.g. "tagger,search"; "none" starts the platform alone
         services = [s for s in wanted.split(",") if s and s != "none"]
     root = tmp_path_factory.mktemp("percept")
-    yield start_app(root, services, free_port())
+    # The search crawler must reach the tests' own web servers on 127.0.0.1.
+    service_config = {"search": {"allow_private_networks": True}}
+    yield start_app(root, services, free_port(), service_config=service_config)

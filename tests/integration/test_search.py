@@ -1,15 +1,12 @@
 """Image search over real HTTP against the Serve application (tiny models, local web site).
 
-The crawler must reach this test's own web server on 127.0.0.1: the application's
-processes read ``PERCEPT_SEARCH_ALLOW_PRIVATE_NETWORKS`` (set here at import, before the
-shared Ray session starts; ``service_config.search.allow_private_networks: true`` in the
-app args does the same).
+The crawler must reach this test's own web server on 127.0.0.1: the shared fixture sets
+``service_config.search.allow_private_networks: true`` in the app args.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +21,6 @@ from tests.unit.search.conftest import Site, serve_site, shop_site
 from tests.unit.search.synthetic import composite, png_bytes, rgba_cutout
 from tests.unit.search.tiny_models import build_tiny_models
 
-os.environ["PERCEPT_SEARCH_ALLOW_PRIVATE_NETWORKS"] = "1"
 pytestmark = pytest.mark.integration
 
 
