@@ -27,6 +27,8 @@ def use_models_dir(models_path: str | Path) -> Path:
     """Point the model libraries' caches at the models directory; returns it."""
     root = Path(models_path).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
+    # Plugins' load() gets no app args: they find the directory here.
+    os.environ.setdefault("PERCEPT_MODELS_PATH", str(root))
     os.environ.setdefault("HF_HOME", str(root / "huggingface"))
     os.environ.setdefault("TORCH_HOME", str(root / "torch"))
     os.environ.setdefault("XDG_CACHE_HOME", str(root / "cache"))
