@@ -24,6 +24,7 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # ray and serve of this environment
 
 
 def tree_rss(pid: int) -> float:
@@ -63,20 +64,20 @@ def main() -> None:
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
 
-    subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
+    subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env)
     started = time.perf_counter()
-    base = subprocess.run(["ray", "start", "--head", "--disable-usage-stats"], capture_output=True, env=env)
+    base = subprocess.run([str(BIN / "ray"), "start", "--head", "--port", "6390", "--disable-usage-stats"], capture_output=True, env=env)
     if base.returncode == 0:
         time.sleep(10)
         bare_rss = ray_rss()
         bare_start = time.perf_counter() - started - 10
     else:
         bare_rss, bare_start = float("nan"), float("nan")
-    subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
+    subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env)
 
     log = open(tmp / "serve.log", "w")
     started = time.perf_counter()
-    proc = subprocess.Popen(["serve", "run", str(path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([str(BIN / "serve"), "run", str(path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
     ready_at = None
     deadline = time.monotonic() + 540
@@ -99,7 +100,7 @@ def main() -> None:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
+    subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env)
 
     if ready_at is None:
         print(f"the application did not become ready; see {tmp / 'serve.log'}")
