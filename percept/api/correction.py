@@ -8,17 +8,15 @@ who created them; another user's job is a 404. Errors are ``{"detail": ...}``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, Response
 
-from percept.api.deps import USER_AUDIENCE, CurrentUser, ServicesDep
-from percept.auth import TokenError
+from percept.api.deps import USER_AUDIENCE, CurrentUser, ServicesDep, websocket_owner
+from percept.api.platform import watch_task
 from percept.correction.request import parse_request
 from percept.errors import Conflict, Forbidden, NotFound, PayloadTooLarge
 from percept.schemas.correction import (
@@ -35,8 +33,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/correction", tags=["correction"])
 KIND = "correction"
 HANDLE = "correction"
-POLL_S = 0.5
-STREAM_LIMIT_S = 3600.0
 DEFAULT_MAX_IMAGES = 200_000
 STATUS = {"pending": "pending", "running": "running", "finished": "completed", "failed": "failed"}
 
@@ -170,28 +166,17 @@ def _event(record: TaskRecord) -> dict[str, Any]:
 async def job_events(websocket: WebSocket, job_id: str) -> None:
     """Progress events (JSON, one per change) until the job ends; token as ``?token=`` or bearer."""
     services: Services = websocket.app.state.services
-    token = websocket.query_params.get("token") or websocket.headers.get("authorization", "").partition(" ")[2]
-    try:
-        owner = services.tokens.verify(token, USER_AUDIENCE)
-    except TokenError:
+    owner = websocket_owner(websocket, services, (USER_AUDIENCE,))
+    if owner is None:
         await websocket.close(code=4401, reason="Not authenticated")
         return
     await websocket.accept()
-    last: dict[str, Any] | None = None
-    deadline = time.monotonic() + STREAM_LIMIT_S
     try:
-        while time.monotonic() < deadline:
-            record = await asyncio.to_thread(services.tasks.get_owned, job_id, owner, KIND)
+        async for record in watch_task(services, job_id, owner, KIND):
             if record is None:
                 await websocket.send_json({"event": "error", "job_id": job_id, "error": "Job not found"})
                 break
-            event = _event(record)
-            if event != last:
-                await websocket.send_json(event)
-                last = event
-            if record.status.done:
-                break
-            await asyncio.sleep(POLL_S)
+            await websocket.send_json(_event(record))
     except WebSocketDisconnect:
         return
     await websocket.close()

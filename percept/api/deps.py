@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 
 from percept.auth import Principal, TokenError
@@ -93,3 +93,16 @@ def rate_limited(limit: int | None = None) -> Any:
         return principal
 
     return Depends(dependency)
+
+
+def websocket_owner(
+    websocket: WebSocket, services: Services, audiences: tuple[str, ...] = (USER_AUDIENCE, CLIENT_AUDIENCE)
+) -> str | None:
+    """The principal id of a websocket's token (``?token=`` or a bearer header), or None."""
+    token = websocket.query_params.get("token") or websocket.headers.get("authorization", "").partition(" ")[2]
+    for audience in audiences:
+        try:
+            return services.tokens.verify(token, audience)
+        except TokenError:
+            continue
+    return None

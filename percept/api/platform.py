@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from percept.api.deps import CLIENT_AUDIENCE, USER_AUDIENCE, AnyPrincipal, ServicesDep
-from percept.auth import TokenError
+from percept.api.deps import AnyPrincipal, ServicesDep, websocket_owner
 from percept.errors import NotFound
 from percept.services import Services
 from percept.tasks import ProgressReporter, TaskRecord
@@ -134,22 +133,37 @@ def _event(record: TaskRecord) -> dict[str, Any]:
     }
 
 
-async def task_events(services: Services, task_id: str, owner: str) -> AsyncIterator[dict[str, Any]]:
-    """Progress events of a task until it ends (each change once)."""
-    last: dict[str, Any] | None = None
+async def watch_task(
+    services: Services, task_id: str, owner: str, kind: str | None = None
+) -> AsyncIterator[TaskRecord | None]:
+    """Each changed state of a task until it ends; ``None`` once if it is not (or no longer) there.
+
+    The one polling loop behind every progress stream (platform SSE and websocket, the
+    services' own event routes).
+    """
+    last: tuple[Any, ...] | None = None
     deadline = time.monotonic() + STREAM_LIMIT_S
     while time.monotonic() < deadline:
-        record = await asyncio.to_thread(services.tasks.get_owned, task_id, owner)
+        record = await asyncio.to_thread(services.tasks.get_owned, task_id, owner, kind)
         if record is None:
-            yield {"task_id": task_id, "status": "missing", "progress": 0, "message": "", "error": "Task not found"}
+            yield None
             return
-        event = _event(record)
-        if event != last:
-            yield event
-            last = event
+        state = (record.status, record.progress, record.message, record.error)
+        if state != last:
+            yield record
+            last = state
         if record.status.done:
             return
         await asyncio.sleep(POLL_S)
+
+
+async def task_events(services: Services, task_id: str, owner: str) -> AsyncIterator[dict[str, Any]]:
+    """Progress events of a task until it ends (each change once)."""
+    async for record in watch_task(services, task_id, owner):
+        if record is None:
+            yield {"task_id": task_id, "status": "missing", "progress": 0, "message": "", "error": "Task not found"}
+            return
+        yield _event(record)
 
 
 @router.get("/platform/tasks/{task_id}/events")
@@ -168,14 +182,7 @@ async def stream_task(task_id: str, services: ServicesDep, principal: AnyPrincip
 async def task_ws(websocket: WebSocket, task_id: str) -> None:
     """The same events over a websocket; the token comes as ``?token=`` or a bearer header."""
     services: Services = websocket.app.state.services
-    token = websocket.query_params.get("token") or websocket.headers.get("authorization", "").partition(" ")[2]
-    owner = None
-    for audience in (USER_AUDIENCE, CLIENT_AUDIENCE):
-        try:
-            owner = services.tokens.verify(token, audience)
-            break
-        except TokenError:
-            continue
+    owner = websocket_owner(websocket, services)
     if owner is None:
         await websocket.close(code=4401, reason="Not authenticated")
         return
