@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from percept.errors import Unprocessable
+from percept.imaging import shrink_to
 from percept.search import pyramid
 from percept.search.background import border_mask
 from percept.search.catalog import ImageCatalog, public_record
@@ -44,11 +44,7 @@ class Embedders(Protocol):
 
 def shrink(image: np.ndarray, side: int = EMBED_SIDE) -> np.ndarray:
     """The image with its short side at most ``side`` (less to ship to the embedders)."""
-    h, w = image.shape[:2]
-    scale = side / min(h, w)
-    if scale >= 1:
-        return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return shrink_to(image, side)
 
 
 def query_thumb(image: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from percept.imaging import shrink_to
+
 logger = logging.getLogger(__name__)
 
 IMAGE_TYPES = frozenset({"jpeg", "jpg", "png", "tif", "tiff", "gif", "bmp", "webp"})
@@ -97,13 +99,7 @@ def decode_base64(content: object, limit_bytes: int) -> bytes:
 
 def shrink(rgb: np.ndarray, short_side: int = FRAME_SHORT_SIDE) -> np.ndarray:
     """Downscale so the short side is at most ``short_side`` (never upscale)."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    scale = short_side / min(h, w)
-    if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return shrink_to(rgb, short_side)
 
 
 def decode_image(data: bytes, short_side: int = FRAME_SHORT_SIDE) -> np.ndarray:
