@@ -4,6 +4,12 @@ Limits on pages, images, bytes, redirects and time; only ``http``/``https``; hos
 resolve to private, loopback, link-local or reserved addresses are refused unless
 ``allow_private_networks`` (tests serve pages from 127.0.0.1). Every redirect hop is
 checked again.
+
+The check and the connection use one resolution: :class:`PinnedBackend` resolves the host,
+checks every address, and opens the TCP connection to the checked address itself, while
+the URL (hence the ``Host`` header and the TLS SNI/certificate name) keeps the host name.
+A DNS answer that changes between the check and the connection (rebinding) therefore
+cannot steer the crawler to an address it did not check.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
+import httpcore
 import httpx
+from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 from pydantic import BaseModel, Field
 
 from percept.search.images import image_format
@@ -122,30 +131,123 @@ def address_allowed(address: str) -> bool:
     )
 
 
-async def check_url(url: str, allow_private: bool) -> None:
-    """Raise :class:`BlockedAddress` (or ValueError) unless the URL may be fetched."""
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address of ``host`` from the system resolver (in a thread)."""
+    infos = await asyncio.to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_scheme(url: str) -> str:
+    """The URL's host; ValueError unless the URL is http(s) with a host."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"only http(s) URLs with a host can be scraped: {url!r}")
-    if allow_private:
-        return
-    infos = await asyncio.to_thread(socket.getaddrinfo, parts.hostname, parts.port or 80, 0, socket.SOCK_STREAM)
-    for info in infos:
-        if not address_allowed(str(info[4][0])):
-            raise BlockedAddress(f"{parts.hostname} resolves to a non-public address ({info[4][0]})")
+    return parts.hostname
+
+
+async def check_url(url: str, allow_private: bool, resolver: Resolver | None = None) -> None:
+    """Raise :class:`BlockedAddress` (or ValueError) unless the URL may be fetched.
+
+    An early answer for callers; the crawler itself relies on the check made when each
+    connection opens (:class:`PinnedBackend`), which is the one that cannot be raced.
+    """
+    host = check_scheme(url)
+    await PinnedBackend(allow_private, resolver).addresses(host, urlsplit(url).port or 80)
+
+
+class PinnedBackend(AsyncNetworkBackend):
+    """httpcore network backend: resolve once, check every address, connect to a checked one.
+
+    ``resolver`` and ``inner`` are injectable (tests use a fake resolver and a recording
+    backend); the defaults are the system resolver and httpcore's own backend.
+    """
+
+    def __init__(
+        self,
+        allow_private: bool,
+        resolver: Resolver | None = None,
+        inner: AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.allow_private = allow_private
+        self.resolver = resolver or system_resolver
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The checked addresses of ``host``: refused as a whole if any one is not public."""
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+            found = [host]
+        except ValueError:
+            found = await self.resolver(host, port)
+        if not found:
+            raise BlockedAddress(f"{host} does not resolve")
+        if not self.allow_private:
+            for address in found:
+                if not address_allowed(address):
+                    raise BlockedAddress(f"{host} resolves to a non-public address ({address})")
+        return found
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> AsyncNetworkStream:
+        last: Exception | None = None
+        for address in await self.addresses(host, port):
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None  # noqa: ASYNC109
+    ) -> AsyncNetworkStream:
+        raise BlockedAddress("unix sockets are never crawled")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def pinned_transport(allow_private: bool, resolver: Resolver | None = None,
+                     inner: AsyncNetworkBackend | None = None) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose every connection goes through a :class:`PinnedBackend`."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx does not expose the backend; its pool is public httpcore API built the same way.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        network_backend=PinnedBackend(allow_private, resolver, inner),
+    )
+    return transport
 
 
 class Crawler:
     """Crawls start pages breadth-first and hands each accepted image to ``on_image``."""
 
-    def __init__(self, limits: ScrapeLimits, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        limits: ScrapeLimits,
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         self.limits = limits
         self.transport = transport
+        self.resolver = resolver
 
     async def _get(self, client: httpx.AsyncClient, url: str, max_bytes: int) -> tuple[str, httpx.Response, bytes]:
         """GET with per-hop address checks and a byte limit; returns (final URL, response, body)."""
         for _ in range(self.limits.max_redirects + 1):
-            await check_url(url, self.limits.allow_private_networks)
+            check_scheme(url)  # the address of every hop is checked when its connection opens
             async with client.stream("GET", url) as resp:
                 if resp.is_redirect and "location" in resp.headers:
                     url = urldefrag(urljoin(url, resp.headers["location"]))[0]
@@ -178,7 +280,8 @@ class Crawler:
         headers = {"User-Agent": lim.user_agent, "Accept": "text/html,image/*;q=0.9,*/*;q=0.5"}
         sem = asyncio.Semaphore(lim.concurrency)
         async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, headers=headers, transport=self.transport, trust_env=False
+            timeout=timeout, follow_redirects=False, headers=headers, trust_env=False,
+            transport=self.transport or pinned_transport(lim.allow_private_networks, self.resolver),
         ) as client:
 
             async def fetch_image(url: str, page: str) -> None:
