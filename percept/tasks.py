@@ -9,6 +9,12 @@ small picklable object that any deployment or Ray task can call.
 A runner heartbeats its running tasks. A task whose heartbeat is older than
 ``STALE_AFTER_S`` (its replica crashed or was stopped) is reported ``failed`` with the reason
 the next time anyone reads it, so no task hangs forever.
+
+Quotas: each principal may have at most ``max_running`` tasks of one kind running and
+``max_queued`` more waiting (``pending``) behind them (:class:`TaskQuotas`, per kind). A
+submission past both is refused with 429 and ``Retry-After``; a queued task starts when one
+of the principal's running tasks of its kind ends. Active tasks are indexed in a small
+namespace (``tasks.active``) so counting never reads a principal's whole history.
 """
 
 from __future__ import annotations
@@ -23,14 +29,37 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from percept.errors import ServiceError, unwrap_remote_error
+from percept.errors import ServiceError, TooManyRequests, unwrap_remote_error
 from percept.storage.state import StateStore, open_state_store
 
 logger = logging.getLogger(__name__)
 
 TASKS = "tasks"
+ACTIVE = "tasks.active"
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 60.0
+QUEUE_POLL_S = 0.25
+
+
+class TaskQuota(BaseModel):
+    """Per principal and task kind: how many may run at once and how many may wait."""
+
+    max_running: int = Field(4, ge=1, le=1000)
+    max_queued: int = Field(16, ge=0, le=10_000)
+    retry_after_s: int = Field(5, ge=1, le=3600, description="Retry-After of a refused submission")
+
+
+class TaskQuotas(BaseModel):
+    """The default quota and per-kind overrides (``task_quotas`` in the application args)."""
+
+    default: TaskQuota = Field(default_factory=TaskQuota)
+    # The self-test is a diagnostic: nobody needs many countdowns at once.
+    kinds: dict[str, TaskQuota] = Field(
+        default_factory=lambda: {"platform.selftest": TaskQuota(max_running=2, max_queued=2)}
+    )
+
+    def for_kind(self, kind: str) -> TaskQuota:
+        return self.kinds.get(kind, self.default)
 
 
 class TaskStatus(StrEnum):
@@ -75,8 +104,28 @@ class TaskManager:
 
     def create(self, kind: str, owner: str, params: dict[str, Any] | None = None) -> TaskRecord:
         record = TaskRecord(id=str(uuid.uuid4()), kind=kind, owner=owner, params=params or {})
+        self.store.put(ACTIVE, record.id, {"id": record.id, "owner": owner, "kind": kind,
+                                           "status": record.status.value, "at": record.created_at})
         self.store.put(TASKS, record.id, record.model_dump(mode="json"))
         return record
+
+    def active(self, owner: str, kind: str) -> tuple[int, int]:
+        """(pending, running) tasks of ``owner`` and ``kind``; ended or stale ones are pruned."""
+        pending = running = 0
+        now = time.time()
+        for doc in self.store.list(ACTIVE, owner=owner):
+            if doc.get("kind") != kind:
+                continue
+            if now - float(doc.get("at", 0)) > STALE_AFTER_S:
+                record = self.get(str(doc["id"]))  # fails the task if its replica is gone
+                if record is None or record.status.done:
+                    self.store.delete(ACTIVE, str(doc["id"]))
+                    continue
+            if doc.get("status") == TaskStatus.running.value:
+                running += 1
+            else:
+                pending += 1
+        return pending, running
 
     def get(self, task_id: str) -> TaskRecord | None:
         doc = self.store.get(TASKS, task_id)
@@ -115,14 +164,25 @@ class TaskManager:
             return doc
 
         doc = self.store.update(TASKS, task_id, fn)
+        if "status" in changes:
+            if TaskStatus(changes["status"]).done or doc is None:
+                self.store.delete(ACTIVE, task_id)
+            else:
+                self.store.update(ACTIVE, task_id, lambda d: d and {**d, "status": changes["status"],
+                                                                    "at": time.time()})
         return TaskRecord.model_validate(doc) if doc else None
 
     def start(self, task_id: str) -> TaskRecord | None:
         now = time.time()
         return self._patch(task_id, status=TaskStatus.running.value, started_at=now, heartbeat_at=now)
 
+    def touch(self, task_id: str) -> None:
+        """Keep a queued task's index entry fresh (it is alive, only waiting)."""
+        self.store.update(ACTIVE, task_id, lambda d: d and {**d, "at": time.time()})
+
     def heartbeat(self, task_id: str) -> None:
         self._patch(task_id, heartbeat_at=time.time())
+        self.touch(task_id)
 
     def progress(self, task_id: str, percent: float, message: str = "") -> TaskRecord | None:
         return self._patch(
@@ -200,24 +260,60 @@ Work = Callable[[ProgressReporter], Awaitable[Any]]
 class TaskRunner:
     """Runs task work on the ingress event loop (the work itself awaits remote calls)."""
 
-    def __init__(self, manager: TaskManager, state_url: str) -> None:
+    def __init__(self, manager: TaskManager, state_url: str, quotas: TaskQuotas | None = None) -> None:
         self.manager = manager
         self.state_url = state_url
+        self.quotas = quotas or TaskQuotas()
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._slots: dict[tuple[str, str], asyncio.Lock] = {}
 
     def submit(
         self, kind: str, owner: str, work: Work, params: dict[str, Any] | None = None
     ) -> TaskRecord:
-        """Create the record and start the work; returns at once."""
+        """Create the record and start (or queue) the work; returns at once.
+
+        Raises :class:`TooManyRequests` (429, ``Retry-After``) when ``owner`` already has
+        ``max_running + max_queued`` active tasks of ``kind``.
+        """
+        quota = self.quotas.for_kind(kind)
+        pending, running = self.manager.active(owner, kind)
+        if pending + running >= quota.max_running + quota.max_queued:
+            raise TooManyRequests(
+                f"Too many tasks of kind {kind!r}: {running} running and {pending} queued "
+                f"(at most {quota.max_running} running and {quota.max_queued} queued per user)",
+                headers={"Retry-After": str(quota.retry_after_s)},
+                code="task_quota",
+            )
         record = self.manager.create(kind, owner, params)
         reporter = ProgressReporter(self.state_url, record.id)
         self._running[record.id] = asyncio.get_running_loop().create_task(
-            self._run(record.id, work, reporter)
+            self._run(record, work, reporter)
         )
         return record
 
-    async def _run(self, task_id: str, work: Work, reporter: ProgressReporter) -> None:
-        await asyncio.to_thread(self.manager.start, task_id)
+    async def _wait_for_slot(self, record: TaskRecord) -> None:
+        """Start the task once its owner runs fewer than ``max_running`` of its kind.
+
+        Exact within one replica (a lock per owner and kind); across ingress replicas two
+        tasks may start in the same instant and overshoot by one, never more per replica.
+        """
+        quota = self.quotas.for_kind(record.kind)
+        lock = self._slots.setdefault((record.owner, record.kind), asyncio.Lock())
+        last_touch = time.monotonic()
+        while True:
+            async with lock:
+                _, running = await asyncio.to_thread(self.manager.active, record.owner, record.kind)
+                if running < quota.max_running:
+                    await asyncio.to_thread(self.manager.start, record.id)
+                    return
+            if time.monotonic() - last_touch > HEARTBEAT_S:
+                await asyncio.to_thread(self.manager.touch, record.id)
+                last_touch = time.monotonic()
+            await asyncio.sleep(QUEUE_POLL_S)
+
+    async def _run(self, record: TaskRecord, work: Work, reporter: ProgressReporter) -> None:
+        task_id = record.id
+        await self._wait_for_slot(record)
         beat = asyncio.create_task(self._heartbeat(task_id))
         try:
             result = await work(reporter)
