@@ -5,7 +5,9 @@ Two backends pass the same test suite:
 * :class:`SqliteStateStore` — the embedded default, one file under the data directory, no
   server. Safe across processes on one node (WAL mode, busy timeout, ``BEGIN IMMEDIATE``
   for read-modify-write).
-* :class:`RedisStateStore` — for clusters, selected by a ``redis://`` URL.
+* :class:`RedisStateStore` — for clusters, selected by a ``redis://`` URL. A Redis server
+  that restarts (or a network blip) is ridden out: every operation reconnects and retries
+  with backoff for up to ``retry_for_s`` seconds before the error reaches the caller.
 
 Documents are dicts; a document's ``owner`` field (if any) is indexed so that listing one
 principal's objects does not read everyone's.
@@ -14,7 +16,9 @@ principal's objects does not read everyone's.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,9 +26,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+logger = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
+T = TypeVar("T")
 Updater = Callable[[Doc | None], Doc | None]
 
 
@@ -202,16 +209,52 @@ class SqliteStateStore(StateStore):
             self._local.conn = None
 
 
+def _retrying(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a store operation again (new connection, backoff) while Redis is unreachable.
+
+    Whole operations are retried, WATCH/MULTI included, because a transaction cannot be
+    resumed on a new connection. Every operation here is safe to repeat: a write stores the
+    same document again, an update reruns its function on the current document; only a
+    rate-limit counter may count one hit twice when the reply was lost.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: RedisStateStore, *args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        attempt = 0
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except self._transient as exc:
+                attempt += 1
+                if time.monotonic() + delay > deadline:
+                    logger.error("redis unreachable for %.1f s, giving up: %s", self.retry_for_s, exc)
+                    raise
+                if attempt == 1:
+                    logger.warning("redis unreachable (%s): retrying for up to %.0f s", exc, self.retry_for_s)
+                time.sleep(delay)
+                delay = min(1.0, delay * 2)
+
+    return wrapper
+
+
 class RedisStateStore(StateStore):
     """Documents as Redis strings; per-namespace and per-owner key sets as indexes."""
 
-    def __init__(self, url: str, prefix: str = "percept") -> None:
+    def __init__(self, url: str, prefix: str = "percept", retry_for_s: float = 15.0) -> None:
         import redis  # heavy-ish import kept out of the SQLite path
 
         self.url = url
         self.prefix = prefix
-        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self.retry_for_s = retry_for_s
+        # Short socket timeouts so a dead server is noticed fast; the retry loop waits for it.
+        self._redis = redis.Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0,
+            health_check_interval=30, retry_on_timeout=False,
+        )
         self._watch_error = redis.WatchError
+        self._transient: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
 
     def _k(self, ns: str, key: str) -> str:
         return f"{self.prefix}:d:{ns}:{key}"
@@ -234,13 +277,16 @@ class RedisStateStore(StateStore):
         if new.get("owner") is not None:
             pipe.sadd(self._own(ns, str(new["owner"])), key)
 
+    @_retrying
     def get(self, ns: str, key: str) -> Doc | None:
         raw = self._redis.get(self._k(ns, key))
         return json.loads(raw) if raw else None
 
+    @_retrying
     def put(self, ns: str, key: str, doc: Doc) -> None:
         self.update(ns, key, lambda _old: doc)
 
+    @_retrying
     def put_if_absent(self, ns: str, key: str, doc: Doc) -> bool:
         inserted = False
 
@@ -252,6 +298,7 @@ class RedisStateStore(StateStore):
         self.update(ns, key, fn)
         return inserted
 
+    @_retrying
     def update(self, ns: str, key: str, fn: Updater) -> Doc | None:
         name = self._k(ns, key)
         with self._redis.pipeline() as pipe:
@@ -268,6 +315,7 @@ class RedisStateStore(StateStore):
                 except self._watch_error:
                     continue
 
+    @_retrying
     def delete(self, ns: str, key: str) -> bool:
         existed = self.get(ns, key) is not None
         self.update(ns, key, lambda _old: None)
@@ -279,13 +327,16 @@ class RedisStateStore(StateStore):
         raws = self._redis.mget([self._k(ns, k) for k in keys])
         return [json.loads(r) for r in raws if r]
 
+    @_retrying
     def list(self, ns: str, *, owner: str | None = None) -> builtins.list[Doc]:
         index = self._idx(ns) if owner is None else self._own(ns, owner)
         return self._mget(ns, sorted(str(k) for k in self._redis.smembers(index)))
 
+    @_retrying
     def keys(self, ns: str) -> builtins.list[str]:
         return sorted(str(k) for k in self._redis.smembers(self._idx(ns)))
 
+    @_retrying
     def clear(self, ns: str) -> int:
         keys = self.keys(ns)
         owners = self._redis.keys(f"{self.prefix}:o:{ns}:*")
@@ -296,6 +347,7 @@ class RedisStateStore(StateStore):
             pipe.execute()
         return len(keys)
 
+    @_retrying
     def incr(self, key: str, window_s: float) -> tuple[int, float]:
         name = f"{self.prefix}:c:{key}"
         with self._redis.pipeline() as pipe:
@@ -307,7 +359,7 @@ class RedisStateStore(StateStore):
             ttl_ms = int(window_s * 1000)
         return int(hits), ttl_ms / 1000.0
 
-    def ping(self) -> bool:
+    def ping(self) -> bool:  # not retried: a health check answers now
         return bool(self._redis.ping())
 
     def close(self) -> None:
