@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng espeak-ng ffmpeg sox fonts-dejavu-core)
+APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng espeak-ng ffmpeg sox fonts-dejavu-core chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
