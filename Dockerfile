@@ -11,13 +11,15 @@ USER ray
 WORKDIR /home/ray/percept
 
 # The GPU path: torch built for CUDA 12.8 (the CPU pin in pyproject is the CI/laptop choice).
-RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cu128
+# torchvision (its matching 0.28.0) is for the [card] extra's easyocr and open-clip-torch.
+RUN pip install --no-cache-dir "torch==2.13.0" "torchvision==0.28.0" --index-url https://download.pytorch.org/whl/cu128
 
 COPY --chown=ray:users pyproject.toml README.md ./
 COPY --chown=ray:users percept percept
 COPY --chown=ray:users deployments deployments
 COPY --chown=ray:users pipelines pipelines
-RUN pip install --no-cache-dir -e .
+# [card]: openai-whisper, easyocr, open-clip-torch (optional plugins / CLIP loader; weights in /models)
+RUN pip install --no-cache-dir -e ".[card]"
 COPY --chown=ray:users plugins plugins
 COPY --chown=ray:users serve_config.yaml ./
 COPY --chown=ray:users cluster cluster

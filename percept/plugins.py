@@ -188,6 +188,12 @@ def discover_plugins(directory: str | Path) -> DiscoveredPlugins:
             found.errors.append(PluginError(file=path.name, error=f"{type(exc).__name__}: {exc}"))
             continue
         if not classes:
+            # An optional plugin whose library is not installed (e.g. the [card] extra) says so
+            # in a module-level ``SKIPPED`` and registers nothing: skipped, not an error.
+            skipped = getattr(sys.modules.get(f"percept_plugins.{path.stem}"), "SKIPPED", None)
+            if skipped:
+                logger.info("plugin file %s skipped: %s", path.name, skipped)
+                continue
             found.errors.append(PluginError(file=path.name, error="no class decorated with @register_plugin"))
         for cls in classes:
             name = str(getattr(cls, "name"))  # noqa: B009 - checked by register_plugin
