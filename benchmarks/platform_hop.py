@@ -51,11 +51,15 @@ def main() -> None:
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     root = Path(tempfile.mkdtemp(prefix="percept-bench-"))
     started = time.perf_counter()
-    app = start_app(root, [], free_port())
+    # The echo routes are debug routes: on only with debug_routes, for the admins named.
+    app = start_app(root, [], free_port(), debug_routes=True, admins=["user:bench"])
     cold = time.perf_counter() - started
     handle = serve.get_deployment_handle("EchoDeployment", app_name="percept")
 
     with httpx.Client(base_url=app.url, timeout=30) as client:
+        client.put("/v1/auth/register", params={"username": "bench", "password": "bench-pw"})
+        token = client.post("/v1/auth/token", data={"username": "bench", "password": "bench-pw"}).json()
+        client.headers["Authorization"] = f"Bearer {token['access_token']}"
         direct = timed(lambda: handle.ping.remote().result(), n)
         noop = timed(lambda: client.get("/platform/echo").raise_for_status(), n)
         hop = timed(lambda: client.get("/platform/echo/hop").raise_for_status(), n)

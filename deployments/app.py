@@ -1,10 +1,12 @@
 """``build_app``: the only place that binds deployments.
 
 ``serve run serve_config.yaml`` calls it with the YAML ``args``, validated into
-:class:`percept.config.AppArgs`. Every model deployment gets its resources
-(``num_cpus``, fractional ``num_gpus``), autoscaling and ``max_ongoing_requests`` from
-those args; with ``accelerator: auto`` the GPU shares are dropped on a cluster without GPUs,
-so one config serves a laptop and a GPU cluster.
+:class:`percept.config.AppArgs`. For each service of ``args.services`` (the registry,
+:mod:`percept.registry`) it validates the service's settings and calls its deployments
+module's ``bind``, which returns the service's handle group; every model deployment gets its
+resources (``num_cpus``, fractional ``num_gpus``), autoscaling, ``max_ongoing_requests`` and
+``user_config`` from ``args.deployments.<key>``. With ``accelerator: auto`` the GPU shares are
+dropped on a cluster without GPUs, so one config serves a laptop and a GPU cluster.
 """
 
 from __future__ import annotations
@@ -16,22 +18,17 @@ from typing import Any
 
 from ray.serve import Application
 
+from deployments.base import bind_group
 from deployments.echo import EchoDeployment
 from deployments.ingress import IngressDeployment
 from deployments.plugin import PluginDeployment
 from percept.config import AppArgs
+from percept.handles import DebugHandles, HandleGroup
 from percept.logs import configure_logging
 from percept.plugins import discover_plugins
+from percept.registry import spec_of
 
 logger = logging.getLogger(__name__)
-
-SERVICE_DEPLOYMENTS = {
-    "reading": "deployments.reading",
-    "inspection": "deployments.inspection",
-    "tagger": "deployments.tagger",
-    "search": "deployments.search",
-    "correction": "deployments.correction",
-}
 
 
 def cluster_has_gpus() -> bool:
@@ -59,26 +56,27 @@ def build_app(args: AppArgs | dict[str, Any] | None = None) -> Application:
     args = args.resolved(Path.cwd())
     gpu = use_gpus(args)
 
-    handles: dict[str, Application] = {
-        "echo": EchoDeployment.options(num_replicas=1, ray_actor_options={"num_cpus": 0}).bind()
-    }
+    groups: list[HandleGroup] = []
     for service in args.services:
-        module = importlib.import_module(SERVICE_DEPLOYMENTS[service])
-        handles.update(module.bind(args, gpu))
+        spec = spec_of(service)
+        spec.load_settings(args)  # a wrong service_config section fails the build, not the first request
+        groups.append(importlib.import_module(spec.deployments).bind(args, gpu))
+    if args.debug_routes:
+        groups.append(bind_group(DebugHandles, args, False, echo=EchoDeployment))
 
     found = discover_plugins(args.plugins_dir)
     for error in found.errors:
         logger.error("plugin %s skipped: %s", error.file, error.error)
+    plugin_apps: dict[str, Application] = {}
     for name, info in found.plugins.items():
         options = args.options_for_plugin(name).serve_options(use_gpu=gpu)
-        handles[f"plugin:{name}"] = PluginDeployment.options(
-            name=f"Plugin_{name}", **options
-        ).bind(args, info.model_dump())
+        plugin_apps[name] = PluginDeployment.options(name=f"Plugin_{name}", **options).bind(args, info.model_dump())
 
     ingress = IngressDeployment.options(**args.ingress.serve_options(use_gpu=False))
     return ingress.bind(
         args,
-        handles,
+        groups,
+        plugin_apps,
         [p.model_dump() for p in found.plugins.values()],
         [e.model_dump() for e in found.errors],
     )

@@ -1,19 +1,26 @@
-"""What every model deployment shares: loading a core, availability, health, status."""
+"""What every model deployment shares: loading a core, availability, health, status,
+batch knobs from ``user_config``, and binding a service's group of deployments."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from dataclasses import fields
+from typing import Any, ClassVar, Generic, TypeVar
 
-from percept.config import AppArgs, DeploymentOptions
+from pydantic import BaseModel, ConfigDict, Field
+from ray.serve import Application
+
+from percept.config import AppArgs
 from percept.errors import ServiceUnavailable, WeightsMissing
+from percept.handles import HandleGroup
 from percept.logs import configure_logging
 from percept.models.weights import use_models_dir
 
 logger = logging.getLogger(__name__)
 CoreT = TypeVar("CoreT")
+G = TypeVar("G", bound=HandleGroup)
 
 
 class ModelDeployment(Generic[CoreT]):
@@ -62,10 +69,61 @@ class ModelDeployment(Generic[CoreT]):
         return None
 
 
-def deployment_options(args: AppArgs, key: str, gpu: bool, **defaults: Any) -> dict[str, Any]:
-    """Serve options of a model deployment: ``args.deployments[key]`` or these defaults.
+class BatchKnobs(BaseModel):
+    """A deployment's ``user_config`` batch knobs; a knob left out keeps its current value."""
 
-    ``gpu`` is what ``build_app`` decided for the cluster; without GPUs ``num_gpus`` is 0.
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int | None = Field(None, ge=1)
+    batch_wait_timeout_s: float | None = Field(None, ge=0)
+    batching: bool = Field(True, description="false: one forward pass per call (no @serve.batch)")
+
+
+class Batching:
+    """Mixin: ``reconfigure(user_config)`` applies :class:`BatchKnobs` to every ``@serve.batch``
+    method named in ``batched_methods``, without restarting the replica.
+
+    The decorators carry no figures of their own: ``serve_config.yaml`` gives them (Serve's
+    defaults apply to a deployment whose YAML entry has no ``user_config``).
     """
-    base = args.deployments.get(key) or DeploymentOptions(**defaults)
-    return base.serve_options(use_gpu=gpu)
+
+    batched_methods: ClassVar[tuple[str, ...]] = ()
+    batching: bool = True
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        knobs = BatchKnobs.model_validate(user_config or {})
+        self.batching = knobs.batching
+        for name in self.batched_methods:
+            method = getattr(self, name)
+            if knobs.max_batch_size is not None:
+                method.set_max_batch_size(knobs.max_batch_size)
+            if knobs.batch_wait_timeout_s is not None:
+                method.set_batch_wait_timeout_s(knobs.batch_wait_timeout_s)
+        logger.info("%s batch knobs %s", type(self).__name__, knobs.model_dump(exclude_none=True))
+
+
+def bind_group(group_type: type[G], args: AppArgs, gpu: bool, **parts: Any) -> G:
+    """A service's handle group filled with its bound deployments.
+
+    Each keyword is a field of ``group_type`` (the deployment's key) and its value a Serve
+    ``Deployment`` or ``(Deployment, extra)``. The deployment's options come from
+    ``args.deployments.<key>`` (``serve_config.yaml``), without GPUs when ``gpu`` is false,
+    and it is bound with ``args`` first. ``(Deployment, extra)`` also passes
+    ``extra(group)`` (the group bound so far), e.g. the embedders the search index calls.
+    Serve swaps each bound deployment for a ``DeploymentHandle`` in the ingress.
+    """
+    known = {f.name for f in fields(group_type)}
+    unknown = sorted(set(parts) - known)
+    if unknown:
+        raise ValueError(f"{group_type.__name__} has no deployments {unknown}; it has {sorted(known)}")
+    group = group_type()
+    for key, part in parts.items():
+        deployment, extra = part if isinstance(part, tuple) else (part, _no_extra)
+        options = args.options_for_deployment(key).serve_options(use_gpu=gpu)
+        app: Application = deployment.options(**options).bind(args, *extra(group))
+        setattr(group, key, app)
+    return group
+
+
+def _no_extra(_: Any) -> tuple[Any, ...]:
+    return ()

@@ -15,21 +15,21 @@ import re
 from typing import Any
 
 from ray import serve
-from ray.serve import Application
 
-from deployments.base import ModelDeployment, deployment_options
+from deployments.base import ModelDeployment, bind_group
 from percept.config import AppArgs
 from percept.correction.events import SocketEvents
 from percept.correction.features import path_allowed
 from percept.correction.images import ImageDecodeError, metadata
 from percept.correction.job import Executor, run_job
+from percept.correction.settings import JobDefaults
 from percept.correction.state import BlobSink
 from percept.errors import BadRequest, Forbidden, NotFound
+from percept.handles import CorrectionHandles
+from percept.registry import CORRECTION
 from percept.storage import BlobStore
 
 logger = logging.getLogger(__name__)
-
-HANDLE = "correction"
 
 
 def owner_segment(owner: str) -> str:
@@ -41,20 +41,18 @@ def job_prefix(owner: str, job_id: str) -> str:
     return f"correction/{owner_segment(owner)}/{job_id}"
 
 
-class CorrectionSettings:
-    """``service_config.correction``: allowed_roots and the job defaults (batch knobs)."""
+class JobPolicy:
+    """Where jobs may read from and the ``config_params`` they get by default."""
 
     def __init__(self, args: AppArgs) -> None:
-        section = args.service_section("correction")
-        roots = section.get("allowed_roots") or [str(args.data_dir)]
-        self.allowed_roots: list[str] = [str(r) for r in roots]
+        settings = CORRECTION.load_settings(args)
+        self.allowed_roots = settings.roots(args.data_dir)
         self.models_path = str(args.models_path)
-        self.defaults: dict[str, Any] = {"batch_size": 32, "concurrency": 1, "num_cpus": 1.0}
-        self.defaults.update(section.get("defaults") or {})
+        self.defaults = settings.defaults
 
 
 @serve.deployment(name="CorrectionDeployment")
-class CorrectionDeployment(ModelDeployment[CorrectionSettings]):
+class CorrectionDeployment(ModelDeployment[JobPolicy]):
     """Runs jobs and metadata look-ups; one replica can run several jobs at once."""
 
     model_label = "correction"
@@ -64,24 +62,22 @@ class CorrectionDeployment(ModelDeployment[CorrectionSettings]):
         # Ray Data by default; tests inject the in-process executor.
         self.executor = executor
         self.blobs = BlobStore(str(args.blob_url))
-        self.load(lambda: CorrectionSettings(args))
+        self.load(lambda: JobPolicy(args))
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """``user_config`` keys ``batch_size``, ``concurrency``, ``num_cpus``: job defaults."""
-        settings = self.require()
-        for key in ("batch_size", "concurrency", "num_cpus"):
-            if key in user_config:
-                settings.defaults[key] = user_config[key]
+        """``user_config`` keys ``batch_size``, ``concurrency``, ``num_cpus``: the job defaults, live."""
+        policy = self.require()
+        policy.defaults = JobDefaults.model_validate({**policy.defaults.model_dump(), **(user_config or {})})
 
     def _prepare(self, request: dict[str, Any]) -> dict[str, Any]:
-        settings = self.require()
-        params = dict(settings.defaults)
+        policy = self.require()
+        params: dict[str, Any] = policy.defaults.model_dump()
         params.update({k: v for k, v in (request.get("config_params") or {}).items() if v is not None})
         params.pop("output_dir", None)  # over HTTP outputs always go to the blob store
         models = params.get("models_path")
-        if models and not path_allowed(str(models), settings.allowed_roots + [settings.models_path]):
+        if models and not path_allowed(str(models), policy.allowed_roots + [policy.models_path]):
             raise Forbidden("config_params.models_path is outside the allowed roots")
-        params["models_path"] = models or settings.models_path
+        params["models_path"] = models or policy.models_path
         return {**request, "config_params": params}
 
     async def run_job(self, job_id: str, owner: str, request: dict[str, Any], reporter: Any,
@@ -132,8 +128,6 @@ class CorrectionDeployment(ModelDeployment[CorrectionSettings]):
             raise (NotFound if "not found" in text or "not a file" in text else BadRequest)(text) from None
 
 
-def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
+def bind(args: AppArgs, gpu: bool) -> CorrectionHandles:
     """The job runner; its Ray Data actors take their own CPUs (``num_cpus`` per actor)."""
-    options = deployment_options(args, "correction", gpu, num_cpus=0.1, num_gpus=0.0,
-                                 max_ongoing_requests=8, num_replicas=1, autoscaling_config=None)
-    return {HANDLE: CorrectionDeployment.options(**options).bind(args)}
+    return bind_group(CorrectionHandles, args, gpu, correction=CorrectionDeployment)

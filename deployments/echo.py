@@ -1,4 +1,7 @@
-"""A deployment that does nothing: the far end of the hop benchmark and of the task self-test."""
+"""A deployment that does nothing: the far end of the hop benchmark and of the task self-test.
+
+Bound only with ``debug_routes: true`` (``serve_config.yaml`` key ``deployments.echo``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from percept.tasks import ProgressReporter
 
 class Echo:
     """Ray-free: answers pings and runs a countdown that reports progress."""
+
+    def __init__(self, args: object = None) -> None:
+        """``args`` (the application's) is accepted like every deployment's, and unused."""
 
     def ping(self) -> str:
         return "ok"

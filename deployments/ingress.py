@@ -15,6 +15,7 @@ from ray import serve
 
 from percept.api.app import create_app
 from percept.config import AppArgs
+from percept.handles import Handle, HandleGroup
 from percept.logs import configure_logging
 from percept.models.weights import use_models_dir
 from percept.services import Services, build_services
@@ -28,16 +29,17 @@ class IngressDeployment:
     def __init__(
         self,
         args: AppArgs,
-        handles: dict[str, Any],
+        handles: list[HandleGroup],
+        plugin_handles: dict[str, Handle],
         plugins: list[dict[str, Any]],
         plugin_errors: list[dict[str, Any]],
     ) -> None:
         configure_logging()
         use_models_dir(args.models_path)
-        self.services: Services = build_services(args, handles, plugins, plugin_errors)
+        self.services: Services = build_services(args, handles, plugins, plugin_errors, plugin_handles)
         logger.info(
             "ingress ready: %d deployments, %d plugins, state %s",
-            len(handles), len(plugins), self.services.state.url.split("://")[0],
+            len(list(self.services.deployments())), len(plugins), self.services.state.url.split("://")[0],
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:

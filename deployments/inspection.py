@@ -13,12 +13,13 @@ import asyncio
 from typing import Any
 
 from ray import serve
-from ray.serve import Application
 
-from deployments.base import ModelDeployment, deployment_options
+from deployments.base import ModelDeployment, bind_group
 from percept.config import AppArgs
+from percept.handles import InspectionHandles
 from percept.inspection.engine import TrainedModel
 from percept.inspection.worker import InspectionWorker
+from percept.registry import INSPECTION
 from percept.storage.blobs import BlobStore
 from percept.tasks import ProgressReporter
 
@@ -26,9 +27,8 @@ MAX_MODELS_PER_REPLICA = 8
 
 
 def _worker(args: AppArgs) -> InspectionWorker:
-    section = args.service_section("inspection")
     assert args.blob_url is not None
-    return InspectionWorker(BlobStore(args.blob_url), int(section.get("work_size", 256)))
+    return InspectionWorker(BlobStore(args.blob_url), INSPECTION.load_settings(args).work_size)
 
 
 @serve.deployment(name="InspectionTrainer")
@@ -68,14 +68,7 @@ class InspectionPredictor(ModelDeployment[InspectionWorker]):
         return await asyncio.to_thread(self.require().predict_with, model, key_prefix, images)
 
 
-def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
-    """Bound deployments of this service, keyed by the handle name the routers use."""
-    trainer = InspectionTrainer.options(
-        **deployment_options(args, "inspection_trainer", gpu, num_cpus=1.0, num_gpus=0.0,
-                             max_ongoing_requests=2, num_replicas=1)
-    ).bind(args)
-    predictor = InspectionPredictor.options(
-        **deployment_options(args, "inspection_predictor", gpu, num_cpus=0.5, num_gpus=0.0,
-                             max_ongoing_requests=8)
-    ).bind(args)
-    return {"inspection_trainer": trainer, "inspection_predictor": predictor}
+def bind(args: AppArgs, gpu: bool) -> InspectionHandles:
+    """The trainer and the multiplexed predictor (resources from serve_config.yaml)."""
+    return bind_group(InspectionHandles, args, gpu, inspection_trainer=InspectionTrainer,
+                      inspection_predictor=InspectionPredictor)

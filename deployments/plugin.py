@@ -15,7 +15,7 @@ from typing import Any
 
 from ray import serve
 
-from deployments.base import ModelDeployment
+from deployments.base import Batching, ModelDeployment
 from percept.config import AppArgs
 from percept.plugins import (
     AudioProcessingResult,
@@ -61,7 +61,11 @@ class PluginRunner:
 
 
 @serve.deployment(name="PluginDeployment")
-class PluginDeployment(ModelDeployment[PluginRunner]):
+class PluginDeployment(Batching, ModelDeployment[PluginRunner]):
+    """Batch knobs from ``user_config`` (``plugin_defaults`` / ``plugins.<name>`` in serve_config.yaml)."""
+
+    batched_methods = ("_batched",)
+
     def __init__(self, args: AppArgs, info: dict[str, Any]) -> None:
         super().__init__(args)
         self.info = PluginInfo.model_validate(info)
@@ -75,7 +79,7 @@ class PluginDeployment(ModelDeployment[PluginRunner]):
             paths = [str(stack.enter_context(self.blobs.local_path(k))) for k in keys]
             return runner.process(paths)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch
     async def _batched(self, keys: list[str]) -> list[dict[str, Any] | Exception]:
         return await asyncio.to_thread(self._run, keys)
 

@@ -12,13 +12,13 @@ import logging
 from typing import Any
 
 from ray import serve
-from ray.serve import Application
 
-from deployments.base import ModelDeployment, deployment_options
+from deployments.base import ModelDeployment, bind_group
 from percept.config import AppArgs
-from percept.reading.config import ReadingConfig
+from percept.handles import ReadingHandles
 from percept.reading.core import ReadingCore
 from percept.reading.forced import ForcedAligner
+from percept.registry import READING
 from percept.storage import BlobStore
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class ReadingToolsDeployment(ModelDeployment[ReadingCore]):
     def __init__(self, args: AppArgs) -> None:
         super().__init__(args)
         blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
-        self.load(lambda: ReadingCore(blobs, ReadingConfig.from_args(args)))
+        self.load(lambda: ReadingCore(blobs, READING.load_settings(args)))
 
     async def convert_audio(self, data: bytes, key: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.require().convert_audio, data, key)
@@ -83,11 +83,6 @@ class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
         return await asyncio.to_thread(self._align, key, words)
 
 
-def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
-    """Bound deployments of this service, keyed by the handle name the routers use."""
-    tools = deployment_options(args, "reading", gpu, num_cpus=0.5, num_gpus=0.0, max_ongoing_requests=16)
-    aligner = deployment_options(args, "reading_aligner", gpu, num_cpus=1.0, num_gpus=0.25, max_ongoing_requests=8)
-    return {
-        "reading": ReadingToolsDeployment.options(**tools).bind(args),
-        "reading_aligner": ReadingAlignerDeployment.options(**aligner).bind(args),
-    }
+def bind(args: AppArgs, gpu: bool) -> ReadingHandles:
+    """The reading tools and the forced aligner (resources from serve_config.yaml)."""
+    return bind_group(ReadingHandles, args, gpu, reading=ReadingToolsDeployment, reading_aligner=ReadingAlignerDeployment)

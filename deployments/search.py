@@ -1,6 +1,6 @@
 """The search service's deployments: the index (engine), two embedders, background removal.
 
-Handle names (``services.handle(...)``) and config keys (``deployments.<key>``) are the same:
+The keys of :class:`percept.handles.SearchHandles` (also ``deployments.<key>`` in serve_config.yaml):
 
 * ``search`` — :class:`SearchIndexDeployment`: catalog, in-memory vector indexes, colour
   search, blending, crawling, bulk embedding; calls the embedders through their handles.
@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from ray import serve
-from ray.serve import Application
 
-from deployments.base import ModelDeployment, deployment_options
+from deployments.base import Batching, ModelDeployment, bind_group
 from percept.config import AppArgs
 from percept.errors import WeightsMissing, unwrap_remote_error
+from percept.handles import Handle, SearchHandles
+from percept.registry import SEARCH
 from percept.search.catalog import ImageCatalog
-from percept.search.config import search_config
 from percept.search.embedders import ClipEmbedder, EfficientNetEmbedder, ResNetEmbedder
 from percept.search.engine import SearchEngine
 from percept.search.highlight import BackgroundRemover
@@ -38,7 +38,7 @@ def _catalog(args: AppArgs) -> ImageCatalog:
     return ImageCatalog(open_state_store(args.state_url), BlobStore(args.blob_url))
 
 
-class _Batched(ModelDeployment[Any]):
+class _Batched(Batching, ModelDeployment[Any]):
     """Shared batching of single-image queries (``@serve.batch`` knobs via user_config).
 
     Weights may arrive after the replica started: while the core is missing, each request
@@ -46,6 +46,7 @@ class _Batched(ModelDeployment[Any]):
     """
 
     _factory: Any = None
+    batched_methods: ClassVar[tuple[str, ...]] = ("embed_single",)
 
     def load(self, factory: Any) -> None:
         self._factory = factory
@@ -57,18 +58,12 @@ class _Batched(ModelDeployment[Any]):
             await asyncio.to_thread(super().load, self._factory)
         return self.require()
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        size = int(user_config.get("max_batch_size", 8))
-        wait = float(user_config.get("batch_wait_timeout_s", 0.02))
-        self.embed_single.set_max_batch_size(size)  # type: ignore[attr-defined]
-        self.embed_single.set_batch_wait_timeout_s(wait)  # type: ignore[attr-defined]
-
     async def embed_images(self, images: list[np.ndarray]) -> tuple[str, np.ndarray]:
         """(model name, unit vectors) of a batch of images."""
         core = await self.ready()
         return core.name, await asyncio.to_thread(core.embed_images, images)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch
     async def embed_single(self, images: list[np.ndarray]) -> list[tuple[str, np.ndarray]]:
         """One image per call; concurrent calls are embedded together."""
         core = await self.ready()
@@ -82,7 +77,7 @@ class ResNetEmbedderDeployment(_Batched):
 
     def __init__(self, args: AppArgs) -> None:
         super().__init__(args)
-        fallback = search_config(args).resnet_fallback
+        fallback = SEARCH.load_settings(args).resnet_fallback
 
         def factory() -> Any:
             try:
@@ -99,17 +94,13 @@ class ResNetEmbedderDeployment(_Batched):
 @serve.deployment(name="SearchClipEmbedder")
 class ClipEmbedderDeployment(_Batched):
     model_label = "CLIP"
+    batched_methods = ("embed_single", "embed_text")
 
     def __init__(self, args: AppArgs) -> None:
         super().__init__(args)
         self.load(lambda: ClipEmbedder(self.models_path))
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        super().reconfigure(user_config)
-        self.embed_text.set_max_batch_size(int(user_config.get("max_batch_size", 8)))  # type: ignore[attr-defined]
-        self.embed_text.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.02)))  # type: ignore[attr-defined]
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch
     async def embed_text(self, texts: list[str]) -> list[tuple[str, np.ndarray]]:
         """One text per call; concurrent calls are embedded together."""
         core = await self.ready()
@@ -124,7 +115,7 @@ class BackgroundDeployment(ModelDeployment[BackgroundRemover]):
     def __init__(self, args: AppArgs) -> None:
         super().__init__(args)
         self.catalog = _catalog(args)
-        method = search_config(args).background_method
+        method = SEARCH.load_settings(args).background_method
         self.load(lambda: BackgroundRemover(self.models_path, method))
 
     def status(self) -> dict[str, Any]:
@@ -159,11 +150,12 @@ class BackgroundDeployment(ModelDeployment[BackgroundRemover]):
 class HandleEmbedders:
     """The engine's embedders, served by the ResNet and CLIP deployments."""
 
-    def __init__(self, resnet: Any, clip: Any) -> None:
-        self.handles = {"resnet": resnet, "clip": clip}
+    def __init__(self, resnet: Handle, clip: Handle) -> None:
+        self.resnet = resnet
+        self.clip = clip
 
     async def images(self, kind: str, images: list[np.ndarray]) -> tuple[str, np.ndarray]:
-        handle = self.handles[kind]
+        handle = self.clip if kind == "clip" else self.resnet
         try:
             if len(images) == 1:
                 return tuple(await handle.embed_single.remote(images[0]))  # type: ignore[return-value]
@@ -174,7 +166,7 @@ class HandleEmbedders:
     async def texts(self, texts: list[str]) -> tuple[str, np.ndarray]:
         try:
             if len(texts) == 1:
-                return tuple(await self.handles["clip"].embed_text.remote(texts[0]))  # type: ignore[return-value]
+                return tuple(await self.clip.embed_text.remote(texts[0]))  # type: ignore[return-value]
             raise ValueError("one text at a time")
         except Exception as exc:
             raise unwrap_remote_error(exc) from None
@@ -186,9 +178,9 @@ class SearchIndexDeployment(ModelDeployment[SearchEngine]):
 
     model_label = "search index"
 
-    def __init__(self, args: AppArgs, resnet: Any, clip: Any) -> None:
+    def __init__(self, args: AppArgs, resnet: Handle, clip: Handle) -> None:
         super().__init__(args)
-        self.config = search_config(args)
+        self.config = SEARCH.load_settings(args)
         engine = SearchEngine(_catalog(args), self.config, HandleEmbedders(resnet, clip))
         self.load(lambda: engine)
         try:
@@ -220,17 +212,12 @@ class SearchIndexDeployment(ModelDeployment[SearchEngine]):
         return await self.require().similar_by_text(owner, text, k)
 
 
-def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
-    """Bound deployments of this service, keyed by the handle name the routers use."""
-    search_config(args)  # a wrong service_config.search fails the build, not the first request
-    resnet = ResNetEmbedderDeployment.options(**deployment_options(
-        args, "search_resnet", gpu, num_cpus=0.25, num_gpus=0.1, max_ongoing_requests=16,
-        user_config={"max_batch_size": 8, "batch_wait_timeout_s": 0.02})).bind(args)
-    clip = ClipEmbedderDeployment.options(**deployment_options(
-        args, "search_clip", gpu, num_cpus=0.25, num_gpus=0.15, max_ongoing_requests=16,
-        user_config={"max_batch_size": 8, "batch_wait_timeout_s": 0.02})).bind(args)
-    background = BackgroundDeployment.options(**deployment_options(
-        args, "search_background", gpu, num_cpus=0.25, num_gpus=0.05, max_ongoing_requests=8)).bind(args)
-    index = SearchIndexDeployment.options(**deployment_options(
-        args, "search", gpu, num_cpus=0.25, num_gpus=0.0, max_ongoing_requests=32)).bind(args, resnet, clip)
-    return {"search": index, "search_resnet": resnet, "search_clip": clip, "search_background": background}
+def bind(args: AppArgs, gpu: bool) -> SearchHandles:
+    """The embedders, background removal and the index that calls the embedders."""
+    return bind_group(
+        SearchHandles, args, gpu,
+        search_resnet=ResNetEmbedderDeployment,
+        search_clip=ClipEmbedderDeployment,
+        search_background=BackgroundDeployment,
+        search=(SearchIndexDeployment, lambda group: (group.search_resnet, group.search_clip)),
+    )

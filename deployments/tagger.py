@@ -20,46 +20,34 @@ from typing import Any
 
 import numpy as np
 from ray import serve
-from ray.serve import Application
 
-from deployments.base import ModelDeployment, deployment_options
+from deployments.base import Batching, ModelDeployment, bind_group
 from percept.config import AppArgs
+from percept.handles import TaggerHandles
+from percept.registry import TAGGER
 from percept.tagger.aggregate import Detection
 from percept.tagger.classifier import load_classifier, top_k
 from percept.tagger.detector import load_detector
-from percept.tagger.settings import TaggerSettings
 from percept.tagger.usage import usage
 
 logger = logging.getLogger(__name__)
-CLASSIFIER_KEY = "tagger_classifier"
-DETECTOR_KEY = "tagger_detector"
-DEFAULT_BATCH = {"max_batch_size": 16, "batch_wait_timeout_s": 0.01, "batching": True}
-DEFAULT_DETECT_BATCH = {"max_batch_size": 8, "batch_wait_timeout_s": 0.01, "batching": True}
 RETRY_LOAD_S = 5.0
 
 
-class TaggerClassifier(ModelDeployment[Any]):
+class TaggerClassifier(Batching, ModelDeployment[Any]):
     """Ray-free-testable classifier wrapper: batched ``classify(image, top_k)``."""
 
     model_label = "tagger classifier"
+    batched_methods = ("_predict_batched",)
 
     def __init__(self, args: AppArgs, core_factory: Callable[[], Any] | None = None) -> None:
         super().__init__(args)
-        settings = TaggerSettings.from_section(args.service_section("tagger"))
-        self.batching = True
+        settings = TAGGER.load_settings(args)
         self.batches = 0
         self.largest_batch = 0
         self.load(core_factory or (lambda: load_classifier(settings, self.models_path)))
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Batch knobs from ``user_config`` (applied without restarting the replica)."""
-        config = {**DEFAULT_BATCH, **(user_config or {})}
-        self.batching = bool(config["batching"])
-        self._predict_batched.set_max_batch_size(int(config["max_batch_size"]))
-        self._predict_batched.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
-        logger.info("tagger classifier batching=%s %s", self.batching, config)
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    @serve.batch
     async def _predict_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:
         core = self.require()
         self.batches += 1
@@ -86,25 +74,18 @@ class TaggerClassifier(ModelDeployment[Any]):
                 "largest_batch": self.largest_batch}
 
 
-class TaggerDetector(ModelDeployment[Any]):
+class TaggerDetector(Batching, ModelDeployment[Any]):
     """Object detector wrapper: ``detect(images, threshold)`` boxes per image."""
 
     model_label = "tagger object detector"
+    batched_methods = ("_detect_batched",)
 
     def __init__(self, args: AppArgs, core_factory: Callable[[], Any] | None = None) -> None:
         super().__init__(args)
-        settings = TaggerSettings.from_section(args.service_section("tagger"))
+        settings = TAGGER.load_settings(args)
         self._factory = core_factory or (lambda: load_detector(settings, self.models_path))
         self._tried = 0.0
-        self.batching = True
         self._try_load()
-
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Batch knobs from ``user_config``, as for the classifier."""
-        config = {**DEFAULT_DETECT_BATCH, **(user_config or {})}
-        self.batching = bool(config["batching"])
-        self._detect_batched.set_max_batch_size(int(config["max_batch_size"]))
-        self._detect_batched.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
 
     def _try_load(self) -> None:
         self._tried = time.monotonic()
@@ -131,7 +112,7 @@ class TaggerDetector(ModelDeployment[Any]):
             return list(await asyncio.gather(*(self._detect_batched((image, threshold)) for image in images)))
         return await asyncio.to_thread(core.detect, images, threshold)  # type: ignore[no-any-return]
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    @serve.batch
     async def _detect_batched(self, items: list[tuple[np.ndarray, float]]) -> list[list[Detection]]:
         core = self.require()
         out: list[list[Detection]] = [[] for _ in items]
@@ -155,16 +136,7 @@ TaggerClassifierDeployment = serve.deployment(name="TaggerClassifier")(TaggerCla
 TaggerDetectorDeployment = serve.deployment(name="TaggerDetector")(TaggerDetector)
 
 
-def bind(args: AppArgs, gpu: bool) -> dict[str, Application]:
-    """The classifier and detector, keyed by the handle names the router uses."""
-    classifier = TaggerClassifierDeployment.options(**deployment_options(
-        args, CLASSIFIER_KEY, gpu, num_cpus=0.1, num_gpus=0.25, max_ongoing_requests=128,
-        autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 32},
-        user_config=dict(DEFAULT_BATCH),
-    ))
-    detector = TaggerDetectorDeployment.options(**deployment_options(
-        args, DETECTOR_KEY, gpu, num_cpus=0.1, num_gpus=0.25, max_ongoing_requests=64,
-        autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16},
-        user_config=dict(DEFAULT_DETECT_BATCH),
-    ))
-    return {CLASSIFIER_KEY: classifier.bind(args), DETECTOR_KEY: detector.bind(args)}
+def bind(args: AppArgs, gpu: bool) -> TaggerHandles:
+    """The classifier and the detector (resources and batch knobs from serve_config.yaml)."""
+    return bind_group(TaggerHandles, args, gpu,
+                      tagger_classifier=TaggerClassifierDeployment, tagger_detector=TaggerDetectorDeployment)

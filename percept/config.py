@@ -3,18 +3,33 @@
 Configuration flows one way: the YAML ``args`` are validated into :class:`AppArgs` by
 ``deployments.app.build_app``; each deployment receives the parts it needs. Paths are made
 absolute once, here, so every replica (whatever its working directory) sees the same files.
+
+Every per-deployment figure (resources, scaling, batch knobs in ``user_config``) lives in
+``serve_config.yaml`` only; a deployment missing there gets the generic
+:class:`DeploymentOptions` defaults. Each service's own settings are a
+:class:`ServiceSettings` model (``service_config.<service>``), named in the service registry
+(:mod:`percept.registry`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from percept.settings import get_settings
 
-SERVICES = ("reading", "inspection", "tagger", "search", "correction")
+
+class ServiceSettings(BaseModel):
+    """Base of every service's settings model (``service_config.<service>``; all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any] | None) -> Self:
+        """Validate the free-form YAML section (absent: every default)."""
+        return cls.model_validate(section or {})
 
 
 class AutoscalingOptions(BaseModel):
@@ -86,24 +101,32 @@ class AppArgs(BaseModel):
         "auto",
         description="auto: keep num_gpus where the cluster has GPUs, drop them where it has none",
     )
-    services: list[str] = Field(default_factory=lambda: list(SERVICES))
-    ingress: DeploymentOptions = Field(
-        default_factory=lambda: DeploymentOptions(num_cpus=0.5, max_ongoing_requests=64)
+    services: list[str] = Field(default_factory=lambda: list(_service_names()))
+    ingress: DeploymentOptions = Field(default_factory=DeploymentOptions)
+    deployments: dict[str, DeploymentOptions] = Field(
+        default_factory=dict, description="per deployment key (a handle field of percept.handles)"
     )
-    deployments: dict[str, DeploymentOptions] = Field(default_factory=dict)
     plugin_defaults: DeploymentOptions = Field(default_factory=DeploymentOptions)
     plugins: dict[str, DeploymentOptions] = Field(default_factory=dict)
     rate_limit_per_minute: int = Field(600, ge=1, description="default per principal and path")
     service_config: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="free-form section per service, validated by the service"
+        default_factory=dict, description="one section per service, validated by its settings model"
+    )
+    debug_routes: bool = Field(
+        False, description="bind the echo deployment and serve /platform/echo, /platform/echo/hop and "
+        "/platform/tasks/selftest (to the principals in admins only)",
+    )
+    admins: list[str] = Field(
+        default_factory=list, description="principal ids (user:ann, client:ci_...) allowed to the debug routes"
     )
 
     @field_validator("services")
     @classmethod
     def _known_services(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(SERVICES))
+        known = _service_names()
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown services {unknown}; known: {list(SERVICES)}")
+            raise ValueError(f"unknown services {unknown}; known: {list(known)}")
         return value
 
     def resolved(self, root: Path | None = None) -> AppArgs:
@@ -128,12 +151,18 @@ class AppArgs(BaseModel):
             }
         )
 
-    def options_for(self, name: str, default: DeploymentOptions | None = None) -> DeploymentOptions:
-        """Resources of a model deployment by its config key."""
-        return self.deployments.get(name) or default or DeploymentOptions()
+    def options_for_deployment(self, key: str) -> DeploymentOptions:
+        """Resources of a model deployment by its key (generic defaults if the YAML has none)."""
+        return self.deployments.get(key) or DeploymentOptions()
 
     def options_for_plugin(self, name: str) -> DeploymentOptions:
         return self.plugins.get(name) or self.plugin_defaults
 
     def service_section(self, service: str) -> dict[str, Any]:
         return dict(self.service_config.get(service, {}))
+
+
+def _service_names() -> tuple[str, ...]:
+    from percept.registry import SERVICE_NAMES  # the registry imports the services' settings models
+
+    return SERVICE_NAMES

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     blob_url: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
+    # PERCEPT_SEARCH_ALLOW_PRIVATE_NETWORKS=1: the crawler may reach loopback/private hosts (labs, tests)
+    search_allow_private_networks: bool = False
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,11 @@
 
 ``LocalHandle(obj)`` answers ``handle.method.remote(*args)`` like a DeploymentHandle, by
 calling ``obj.method`` (sync methods in a thread), so routers can be tested through
-``TestClient`` with real cores or fakes and no Ray.
+``TestClient`` with real cores or fakes and no Ray. A test builds the container with the
+handle groups it needs::
+
+    services = make_services(tmp_path, TaggerHandles(tagger_classifier=LocalHandle(fake)),
+                             services=["tagger"])
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from percept.config import AppArgs
+from percept.handles import HandleGroup
 from percept.services import Services, build_services
+
+SERVE_CONFIG = Path(__file__).resolve().parents[1] / "serve_config.yaml"
 
 
 class _Call:
@@ -55,16 +63,30 @@ class LocalHandle:
         return _Call(self._target, name)
 
 
-def make_services(tmp_path: Path, handles: dict[str, Any] | None = None, **overrides: Any) -> Services:
-    """Services on a temporary data directory (SQLite + local blobs) with the given handles."""
+def make_services(
+    tmp_path: Path, *handles: HandleGroup, plugins: dict[str, object] | None = None, **overrides: Any
+) -> Services:
+    """Services on a temporary data directory (SQLite + local blobs).
+
+    ``handles``: the handle groups under test (a service without one answers 503 on every
+    deployment call); ``plugins``: plugin name → an object served as its deployment;
+    ``overrides``: :class:`AppArgs` fields.
+    """
     args = AppArgs(
         data_dir=tmp_path / "data",
         models_path=overrides.pop("models_path", tmp_path / "models"),
         plugins_dir=overrides.pop("plugins_dir", tmp_path / "plugins"),
         **overrides,
     ).resolved(tmp_path)
-    return build_services(args, {k: LocalHandle(v) if not isinstance(v, LocalHandle) else v
-                                 for k, v in (handles or {}).items()})
+    return build_services(args, handles, plugin_handles={
+        name: obj if isinstance(obj, LocalHandle) else LocalHandle(obj) for name, obj in (plugins or {}).items()
+    })
+
+
+def serve_config_args() -> dict[str, Any]:
+    """The ``args`` of the application in ``serve_config.yaml`` (the one source of every default)."""
+    config = yaml.safe_load(SERVE_CONFIG.read_text())
+    return dict(config["applications"][0]["args"])
 
 
 # Integration tier: the real application under Serve on a free port.
@@ -90,15 +112,21 @@ class AppUnderTest:
 
 
 def app_args(root: Path, services: list[str], **extra: Any) -> dict:
-    """Args of a small test application on ``root`` (CPU only, one replica each); ``extra`` merged in."""
+    """Args of a small test application on ``root``; ``extra`` merged in.
+
+    The deployments' resources and batch knobs are those of ``serve_config.yaml``; the test
+    app runs on the CPU with one ingress and one replica per plugin.
+    """
+    config = serve_config_args()
     return {
         "data_dir": str(root / "data"),
         "models_path": str(root / "models"),
         "plugins_dir": str(Path(__file__).resolve().parents[1] / "plugins"),
         "services": services,
         "accelerator": "cpu",
+        "deployments": config["deployments"],
         "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 64, "num_replicas": 1},
-        "plugin_defaults": {"num_cpus": 0.1, "num_replicas": 1},
+        "plugin_defaults": {**config["plugin_defaults"], "num_cpus": 0.1, "num_replicas": 1},
         **extra,
     }
 

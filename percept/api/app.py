@@ -15,19 +15,13 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from percept.api import auth, platform
+from percept.api import auth, debug, platform
 from percept.api.errors import ErrorInfo, install_error_handlers, render, request_id
+from percept.registry import spec_of
 from percept.services import Services
 
 logger = logging.getLogger(__name__)
 
-SERVICE_MODULES = {
-    "reading": "percept.api.reading",
-    "inspection": "percept.api.inspection",
-    "tagger": "percept.api.tagger",
-    "search": "percept.api.search",
-    "correction": "percept.api.correction",
-}
 MAX_REQUEST_BYTES = 512 * 1024 * 1024
 
 
@@ -68,7 +62,8 @@ def create_app(services: Services) -> FastAPI:
 
     app.include_router(platform.router)
     app.include_router(auth.router)
+    if services.args.debug_routes:
+        app.include_router(debug.router)
     for service in services.args.services:
-        module = importlib.import_module(SERVICE_MODULES[service])
-        module.include(app)
+        importlib.import_module(spec_of(service).router).include(app)
     return app

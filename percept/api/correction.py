@@ -15,10 +15,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, Response
 
-from percept.api.deps import USER_AUDIENCE, CurrentUser, ServicesDep, websocket_owner
+from percept.api.deps import USER_AUDIENCE, LimitedUser, ServicesDep, websocket_owner
 from percept.api.platform import watch_task
 from percept.correction.request import parse_request
 from percept.errors import Conflict, Forbidden, NotFound, PayloadTooLarge
+from percept.handles import require
 from percept.schemas.correction import (
     CorrectionJobRequest,
     CorrectionJobResponse,
@@ -32,14 +33,11 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/correction", tags=["correction"])
 KIND = "correction"
-HANDLE = "correction"
-DEFAULT_MAX_IMAGES = 200_000
 STATUS = {"pending": "pending", "running": "running", "finished": "completed", "failed": "failed"}
 
 
 def allowed_roots(services: Services) -> list[str]:
-    section = services.args.service_section("correction")
-    return [str(r) for r in (section.get("allowed_roots") or [str(services.args.data_dir)])]
+    return services.correction.settings.roots(services.args.data_dir)
 
 
 def lexically_inside(path: str, roots: list[str]) -> bool:
@@ -74,18 +72,18 @@ def _finished(record: TaskRecord) -> dict[str, Any]:
 
 
 @router.post("/jobs", status_code=202, response_model=CorrectionJobResponse)
-async def create_job(body: CorrectionJobRequest, services: ServicesDep, user: CurrentUser) -> CorrectionJobResponse:
+async def create_job(body: CorrectionJobRequest, services: ServicesDep, user: LimitedUser) -> CorrectionJobResponse:
     """Start ``start_ic_processing_job`` with the spec's request; returns the job id at once."""
     request = body.model_dump(exclude_none=True)
     parsed = parse_request(request)  # 400 on a malformed request, before any work starts
-    limit = int(services.args.service_section("correction").get("max_images", DEFAULT_MAX_IMAGES))
+    limit = services.correction.settings.max_images
     if len(parsed.items) > limit:
         raise PayloadTooLarge(f"{len(parsed.items)} images: at most {limit} per job")
     roots = allowed_roots(services)
     outside = [i.path for i in parsed.items if not lexically_inside(i.path, roots)]
     if outside:
         raise Forbidden(f"{len(outside)} image path(s) outside the allowed roots, e.g. {outside[0]!r}")
-    handle = services.handle(HANDLE)
+    handle = require(services.correction.handles.correction)  # 503 before the task starts
     owner = user.id
 
     async def work(reporter: ProgressReporter) -> Any:
@@ -97,20 +95,20 @@ async def create_job(body: CorrectionJobRequest, services: ServicesDep, user: Cu
 
 
 @router.get("/jobs", response_model=list[CorrectionJobResponse])
-def list_jobs(services: ServicesDep, user: CurrentUser) -> list[CorrectionJobResponse]:
+def list_jobs(services: ServicesDep, user: LimitedUser) -> list[CorrectionJobResponse]:
     """The caller's jobs, newest first."""
     records = sorted(services.tasks.list(owner=user.id, kind=KIND), key=lambda r: -r.created_at)
     return [_public(r) for r in records]
 
 
 @router.get("/jobs/{job_id}", response_model=CorrectionJobResponse)
-def get_job(job_id: str, services: ServicesDep, user: CurrentUser) -> CorrectionJobResponse:
+def get_job(job_id: str, services: ServicesDep, user: LimitedUser) -> CorrectionJobResponse:
     """Status and progress (percent) of a job."""
     return _public(_owned(services, job_id, user.id))
 
 
 @router.get("/jobs/{job_id}/result")
-def get_result(job_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+def get_result(job_id: str, services: ServicesDep, user: LimitedUser) -> Response:
     """The spec's output JSON (409 while the job runs or when it failed)."""
     summary = _finished(_owned(services, job_id, user.id))
     try:
@@ -121,7 +119,7 @@ def get_result(job_id: str, services: ServicesDep, user: CurrentUser) -> Respons
 
 
 @router.get("/jobs/{job_id}/report", response_class=HTMLResponse)
-def get_report(job_id: str, services: ServicesDep, user: CurrentUser) -> HTMLResponse:
+def get_report(job_id: str, services: ServicesDep, user: LimitedUser) -> HTMLResponse:
     """The HTML report: projection scatter by class, flagged images, thumbnails per finding."""
     summary = _finished(_owned(services, job_id, user.id))
     if not summary.get("report_key"):
@@ -133,7 +131,7 @@ def get_report(job_id: str, services: ServicesDep, user: CurrentUser) -> HTMLRes
 
 
 @router.get("/jobs/{job_id}/files/{name:path}")
-def get_file(job_id: str, name: str, services: ServicesDep, user: CurrentUser) -> Response:
+def get_file(job_id: str, name: str, services: ServicesDep, user: LimitedUser) -> Response:
     """A corrected image (``images/<uuid>.png``, as named by ``corrected_path``) of the job."""
     summary = _finished(_owned(services, job_id, user.id))
     prefix = summary["result_key"].rsplit("/", 1)[0]
@@ -149,11 +147,11 @@ def get_file(job_id: str, name: str, services: ServicesDep, user: CurrentUser) -
 
 
 @router.post("/metadata", response_model=ImageMetadataResponse)
-async def image_metadata(body: ImageMetadataRequest, services: ServicesDep, user: CurrentUser) -> Any:
+async def image_metadata(body: ImageMetadataRequest, services: ServicesDep, user: LimitedUser) -> Any:
     """``get_image_metadata``: channels, height, width, per-channel mean and std_dev in [0, 1]."""
     if not lexically_inside(body.path, allowed_roots(services)):
         raise Forbidden("path is outside the allowed roots")
-    return await services.handle(HANDLE).image_metadata.remote(body.path)
+    return await services.correction.handles.correction.image_metadata.remote(body.path)
 
 
 def _event(record: TaskRecord) -> dict[str, Any]:

@@ -85,14 +85,17 @@ def get_principal(request: Request, services: ServicesDep) -> Principal:
 AnyPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def rate_limited(limit: int | None = None) -> Any:
-    """A dependency counting the caller's requests to this path (429 past the limit)."""
+def get_limited_user(request: Request, services: ServicesDep, user: CurrentUser) -> Principal:
+    """The authenticated user, counted against ``rate_limit_per_minute`` per path (429 past it).
 
-    def dependency(request: Request, services: ServicesDep, principal: AnyPrincipal) -> Principal:
-        services.limiter.hit(principal.id, request.url.path, limit)
-        return principal
+    The reading service counts against its own limit (``percept.api.reading.limited_user``),
+    inspection clients in ``percept.api.inspection_deps.current_client``.
+    """
+    services.limiter.hit(user.id, request.url.path)
+    return user
 
-    return Depends(dependency)
+
+LimitedUser = Annotated[Principal, Depends(get_limited_user)]
 
 
 def websocket_owner(

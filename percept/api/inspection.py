@@ -2,7 +2,7 @@
 
 Decode and validate at the edge, keep records through :class:`InspectionRepo`, and await
 the ``inspection_trainer`` / ``inspection_predictor`` deployments inside tasks. Success
-bodies are ``{"data": ...}``; errors are rendered by :mod:`percept.inspection.http`.
+bodies are ``{"data": ...}``; errors are rendered by :mod:`percept.api.inspection_deps`.
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ from starlette.datastructures import UploadFile
 
 from percept.api.deps import CLIENT_AUDIENCE, ServicesDep
 from percept.api.errors import register_error_renderer
+from percept.api.inspection_deps import ClientDep, LicensedClient, RepoDep, render_error
 from percept.api.uploads import read_limited
 from percept.auth import Principal
 from percept.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from percept.handles import require
 from percept.inspection import jobs
 from percept.inspection.algorithms import ALGORITHMS
-from percept.inspection.http import (
-    ClientDep,
-    LicensedClient,
-    RepoDep,
-    api_error,
-    render_error,
-)
+from percept.inspection.errors import api_error
 from percept.inspection.license import LicenseError, verify_license
 from percept.inspection.uploads import parse_bool, store_uploads
 from percept.inspection.views import item_detail, item_entry, model_view, summary
@@ -144,7 +140,7 @@ async def train(body: TrainRequest, owner: LicensedClient, records: RepoDep, ser
         params = algorithm.resolve([(p.algorithm_parameter_id, p.value) for p in body.override_params or []])
     except ValueError as exc:
         raise api_error(BadRequest, "Invalid Request", exc.args[0]) from None
-    services.handle("inspection_trainer")  # 503 before recording anything when training is not deployed
+    require(services.inspection.handles.inspection_trainer)  # 503 before recording anything
     model = await asyncio.to_thread(jobs.create_model, records, owner, algorithm.algorithm_id, body.name, params, body.item_ids)
     jobs.submit_training(services, records, owner, model)
     return data(model_view(model))
@@ -153,8 +149,8 @@ async def train(body: TrainRequest, owner: LicensedClient, records: RepoDep, ser
 @router.post("/v1/upload")
 async def upload(request: Request, owner: LicensedClient, records: RepoDep, services: ServicesDep) -> dict[str, Any]:
     """Multipart ``files[i]`` parts plus ``training`` / ``good`` form fields -> new items."""
-    section = services.args.service_section("inspection")
-    max_files = int(section.get("max_files_per_upload", 100))
+    settings = services.inspection.settings
+    max_files = settings.max_files_per_upload
     form = await request.form(max_files=max_files + 1, max_fields=20)
     files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile) and k.startswith("files")]
     if not files:
@@ -164,7 +160,7 @@ async def upload(request: Request, owner: LicensedClient, records: RepoDep, serv
     good = parse_bool(form.get("good"), "good")
     training_field = form.get("training")
     training = parse_bool(training_field, "training") if training_field not in (None, "") else good is not None
-    limit = int(float(section.get("max_upload_mb", 20)) * 2**20)
+    limit = int(settings.max_upload_mb * 2**20)
     payloads = [(part.filename or "", await read_limited(cast(FastUpload, part), limit)) for _, part in files]
     item_ids = await asyncio.to_thread(store_uploads, records, services.blobs, owner, payloads, bool(training), good)
     return data({"item_ids": item_ids})
@@ -229,7 +225,7 @@ def item(
 @router.post("/v1/serve")
 async def serve_items(body: ServeRequest, owner: LicensedClient, records: RepoDep, services: ServicesDep) -> dict[str, Any]:
     """Predict items with the given model or the active one (runs as a task)."""
-    services.handle("inspection_predictor")  # 503 before touching the items when prediction is not deployed
+    require(services.inspection.handles.inspection_predictor)  # 503 before touching the items
     items, model = await asyncio.to_thread(jobs.prepare_prediction, records, owner, body.item_ids, body.model_id)
     jobs.submit_prediction(services, records, owner, items, model)
     return data({"item_ids": [i["item_id"] for i in items], "model_version": model["version"]})

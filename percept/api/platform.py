@@ -1,4 +1,8 @@
-"""``/platform``: health, model and plugin status, and task progress (poll, SSE, websocket)."""
+"""``/platform``: health, model and plugin status, and task progress (poll, SSE, websocket).
+
+The debug routes (echo, hop, task self-test) are in :mod:`percept.api.debug`, served only
+with ``debug_routes: true``.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from percept.api.deps import AnyPrincipal, ServicesDep, websocket_owner
 from percept.errors import NotFound
+from percept.handles import Handle
 from percept.services import Services
-from percept.tasks import ProgressReporter, TaskRecord
+from percept.tasks import TaskRecord
 
 router = APIRouter(tags=["platform"])
 
@@ -26,14 +31,14 @@ STREAM_LIMIT_S = 3600.0
 async def model_statuses(services: Services) -> dict[str, dict[str, Any]]:
     """Ask every model deployment for its status (weights, device), in parallel."""
 
-    async def one(name: str, handle: Any) -> tuple[str, dict[str, Any]]:
+    async def one(name: str, handle: Handle) -> tuple[str, dict[str, Any]]:
         try:
             status = await asyncio.wait_for(handle.status.remote(), STATUS_TIMEOUT_S)
             return name, dict(status)
         except Exception as exc:  # a broken replica is reported, not raised
             return name, {"name": name, "available": False, "message": f"unavailable: {type(exc).__name__}: {exc}"}
 
-    pairs = await asyncio.gather(*(one(n, h) for n, h in sorted(services.handles.items())))
+    pairs = await asyncio.gather(*(one(n, h) for n, h in sorted(services.deployments(), key=lambda p: p[0])))
     return dict(pairs)
 
 
@@ -69,34 +74,6 @@ def plugins(services: ServicesDep) -> dict[str, Any]:
         "plugins": [p.model_dump() for p in services.plugins.values()],
         "errors": [e.model_dump() for e in services.plugin_errors],
     }
-
-
-@router.get("/platform/echo")
-def echo() -> dict[str, str]:
-    """A no-op at the ingress (baseline of the hop benchmark)."""
-    return {"echo": "ok"}
-
-
-@router.get("/platform/echo/hop")
-async def echo_hop(services: ServicesDep) -> dict[str, str]:
-    """One ingress → model deployment round trip doing nothing."""
-    return {"echo": await services.handle("echo").ping.remote()}
-
-
-@router.post("/platform/tasks/selftest", status_code=202)
-async def selftest_task(
-    services: ServicesDep,
-    principal: AnyPrincipal,
-    steps: Annotated[int, Query(ge=1, le=100)] = 5,
-    step_s: Annotated[float, Query(ge=0, le=5)] = 0.2,
-) -> dict[str, Any]:
-    """A task that counts down on the echo deployment: checks store, runner and progress end to end."""
-
-    async def work(reporter: ProgressReporter) -> Any:
-        return await services.handle("echo").countdown.remote(steps, step_s, reporter)
-
-    record = services.runner.submit("platform.selftest", principal.id, work, {"steps": steps})
-    return {"task_id": record.id, "status": record.status.value}
 
 
 def _public(record: TaskRecord) -> dict[str, Any]:

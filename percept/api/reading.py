@@ -1,74 +1,39 @@
-"""``/v1`` routes of the reading service (spec 004, CONTRACT_NOTES "Reading assessment").
+"""``/v1`` upload, download and model-list routes of the reading service (docs/reading.md).
 
 Authentication comes first on every route (an unauthenticated request with a bad body gets
-401, not 422): bodies and forms are parsed inside the handlers, after ``CurrentUser``.
-Every route counts against a per-user, per-path rate limit (``rate_limit_per_minute``).
+401, not 422): bodies and forms are parsed inside the handlers, after ``User``. Every route
+counts against a per-user, per-path rate limit (``service_config.reading.rate_limit_per_minute``).
+The task routes are in :mod:`percept.api.reading_tasks`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Annotated, TypeVar, cast
+from typing import Annotated, cast
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import UploadFile as FastApiUpload
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from percept.api.deps import CurrentUser, ServicesDep
+from percept.api import reading_tasks
+from percept.api.deps import ServicesDep
+from percept.api.reading_deps import User, files_of
 from percept.api.uploads import read_limited
 from percept.auth import Principal
 from percept.errors import NotFound, Unprocessable
-from percept.reading.config import ReadingConfig
-from percept.reading.files import Kind, ReadingFiles
+from percept.reading.files import Kind
 from percept.schemas.reading import ModelData, ModelsDataReponse, UploadFileResponse
 from percept.services import Services
 
 router = APIRouter(prefix="/v1", tags=["reading"])
-ModelT = TypeVar("ModelT", bound=BaseModel)
 MEDIA = {"audio": "audio/mpeg", "image": "image/png"}
 
 
-def reading_config(services: Services) -> ReadingConfig:
-    """The validated ``service_config.reading``, cached on the replica."""
-    return ReadingConfig.of(services.extras, services.args)
-
-
-def limited_user(request: Request, services: ServicesDep, user: CurrentUser) -> Principal:
-    """The authenticated user, counted against the per-user, per-path rate limit."""
-    services.limiter.hit(user.id, request.url.path, reading_config(services).rate_limit_per_minute)
-    return user
-
-
-User = Annotated[Principal, Depends(limited_user)]
-
-
-async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
-    """The JSON body validated against ``model``; 422 in FastAPI's validation format."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw else None
-    except ValueError:
-        raise RequestValidationError([{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
-                                       "input": {}}]) from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
-        ) from None
-
-
-def files_of(services: Services) -> ReadingFiles:
-    return ReadingFiles(services.state, services.blobs)
-
-
 async def _upload(request: Request, services: Services, user: Principal, kind: Kind) -> UploadFileResponse:
-    config = reading_config(services)
+    config = services.reading.settings
     try:
         form = await request.form(max_files=1, max_fields=10)
     except Exception:  # a body that is not a readable multipart form
@@ -84,7 +49,7 @@ async def _upload(request: Request, services: Services, user: Principal, kind: K
     data = await read_limited(cast(FastApiUpload, upload), int(limit_mb * 2**20))
     files = files_of(services)
     file_id, key = files.new(kind, user.id)
-    tools = services.handle("reading")
+    tools = services.reading.handles.reading
     if kind == "audio":
         meta = await tools.convert_audio.remote(data, key)
     else:
@@ -152,7 +117,5 @@ async def get_models(services: ServicesDep, user: User) -> ModelsDataReponse:
 
 def include(app: FastAPI) -> None:
     """Add this service's routes; its errors use the default ``{"detail": ...}`` body."""
-    from percept.api.reading_tasks import router as task_router  # it imports this module's helpers
-
     app.include_router(router)
-    app.include_router(task_router)
+    app.include_router(reading_tasks.router)

@@ -1,7 +1,8 @@
 """``/v1`` task routes of the reading service: processing, extraction, comparison, status.
 
-Task creation checks the model first, then the file (CONTRACT_NOTES); the work runs as a
-platform task (:mod:`percept.reading.workflow`). Result routes: unknown or unfinished →
+Task creation checks the model first, then the file (the contract's order: an unknown model
+is reported before an unknown file); the work runs as a platform task
+(:mod:`percept.reading.workflow`). Result routes: unknown or unfinished →
 406, a task of another kind → 422, each with the contract's message.
 """
 
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from percept.api.deps import ServicesDep
-from percept.api.reading import User, files_of, parse_body, reading_config
+from percept.api.reading_deps import User, files_of, parse_body
 from percept.auth import Principal
 from percept.errors import NotAcceptable, NotFound, Unprocessable
 from percept.reading.files import Kind
@@ -47,6 +48,12 @@ COMPARE_TEXT = "reading.compare_audio_text"
 NOT_DONE = "The job is non-existent or not done"
 NOT_READY = "Results are not ready yet or no task with such id exist"
 TaskId = Annotated[UUID, Query()]
+
+
+def workflow(services: Services) -> ReadingWorkflow:
+    """The task work over this app's reading deployments, plugins, files and settings."""
+    return ReadingWorkflow(services.reading.handles, services.plugin_handle, files_of(services),
+                           services.reading.settings)
 
 
 def _check_model(services: Services, kind: Kind, name: str) -> None:
@@ -93,7 +100,7 @@ async def process_audio(request: Request, services: ServicesDep, user: User) -> 
     body = await parse_body(request, AudioProcessingRequest)
     _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
-    flow = ReadingWorkflow(services)
+    flow = workflow(services)
 
     async def work(reporter: ProgressReporter) -> Any:
         return await flow.process_audio(user.id, key, body.audio_model, reporter)
@@ -111,11 +118,11 @@ async def get_response(services: ServicesDep, user: User, task_id: TaskId) -> An
 async def extract_text_from_audio(request: Request, services: ServicesDep, user: User) -> TaskCreateResponse:
     """Find phrases in a recording: whether each was read, and where."""
     body = await parse_body(request, AudioExtractPhrasesRequest)
-    if len(body.phrases) > reading_config(services).max_phrases:
-        raise Unprocessable(f"Too many phrases: the limit is {reading_config(services).max_phrases}")
+    if len(body.phrases) > services.reading.settings.max_phrases:
+        raise Unprocessable(f"Too many phrases: the limit is {services.reading.settings.max_phrases}")
     _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
-    flow = ReadingWorkflow(services)
+    flow = workflow(services)
 
     async def work(reporter: ProgressReporter) -> Any:
         return await flow.extract(user.id, key, body.audio_model, body.phrases, reporter)
@@ -135,7 +142,7 @@ async def process_image(request: Request, services: ServicesDep, user: User) -> 
     body = await parse_body(request, ImageProcessingRequest)
     _check_model(services, "image", body.image_model)
     key = await _file_key(services, "image", user, body.image_file)
-    flow = ReadingWorkflow(services)
+    flow = workflow(services)
 
     async def work(reporter: ProgressReporter) -> Any:
         return await flow.process_image(key, body.image_model, reporter)
@@ -157,7 +164,7 @@ async def compare_audio_image(request: Request, services: ServicesDep, user: Use
     _check_model(services, "audio", body.audio_model)
     image_key = await _file_key(services, "image", user, body.image_file)
     audio_key = await _file_key(services, "audio", user, body.audio_file)
-    flow = ReadingWorkflow(services)
+    flow = workflow(services)
 
     async def work(reporter: ProgressReporter) -> Any:
         return await flow.compare_image(user.id, audio_key, body.audio_model, image_key, body.image_model, reporter)
@@ -187,7 +194,7 @@ async def get_audio_image_view(services: ServicesDep, user: User, task_id: TaskI
     for w in words:
         if w["index"] is not None:
             box_of_word[w["index"]] = w.get("box")
-    png = await services.handle("reading").view.remote(record.params["image_key"], result["image"]["boxes"],
+    png = await services.reading.handles.reading.view.remote(record.params["image_key"], result["image"]["boxes"],
                                                        words, box_of_word)
     return Response(png, media_type="image/png")
 
@@ -196,12 +203,12 @@ async def get_audio_image_view(services: ServicesDep, user: User, task_id: TaskI
 async def compare_audio_text(request: Request, services: ServicesDep, user: User) -> TaskCreateResponse:
     """Compare a reading with a text (a list of strings, joined with spaces)."""
     body = await parse_body(request, AudioToTextComparisonRequest)
-    limit = reading_config(services).max_text_chars
+    limit = services.reading.settings.max_text_chars
     if sum(len(t) for t in body.text) > limit:
         raise Unprocessable(f"The text is too long: the limit is {limit} characters")
     _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
-    flow = ReadingWorkflow(services)
+    flow = workflow(services)
 
     async def work(reporter: ProgressReporter) -> Any:
         return await flow.compare_text(user.id, key, body.audio_model, body.text, reporter)

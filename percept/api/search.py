@@ -1,6 +1,7 @@
-"""Image search routes (spec 003), at the root as in the original service.
+"""Image search routes (docs/search.md), at the root as in the original service.
 
-Every route needs a user bearer token; every image belongs to its user. Searches answer a
+Every route needs a user bearer token (and counts against the per-user rate limit); every
+image belongs to its user. Searches answer a
 PNG collage (the original's output) or JSON, chosen by ``?format=png|json`` or else by the
 ``Accept`` header (``application/json`` → JSON). Long jobs (crawl, bulk embedding,
 background removal of everything) are tasks: 202 with the task id.
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from percept.api.deps import CurrentUser, ServicesDep
+from percept.api.deps import LimitedUser, ServicesDep
 from percept.api.uploads import read_limited
 from percept.errors import Unprocessable
 from percept.schemas.search import (
@@ -28,7 +29,6 @@ from percept.schemas.search import (
     TextQueryRequest,
 )
 from percept.search.catalog import ImageCatalog, public_record
-from percept.search.config import SearchConfig, search_config
 from percept.services import Services
 from percept.tasks import ProgressReporter
 
@@ -37,13 +37,6 @@ router = APIRouter(tags=["search"])
 PNG = {"content": {"image/png": {}}, "description": "PNG (or JSON with Accept: application/json)"}
 Format = Annotated[Literal["png", "json"] | None, Query(description="png (collage) or json; default by Accept")]
 MAX_START_URLS = 20
-
-
-def _config(services: Services) -> SearchConfig:
-    config = services.extras.get("search_config")
-    if config is None:
-        config = services.extras["search_config"] = search_config(services.args)
-    return config  # type: ignore[no-any-return]
 
 
 def _catalog(services: Services) -> ImageCatalog:
@@ -64,12 +57,12 @@ def _task(services: Services, kind: str, owner: str, work: Any, params: dict[str
 
 
 async def _upload(services: Services, image: UploadFile) -> bytes:
-    return await read_limited(image, _config(services).max_upload_bytes)
+    return await read_limited(image, services.search.settings.max_upload_bytes)
 
 
 async def _answer(services: Services, owner: str, query: bytes | None, found: dict[str, Any],
                   as_json: bool) -> Any:
-    index = services.handle("search")
+    index = services.search.handles.search
     if as_json:
         return SearchResponse.model_validate(await index.call.remote("describe", owner, found))
     png = await index.render.remote(owner, query, found)
@@ -79,11 +72,11 @@ async def _answer(services: Services, owner: str, query: bytes | None, found: di
 @router.get("/scrape", status_code=202, response_model=TaskCreated)
 async def scrape(
     services: ServicesDep,
-    user: CurrentUser,
+    user: LimitedUser,
     url: Annotated[list[str] | None, Query(description="start pages; default service_config.search.start_urls")] = None,
 ) -> TaskCreated:
     """Crawl start pages, download their images into the store (a task)."""
-    urls = list(dict.fromkeys(url or _config(services).start_urls))
+    urls = list(dict.fromkeys(url or services.search.settings.start_urls))
     if not urls:
         raise Unprocessable("No start URLs: pass ?url=... or set service_config.search.start_urls")
     if len(urls) > MAX_START_URLS:
@@ -94,20 +87,20 @@ async def scrape(
             raise Unprocessable(f"Not an http(s) URL: {u[:200]}")
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await services.handle("search").scrape.remote(user.id, urls, reporter)
+        return await services.search.handles.search.scrape.remote(user.id, urls, reporter)
 
     return _task(services, "search.scrape", user.id, work, {"urls": urls})
 
 
 @router.post("/hello")
-async def hello(body: ImagePathRequest, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+async def hello(body: ImagePathRequest, services: ServicesDep, user: LimitedUser) -> dict[str, Any]:
     """The stored record of one image."""
     doc = await asyncio.to_thread(_catalog(services).get, user.id, body.img_path)
     return public_record(doc)
 
 
 @router.get("/clear_all", response_model=ClearResponse)
-async def clear_all(services: ServicesDep, user: CurrentUser) -> ClearResponse:
+async def clear_all(services: ServicesDep, user: LimitedUser) -> ClearResponse:
     """Delete all of the caller's images, records, cut-outs and embeddings."""
     return ClearResponse(deleted=await asyncio.to_thread(_catalog(services).clear, user.id))
 
@@ -115,31 +108,31 @@ async def clear_all(services: ServicesDep, user: CurrentUser) -> ClearResponse:
 @router.get("/highlight_all_images", status_code=202, response_model=TaskCreated)
 async def highlight_all_images(
     services: ServicesDep,
-    user: CurrentUser,
+    user: LimitedUser,
     method: Annotated[Literal["grabcut", "border", "u2net"] | None, Query()] = None,
     only_missing: bool = False,
 ) -> TaskCreated:
     """Remove the background of every stored image (a task)."""
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await services.handle("search_background").highlight_all.remote(user.id, method, only_missing, reporter)
+        return await services.search.handles.search_background.highlight_all.remote(user.id, method, only_missing, reporter)
 
     return _task(services, "search.highlight_all", user.id, work, {"method": method})
 
 
 @router.post("/highlight_particular_image", responses={200: PNG})
 async def highlight_particular_image(
-    body: HighlightRequest, request: Request, services: ServicesDep, user: CurrentUser, format: Format = None
+    body: HighlightRequest, request: Request, services: ServicesDep, user: LimitedUser, format: Format = None
 ) -> Any:
     """Remove one image's background: the RGBA PNG, or the updated record as JSON."""
-    record, png = await services.handle("search_background").highlight.remote(user.id, body.img_path, body.method)
+    record, png = await services.search.handles.search_background.highlight.remote(user.id, body.img_path, body.method)
     return record if _wants_json(request, format) else Response(png, media_type="image/png")
 
 
 @router.post("/merge_imgs", responses={200: {"content": {"image/png": {}}}}, response_class=Response)
-async def merge_imgs(body: MergeRequest, services: ServicesDep, user: CurrentUser) -> Response:
+async def merge_imgs(body: MergeRequest, services: ServicesDep, user: LimitedUser) -> Response:
     """Blend two stored images with a Laplacian pyramid (PNG)."""
-    png = await services.handle("search").call.remote(
+    png = await services.search.handles.search.call.remote(
         "merge", user.id, body.img_path_1, body.img_path_2, body.levels, body.direction
     )
     return Response(png, media_type="image/png")
@@ -149,7 +142,7 @@ async def merge_imgs(body: MergeRequest, services: ServicesDep, user: CurrentUse
 async def find_all_complementary(
     request: Request,
     services: ServicesDep,
-    user: CurrentUser,
+    user: LimitedUser,
     image: Annotated[UploadFile, File(description="a .png, ideally with the background removed")],
     format: Format = None,
     k: Annotated[int, Query(ge=1, le=100)] = 24,
@@ -158,7 +151,7 @@ async def find_all_complementary(
 ) -> Any:
     """Images whose colours complement the query's dominant hue (HSV)."""
     data = await _upload(services, image)
-    found = await services.handle("search").call.remote("complementary", user.id, data, k, tolerance, min_fraction)
+    found = await services.search.handles.search.call.remote("complementary", user.id, data, k, tolerance, min_fraction)
     return await _answer(services, user.id, data, found, _wants_json(request, format))
 
 
@@ -166,32 +159,32 @@ async def find_all_complementary(
 async def find_all_similar_by_lab(
     request: Request,
     services: ServicesDep,
-    user: CurrentUser,
+    user: LimitedUser,
     image: Annotated[UploadFile, File(description="a .png, ideally with the background removed")],
     format: Format = None,
     k: Annotated[int, Query(ge=1, le=100)] = 24,
 ) -> Any:
     """Images closest in colour (mean CIEDE2000 in CIELAB)."""
     data = await _upload(services, image)
-    found = await services.handle("search").call.remote("similar_by_lab", user.id, data, k)
+    found = await services.search.handles.search.call.remote("similar_by_lab", user.id, data, k)
     return await _answer(services, user.id, data, found, _wants_json(request, format))
 
 
 def _embed_task(services: Services, user: Any, kind: str) -> TaskCreated:
     async def work(reporter: ProgressReporter) -> Any:
-        return await services.handle("search").embed_missing.remote(user.id, kind, reporter)
+        return await services.search.handles.search.embed_missing.remote(user.id, kind, reporter)
 
     return _task(services, f"search.embed_{kind}", user.id, work, {"kind": kind})
 
 
 @router.get("/get_all_resnet_embeddings", status_code=202, response_model=TaskCreated)
-async def get_all_resnet_embeddings(services: ServicesDep, user: CurrentUser) -> TaskCreated:
+async def get_all_resnet_embeddings(services: ServicesDep, user: LimitedUser) -> TaskCreated:
     """Compute the missing ResNet34 embeddings (column ``embedding_resnet``), as a task."""
     return _embed_task(services, user, "resnet")
 
 
 @router.get("/get_all_clip_embeddings", status_code=202, response_model=TaskCreated)
-async def get_all_clip_embeddings(services: ServicesDep, user: CurrentUser) -> TaskCreated:
+async def get_all_clip_embeddings(services: ServicesDep, user: LimitedUser) -> TaskCreated:
     """Compute the missing CLIP embeddings (column ``embedding_clip``), as a task."""
     return _embed_task(services, user, "clip")
 
@@ -200,22 +193,22 @@ async def get_all_clip_embeddings(services: ServicesDep, user: CurrentUser) -> T
 async def get_top_24_resnet_similar(
     request: Request,
     services: ServicesDep,
-    user: CurrentUser,
+    user: LimitedUser,
     image: Annotated[UploadFile, File(description="a .jpg or .png")],
     format: Format = None,
 ) -> Any:
     """The 24 stored images most cosine-similar to the query (ResNet34 embeddings)."""
     data = await _upload(services, image)
-    found = await services.handle("search").similar_by_image.remote(user.id, data, 24)
+    found = await services.search.handles.search.similar_by_image.remote(user.id, data, 24)
     return await _answer(services, user.id, data, found, _wants_json(request, format))
 
 
 @router.post("/get_top_25_clip_similar", responses={200: PNG})
 async def get_top_25_clip_similar(
-    body: TextQueryRequest, request: Request, services: ServicesDep, user: CurrentUser, format: Format = None
+    body: TextQueryRequest, request: Request, services: ServicesDep, user: LimitedUser, format: Format = None
 ) -> Any:
     """The 25 stored images that best match a text (CLIP)."""
-    found = await services.handle("search").similar_by_text.remote(user.id, body.text_query, 25)
+    found = await services.search.handles.search.similar_by_text.remote(user.id, body.text_query, 25)
     return await _answer(services, user.id, None, found, _wants_json(request, format))
 
 

@@ -21,47 +21,23 @@ from percept.api.deps import ServicesDep
 from percept.api.errors import ErrorInfo, register_error_renderer
 from percept.errors import PayloadTooLarge, Unprocessable
 from percept.schemas.tagger import TaggerRequest, TaggerResponse, TaggerStatus
-from percept.services import Services
-from percept.tagger.jobs import JobLog
 from percept.tagger.process import HandleModels, TaggerPipeline
-from percept.tagger.settings import TaggerSettings
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tagger"])
-CLASSIFIER_HANDLE = "tagger_classifier"
-DETECTOR_HANDLE = "tagger_detector"
 TAGGER_PATHS = ("/process", "/test", "/health-check", "/work/status")
-
-
-def tagger_settings(services: Services) -> TaggerSettings:
-    """The validated ``service_config.tagger`` section, cached on the replica."""
-    settings = services.extras.get("tagger_settings")
-    if settings is None:
-        settings = TaggerSettings.from_section(services.args.service_section("tagger"))
-        services.extras["tagger_settings"] = settings
-    return settings  # type: ignore[no-any-return]
-
-
-def job_log(services: Services) -> JobLog:
-    """The replica's job log (one instance, so its eviction cadence counts every job)."""
-    log = services.extras.get("tagger_jobs")
-    if log is None:
-        settings = tagger_settings(services)
-        log = services.extras["tagger_jobs"] = JobLog(services.state, settings.max_jobs, settings.job_ttl_s)
-    return log  # type: ignore[no-any-return]
 
 
 @router.post("/process", response_model=TaggerResponse, summary="Tag images and videos (labels or object counts)")
 async def process(body: TaggerRequest, services: ServicesDep) -> TaggerResponse:
     """Top ``num_labels`` labels per document, or object counts with ``"prompt": "<OD>"``."""
-    settings = tagger_settings(services)
+    settings = services.tagger.settings
     if len(body.documents) > settings.max_documents:
         raise PayloadTooLarge(f"Too many documents: {len(body.documents)} > {settings.max_documents} per request")
     if body.num_labels > settings.max_num_labels:
         raise Unprocessable(f"num_labels must be at most {settings.max_num_labels}")
-    detector = services.handles.get(DETECTOR_HANDLE)
-    models = HandleModels(services.handle(CLASSIFIER_HANDLE), detector)
-    jobs = job_log(services)
+    models = HandleModels(services.tagger.handles)
+    jobs = services.tagger.jobs
     uid = await asyncio.to_thread(jobs.start, "object_detection" if body.wants_counts else "tagging",
                                   len(body.documents))
     try:
@@ -89,7 +65,7 @@ async def health_check() -> dict[str, str]:
 @router.get("/work/status", summary="Status Handler")
 async def work_status(services: ServicesDep) -> dict[str, Any]:
     """The recent jobs ``{uid: {"uid", "status", "type_job", ...}}``; old ones are evicted."""
-    return await asyncio.to_thread(job_log(services).recent)
+    return await asyncio.to_thread(services.tagger.jobs.recent)
 
 
 def _message(info: ErrorInfo) -> str:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from percept.errors import BadRequest, Forbidden, NotFound
-from percept.inspection.http import api_error
+from percept.inspection.errors import api_error
 from percept.inspection.store import InspectionRepo
 from percept.inspection.views import verdict
 from percept.inspection.worker import owner_slug
@@ -62,7 +62,7 @@ def create_model(
 
 
 def submit_training(services: Services, records: InspectionRepo, owner: str, model: Doc) -> None:
-    trainer = services.handle("inspection_trainer")
+    trainer = services.inspection.handles.inspection_trainer
     model_id = model["model_id"]
 
     async def work(reporter: ProgressReporter) -> Doc:
@@ -136,7 +136,7 @@ def prepare_prediction(
 
 
 def submit_prediction(services: Services, records: InspectionRepo, owner: str, items: list[Doc], model: Doc) -> None:
-    predictor = services.handle("inspection_predictor")
+    predictor = services.inspection.handles.inspection_predictor
     images = [{"image_id": img_id, "blob_key": img["blob_key"], "item_id": item["item_id"]}
               for item in items for img_id in item["image_ids"]
               if (img := records.get_image(img_id)) is not None]

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from percept.errors import BadRequest
-from percept.inspection.http import api_error
+from percept.inspection.errors import api_error
 from percept.inspection.imaging import image_size
 from percept.inspection.store import InspectionRepo
 from percept.inspection.worker import owner_slug

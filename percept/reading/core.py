@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from percept.reading.audio import convert_to_mp3, load_audio, split_audio, split_silence
-from percept.reading.config import ReadingConfig
+from percept.reading.settings import ReadingSettings
 from percept.reading.files import blob_key
 from percept.reading.images import convert_to_png, render_view
 from percept.reading.report import compare_reading, reference_plan
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 class ReadingCore:
     """Conversion, segmentation and comparison over the blob store."""
 
-    def __init__(self, blobs: BlobStore, config: ReadingConfig) -> None:
+    def __init__(self, blobs: BlobStore, config: ReadingSettings) -> None:
         self.blobs = blobs
         self.config = config
 

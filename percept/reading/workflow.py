@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from percept.reading.config import ReadingConfig
+from percept.handles import Handle, ReadingHandles, is_running
 from percept.reading.files import ReadingFiles, blob_key
+from percept.reading.settings import ReadingSettings
 from percept.reading.text import tokenize
-from percept.services import Services
 from percept.tasks import ProgressReporter
 
 logger = logging.getLogger(__name__)
-
-TOOLS = "reading"
-ALIGNER = "reading_aligner"
 
 
 def _round(value: float) -> float:
@@ -53,20 +51,26 @@ def assemble_segment(piece: dict[str, Any], result: dict[str, Any]) -> dict[str,
 
 
 class ReadingWorkflow:
-    """What each reading task does; built per request from the services container."""
+    """What each reading task does, over the reading deployments and the plugins.
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.files = ReadingFiles(services.state, services.blobs)
-        self.config = ReadingConfig.of(services.extras, services.args)
+    ``plugins`` gives a plugin's deployment by name (503 on use when it is not running).
+    """
+
+    def __init__(self, handles: ReadingHandles, plugins: Callable[[str], Handle], files: ReadingFiles,
+                 settings: ReadingSettings) -> None:
+        self.tools = handles.reading
+        self.aligner = handles.reading_aligner
+        self.plugins = plugins
+        self.files = files
+        self.config = settings
 
     async def _report(self, reporter: ProgressReporter, percent: float, message: str) -> None:
         await asyncio.to_thread(reporter, percent, message)
 
     async def process_audio(self, owner: str, key: str, model: str, reporter: ProgressReporter) -> dict[str, Any]:
         """Text and timed segments of a stored recording (each segment a downloadable MP3)."""
-        tools = self.services.handle(TOOLS)
-        plugin = self.services.plugin_handle(model)
+        tools = self.tools
+        plugin = self.plugins(model)
         await self._report(reporter, 2, "cutting the recording on silence")
         pieces: list[dict[str, Any]] = await tools.split.remote(key, owner)
         for piece in pieces:
@@ -90,7 +94,7 @@ class ReadingWorkflow:
     async def process_image(self, key: str, model: str, reporter: ProgressReporter) -> dict[str, Any]:
         """Text and word boxes of a stored page image."""
         await self._report(reporter, 5, "recognising text")
-        result: dict[str, Any] = await self.services.plugin_handle(model).process.remote(key)
+        result: dict[str, Any] = await self.plugins(model).process.remote(key)
         return {"text": str(result.get("text", "")), "boxes": list(result.get("boxes", []))}
 
     async def extract(self, owner: str, key: str, model: str, phrases: list[str],
@@ -98,7 +102,7 @@ class ReadingWorkflow:
         """For each phrase: whether it was read, and the audio segment where it was."""
         audio = await self.process_audio(owner, key, model, reporter.scaled(0, 90))
         segments = audio["segments"]
-        found = await self.services.handle(TOOLS).extract.remote(segments, phrases)
+        found = await self.tools.extract.remote(segments, phrases)
         data: list[dict[str, Any]] = []
         for item in found:
             chunk: dict[str, Any] | None = None
@@ -109,7 +113,7 @@ class ReadingWorkflow:
                 # The phrase spans several segments: cut the span into a file of its own.
                 first, last = segments[indices[0]], segments[indices[-1]]
                 file_id = str(uuid.uuid4())
-                piece_key = await self.services.handle(TOOLS).cut.remote(key, owner, file_id, first["start"], last["end"])
+                piece_key = await self.tools.cut.remote(key, owner, file_id, first["start"], last["end"])
                 await asyncio.to_thread(self.files.register, "audio", owner, file_id, piece_key,
                                         duration=last["end"] - first["start"], generated=True)
                 text = "".join(segments[i]["text"] for i in range(indices[0], indices[-1] + 1))
@@ -123,7 +127,7 @@ class ReadingWorkflow:
         audio = await self.process_audio(owner, key, model, reporter.scaled(0, 90))
         reference = " ".join(text)
         forced = await self.forced_scores(owner, audio["segments"], reference)
-        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference, forced)
+        compared = await self.tools.compare.remote(audio["segments"], reference, forced)
         return {"audio": audio, **compared}
 
     async def compare_image(self, owner: str, audio_key: str, audio_model: str, image_key: str,
@@ -137,7 +141,7 @@ class ReadingWorkflow:
         reference = " ".join(str(b.get("text", "")) for b in boxes) if boxes else image["text"]
         box_of_word = [i for i, b in enumerate(boxes) for _ in tokenize(str(b.get("text", "")))]
         forced = await self.forced_scores(owner, audio["segments"], reference)
-        compared = await self.services.handle(TOOLS).compare.remote(audio["segments"], reference, forced)
+        compared = await self.tools.compare.remote(audio["segments"], reference, forced)
         for entry in compared["report"]["words"]:
             index = entry.get("index")
             entry["box"] = box_of_word[index] if index is not None and index < len(box_of_word) else None
@@ -150,11 +154,11 @@ class ReadingWorkflow:
         Without the aligner (not deployed, or failing) the report keeps the transcript's
         verdicts and says so (``summary.forced_scoring: false``).
         """
-        if not self.config.forced_scoring or not segments:
+        if not self.config.forced_scoring or not segments or not is_running(self.aligner):
             return None
         try:
-            aligner = self.services.handle(ALIGNER)
-            plan = await self.services.handle(TOOLS).plan.remote(segments, reference)
+            aligner = self.aligner
+            plan = await self.tools.plan.remote(segments, reference)
             jobs = [(seg, part) for seg, part in zip(segments, plan, strict=True) if part["words"]]
             scored = await asyncio.gather(*(
                 aligner.align.remote(blob_key("audio", owner, seg["file"]), part["words"]) for seg, part in jobs

@@ -22,7 +22,7 @@ from percept.search import pyramid
 from percept.search.background import border_mask
 from percept.search.catalog import ImageCatalog, public_record
 from percept.search.colour import ciede2000, complement_fraction, dominant_hue, rgb_to_hsv, rgb_to_lab
-from percept.search.config import SearchConfig
+from percept.search.settings import SearchSettings
 from percept.search.images import collage, decode_image, encode_png, feature_thumb, split_alpha
 from percept.search.scrape import Crawler, ScrapedImage, ScrapeLimits
 from percept.search.vectors import VectorIndex, make_index
@@ -66,7 +66,7 @@ def on_white(thumbs: np.ndarray) -> np.ndarray:
 class SearchEngine:
     """Every search-service operation on one owner's images."""
 
-    def __init__(self, catalog: ImageCatalog, config: SearchConfig, embedders: Embedders | None = None) -> None:
+    def __init__(self, catalog: ImageCatalog, config: SearchSettings, embedders: Embedders | None = None) -> None:
         self.catalog = catalog
         self.config = config
         self.embedders = embedders

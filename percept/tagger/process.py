@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from percept.errors import ServiceError, ServiceUnavailable, unwrap_remote_error
+from percept.handles import TaggerHandles, is_running
 from percept.schemas.tagger import TaggerDocument, TaggerRequest, TaggerResponse
 from percept.tagger import aggregate
 from percept.tagger.media import (
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 VIDEO_FRAME_TOP_K = 25
 TAGGING_FAILED = "Tagging failed (internal error)"
 # Serve's back-pressure / replica-gone errors: the whole request is answered 503, not each document.
+NO_DETECTOR = "unavailable: object detection is not running in this application"
 SERVE_UNAVAILABLE = frozenset({"BackPressureError", "DeploymentUnavailableError", "ActorUnavailableError"})
 
 
@@ -48,28 +50,28 @@ class TaggerModels(Protocol):
 
 
 class HandleModels:
-    """:class:`TaggerModels` over Serve deployment handles (or ``LocalHandle``)."""
+    """:class:`TaggerModels` over the tagger's deployment handles (or ``LocalHandle``)."""
 
-    def __init__(self, classifier: Any, detector: Any | None) -> None:
-        self.classifier = classifier
-        self.detector = detector
+    def __init__(self, handles: TaggerHandles) -> None:
+        self.classifier = handles.tagger_classifier
+        self.detector = handles.tagger_detector
 
     async def classify(self, image: Any, top_k: int) -> list[tuple[str, float]]:
         return await self.classifier.classify.remote(image, top_k)  # type: ignore[no-any-return]
 
     async def detect(self, images: list[Any], threshold: float) -> list[list[aggregate.Detection]]:
-        if self.detector is None:
-            raise ServiceUnavailable("unavailable: object detection is not running in this application")
+        if not is_running(self.detector):
+            raise ServiceUnavailable(NO_DETECTOR)
         return await self.detector.detect.remote(images, threshold)  # type: ignore[no-any-return]
 
     async def detector_unavailable(self) -> str | None:
-        if self.detector is None:
-            return "unavailable: object detection is not running in this application"
+        if not is_running(self.detector):
+            return NO_DETECTOR
         return await self.detector.unavailable_reason.remote()  # type: ignore[no-any-return]
 
     async def usage(self, detector: bool) -> dict[str, float]:
         calls = [self.classifier.usage.remote()]
-        if detector and self.detector is not None:
+        if detector and is_running(self.detector):
             calls.append(self.detector.usage.remote())
         results = await asyncio.gather(*calls, return_exceptions=True)
         total = {"ram_gib": 0.0, "gpu_gib": 0.0}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from pydantic import BaseModel, ConfigDict, Field
+from percept.config import ServiceSettings
 
 
-class TaggerSettings(BaseModel):
+class TaggerSettings(ServiceSettings):
     """Knobs of the tagger service; every field has a default so the section may be absent."""
-
-    model_config = ConfigDict(extra="forbid")
 
     classifier: str = Field(
         "efficientnet-lite0",
@@ -33,7 +31,3 @@ class TaggerSettings(BaseModel):
     max_jobs: int = Field(200, ge=1, description="jobs kept for /work/status (oldest evicted)")
     job_ttl_s: float = Field(3600.0, gt=0, description="jobs older than this are evicted")
 
-    @classmethod
-    def from_section(cls, section: dict[str, Any] | None) -> TaggerSettings:
-        """Validate the free-form ``service_config.tagger`` dict."""
-        return cls.model_validate(section or {})

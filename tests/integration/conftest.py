@@ -15,6 +15,7 @@ import pytest
 from percept.testing import AppUnderTest, free_port, start_app
 
 pytestmark = pytest.mark.integration
+DEBUG_ADMIN = "task-ann"
 
 
 @pytest.fixture(scope="session")
@@ -40,4 +41,6 @@ def percept_app(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
     root = tmp_path_factory.mktemp("percept")
     # The search crawler must reach the tests' own web servers on 127.0.0.1.
     service_config = {"search": {"allow_private_networks": True}}
-    yield start_app(root, services, free_port(), service_config=service_config)
+    # The platform tests use the debug routes (echo, hop, task self-test) as this admin.
+    yield start_app(root, services, free_port(), service_config=service_config, debug_routes=True,
+                    admins=[f"user:{DEBUG_ADMIN}"])

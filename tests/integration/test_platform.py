@@ -11,6 +11,8 @@ import pytest
 
 from percept.testing import AppUnderTest, app_args
 
+from .conftest import DEBUG_ADMIN
+
 pytestmark = pytest.mark.integration
 
 
@@ -50,7 +52,7 @@ def test_missing_weights_are_reported_with_their_directory(percept_app: AppUnder
 
 def test_task_is_followed_to_its_end(percept_app: AppUnderTest) -> None:
     with percept_app.client() as client:
-        ann = _user(client, "task-ann")
+        ann = _user(client, DEBUG_ADMIN)
         created = client.post("/platform/tasks/selftest", params={"steps": 4, "step_s": 0.6}, headers=ann)
         assert created.status_code == 202
         task_id = created.json()["task_id"]
@@ -68,7 +70,7 @@ def test_task_is_followed_to_its_end(percept_app: AppUnderTest) -> None:
 
 def test_ingress_to_model_hop(percept_app: AppUnderTest) -> None:
     with percept_app.client() as client:
-        assert client.get("/platform/echo/hop").json() == {"echo": "ok"}
+        assert client.get("/platform/echo/hop", headers=_user(client, DEBUG_ADMIN)).json() == {"echo": "ok"}
 
 
 def test_state_survives_an_application_restart(percept_app: AppUnderTest, tmp_path: Path) -> None:
@@ -77,7 +79,7 @@ def test_state_survives_an_application_restart(percept_app: AppUnderTest, tmp_pa
 
     from deployments.app import build_app
 
-    args = app_args(tmp_path, services=[])
+    args = app_args(tmp_path, services=[], debug_routes=True, admins=["user:ann"])
     prefix = "/restart"
 
     def deploy() -> None:

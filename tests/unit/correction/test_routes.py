@@ -14,6 +14,7 @@ from deployments.correction import CorrectionDeployment
 from percept.api.app import create_app
 from percept.correction.job import local_executor
 from percept.correction.synthetic import make_digits_dataset
+from percept.handles import CorrectionHandles
 from percept.testing import LocalHandle, make_services
 
 
@@ -27,7 +28,7 @@ def _token(client: TestClient, name: str) -> dict[str, str]:
 def app_env(tmp_path: Path) -> Any:
     services = make_services(tmp_path)
     deployment = CorrectionDeployment.func_or_class(services.args, executor=local_executor)
-    services.handles["correction"] = LocalHandle(deployment)
+    services.correction.handles.correction = LocalHandle(deployment)
     data = make_digits_dataset(services.args.data_dir / "digits", seed=2, per_class=15, classes=[0, 1, 6],
                                merge=None, n_blur=1, n_dark=1, n_bright=1)
     with TestClient(create_app(services)) as client:
@@ -108,7 +109,7 @@ class _Exploding:
 
 
 def test_failed_job_fails_cleanly(tmp_path: Path) -> None:
-    services = make_services(tmp_path, handles={"correction": _Exploding()})
+    services = make_services(tmp_path, CorrectionHandles(correction=LocalHandle(_Exploding())))
     data = make_digits_dataset(services.args.data_dir / "d", seed=0, per_class=3, classes=[0, 1], merge=None,
                                n_blur=0, n_dark=0, n_bright=0, flip_fraction=0)
     with TestClient(create_app(services)) as client:

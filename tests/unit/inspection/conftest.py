@@ -11,27 +11,21 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from percept.api.app import create_app
+from percept.handles import InspectionHandles
 from percept.inspection import synthetic
 from percept.inspection.license import issue_license
 from percept.inspection.worker import InspectionWorker
 from percept.sdk import VisualInspectionSDK
 from percept.services import Services
-from percept.testing import make_services
+from percept.testing import LocalHandle, make_services
 
 
 @pytest.fixture()
 def services(tmp_path: Path) -> Services:
     svc = make_services(tmp_path, services=["inspection"])
-    worker = InspectionWorker(svc.blobs, work_size=128)
-    svc.handles["inspection_trainer"] = _local(worker)
-    svc.handles["inspection_predictor"] = _local(worker)
+    worker = LocalHandle(InspectionWorker(svc.blobs, work_size=128))
+    svc.inspection.handles = InspectionHandles(inspection_trainer=worker, inspection_predictor=worker)
     return svc
-
-
-def _local(obj: object) -> object:
-    from percept.testing import LocalHandle
-
-    return LocalHandle(obj)
 
 
 @pytest.fixture()

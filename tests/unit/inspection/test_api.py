@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from percept.handles import Absent
 from percept.inspection.license import issue_license
 from percept.sdk import APIError, VisualInspectionSDK
 from percept.services import Services
@@ -224,7 +225,7 @@ def test_server_errors_keep_the_envelope(services: Services, credentials: tuple[
         body = r.json()["errors"]
         assert body["title"] == "サーバー内部エラー" and "secret internals" not in str(body)
 
-        del services.handles["inspection_trainer"]
+        services.inspection.handles.inspection_trainer = Absent()
         with pytest.raises(APIError) as err:
             sdk.train("OC", "m", None, ["g_0"])
         assert err.value.status == 503 and err.value.title == "サービスを利用できません"

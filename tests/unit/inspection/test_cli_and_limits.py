@@ -51,7 +51,8 @@ def test_bind_returns_the_two_deployments(tmp_path: Path) -> None:
     from deployments.inspection import bind
 
     args = AppArgs(data_dir=tmp_path, models_path=tmp_path / "m", plugins_dir=tmp_path / "p").resolved(tmp_path)
-    assert set(bind(args, False)) == {"inspection_trainer", "inspection_predictor"}
+    group = bind(args, False)
+    assert {key for key, _ in group.items()} == {"inspection_trainer", "inspection_predictor"}
 
 
 def test_upload_limit_is_413_in_the_envelope(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from deployments.base import ModelDeployment
 from percept.api.app import create_app
 from percept.config import AppArgs, DeploymentOptions
 from percept.errors import NotFound, WeightsMissing
-from percept.testing import make_services
+from percept.handles import SearchHandles
+from percept.testing import LocalHandle, make_services
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -82,19 +83,19 @@ def test_missing_weights_deployment_is_healthy_unavailable_and_answers_503(tmp_p
     assert status["available"] is False
     assert status["message"].startswith(f"unavailable: weights for ResNet34 not found in {tmp_path / 'models'}")
 
-    services = make_services(tmp_path, {"resnet": model})
+    services = make_services(tmp_path, SearchHandles(search_resnet=LocalHandle(model)))
     app = create_app(services)
 
     @app.get("/embed-test")
     async def embed_test() -> list[float]:
-        return await services.handle("resnet").embed.remote()
+        return await services.search.handles.search_resnet.embed.remote()  # type: ignore[no-any-return]
 
     client = TestClient(app)
     resp = client.get("/embed-test")
     assert resp.status_code == 503
     assert resp.json()["detail"].startswith("unavailable: weights for ResNet34 not found")
     health = client.get("/platform/health").json()
-    assert health["status"] == "degraded" and health["unavailable"] == ["resnet"]
+    assert health["status"] == "degraded" and health["unavailable"] == ["search_resnet"]
 
 
 def test_errors_render_per_contract_and_hide_tracebacks(tmp_path: Path) -> None:

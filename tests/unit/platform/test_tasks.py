@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from deployments.echo import Echo
 from percept.api.app import create_app
 from percept.errors import NotFound
+from percept.handles import DebugHandles
 from percept.storage.state import SqliteStateStore
 from percept.tasks import TASKS, ProgressReporter, TaskManager, TaskRunner, TaskStatus
-from percept.testing import make_services
+from percept.testing import LocalHandle, make_services
 
 
 @pytest.fixture
@@ -104,7 +105,8 @@ def _token(client: TestClient, name: str) -> dict[str, str]:
 
 
 def test_selftest_task_over_http_with_sse_and_websocket(tmp_path: Path) -> None:
-    services = make_services(tmp_path, {"echo": Echo()})
+    services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
+                             admins=["user:ann"])
     with TestClient(create_app(services)) as client:
         ann = _token(client, "ann")
         created = client.post("/platform/tasks/selftest", params={"steps": 3, "step_s": 0.05}, headers=ann)

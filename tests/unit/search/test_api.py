@@ -22,6 +22,7 @@ from deployments.search import (
     SearchIndexDeployment,
 )
 from percept.api.app import create_app
+from percept.handles import SearchHandles
 from percept.testing import LocalHandle, make_services
 from tests.unit.search.conftest import Site, serve_site, shop_site
 from tests.unit.search.synthetic import composite, png_bytes, rgba_cutout
@@ -58,12 +59,12 @@ def client(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Itera
     args = services.args
     resnet = LocalHandle(_plain(ResNetEmbedderDeployment)(args))
     clip = LocalHandle(_plain(ClipEmbedderDeployment)(args))
-    services.handles.update({
-        "search": LocalHandle(_plain(SearchIndexDeployment)(args, resnet, clip)),
-        "search_resnet": resnet,
-        "search_clip": clip,
-        "search_background": LocalHandle(_plain(BackgroundDeployment)(args)),
-    })
+    services.search.handles = SearchHandles(
+        search=LocalHandle(_plain(SearchIndexDeployment)(args, resnet, clip)),
+        search_resnet=resnet,
+        search_clip=clip,
+        search_background=LocalHandle(_plain(BackgroundDeployment)(args)),
+    )
     with TestClient(create_app(services)) as test_client:
         yield test_client
 
@@ -178,7 +179,7 @@ def test_missing_weights_answer_503_until_they_arrive(tmp_path: Path, tiny_model
     args = services.args
     resnet = LocalHandle(_plain(ResNetEmbedderDeployment)(args))
     clip = LocalHandle(_plain(ClipEmbedderDeployment)(args))
-    services.handles["search"] = LocalHandle(_plain(SearchIndexDeployment)(args, resnet, clip))
+    services.search.handles.search = LocalHandle(_plain(SearchIndexDeployment)(args, resnet, clip))
     with TestClient(create_app(services)) as client:
         ann = _login(client, "dan")
         files = {"image": ("q.png", png_bytes(composite(seed=1)[0]), "image/png")}

@@ -12,10 +12,10 @@ from skimage import data
 
 from percept.errors import NotFound, Unprocessable
 from percept.search.catalog import ImageCatalog
-from percept.search.config import SearchConfig
 from percept.search.embedders import ClipEmbedder, ResNetEmbedder
 from percept.search.engine import SearchEngine
 from percept.search.images import decode_image
+from percept.search.settings import SearchSettings
 from percept.testing import make_services
 from tests.unit.search.synthetic import composite, png_bytes, rgba_cutout
 
@@ -45,7 +45,7 @@ def embedders(tiny_models: Path) -> LocalEmbedders:
 @pytest.fixture
 def engine(tmp_path: Path, embedders: LocalEmbedders) -> SearchEngine:
     services = make_services(tmp_path)
-    return SearchEngine(ImageCatalog(services.state, services.blobs), SearchConfig(), embedders)
+    return SearchEngine(ImageCatalog(services.state, services.blobs), SearchSettings(), embedders)
 
 
 def _store(engine: SearchEngine, owner: str, image: np.ndarray, url: str = "") -> str:
@@ -139,7 +139,7 @@ def test_merge_records_ownership_and_clear(engine: SearchEngine) -> None:
 
 
 def test_large_collections_use_hnsw_through_the_same_interface(engine: SearchEngine) -> None:
-    engine.config = SearchConfig(ann_threshold=2)
+    engine.config = SearchSettings(ann_threshold=2)
     photos = [data.astronaut(), data.coffee(), data.chelsea()]
     ids = [_store(engine, ANN, cv2.resize(p, (64, 64))) for p in photos]
     asyncio.run(engine.embed_missing(ANN, "resnet", _noop))

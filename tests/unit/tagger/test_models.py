@@ -14,6 +14,7 @@ from skimage import data
 import deployments.tagger as tagger_deployments
 from deployments.tagger import TaggerClassifier, TaggerDetector
 from percept.config import AppArgs
+from percept.handles import TaggerHandles
 from percept.schemas.tagger import TaggerRequest
 from percept.tagger.classifier import HFImageClassifier, load_classifier, top_k
 from percept.tagger.process import HandleModels, TaggerPipeline
@@ -43,7 +44,7 @@ def test_cat_is_tagged_as_cat(classifier: TaggerClassifier) -> None:
 
 def test_video_labels_follow_the_content(classifier: TaggerClassifier, tmp_path: Path) -> None:
     video = make_video([(data.chelsea(), 2.0), (data.coffee(), 2.0)], fps=8, size=(224, 160))
-    models = HandleModels(LocalHandle(classifier), None)
+    models = HandleModels(TaggerHandles(tagger_classifier=LocalHandle(classifier)))
     request = TaggerRequest.model_validate({"documents": [document(video, "mp4", "v")], "num_labels": 8})
     response = asyncio.run(TaggerPipeline(models, TaggerSettings(video_frames=4)).run(request))
     assert response.number_documents_treated == 1, response.list_id_not_treated
@@ -54,7 +55,7 @@ def test_video_labels_follow_the_content(classifier: TaggerClassifier, tmp_path:
 
 
 def test_image_document_through_pipeline(classifier: TaggerClassifier) -> None:
-    models = HandleModels(LocalHandle(classifier), None)
+    models = HandleModels(TaggerHandles(tagger_classifier=LocalHandle(classifier)))
     docs = [document(encode_image(data.chelsea(), "JPEG"), "jpeg", "cat"),
             document(encode_image(data.rocket()), "png", "rocket")]
     request = TaggerRequest.model_validate({"documents": docs, "num_labels": 3})
@@ -83,7 +84,8 @@ def test_detector_appears_when_weights_are_saved(tmp_path: Path, monkeypatch: py
         x0, y0, x1, y1 = detection["box"]
         assert 0 <= x0 <= x1 and 0 <= y0 <= y1
 
-    handles = HandleModels(LocalHandle(_NoClassifier()), LocalHandle(detector))
+    handles = HandleModels(TaggerHandles(tagger_classifier=LocalHandle(_NoClassifier()),
+                                         tagger_detector=LocalHandle(detector)))
     docs = [document(encode_image(data.chelsea()), "png", "a")]
     request = TaggerRequest.model_validate({"documents": docs, "prompt": "<OD>", "detection_threshold": 0})
     response = asyncio.run(TaggerPipeline(handles, TaggerSettings()).run(request))

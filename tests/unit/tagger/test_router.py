@@ -9,9 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from percept.api.app import create_app
+from percept.handles import TaggerHandles
 from percept.tagger.media import FILE_TYPE_NOT_VALID, NOT_SUITABLE
 from percept.tagger.synthetic import document, encode_image, make_video
-from percept.testing import make_services
+from percept.testing import LocalHandle, make_services
 
 from .conftest import FakeClassifier, FakeDetector, solid
 
@@ -20,9 +21,9 @@ ENVELOPE = {"status", "data", "error", "number_documents_treated", "number_docum
 
 
 def client_for(tmp_path: Path, detector: Any = None, **config: Any) -> TestClient:
-    handles: dict[str, Any] = {"tagger_classifier": FakeClassifier()}
+    handles = TaggerHandles(tagger_classifier=LocalHandle(FakeClassifier()))
     if detector is not None:
-        handles["tagger_detector"] = detector
+        handles.tagger_detector = LocalHandle(detector)
     services = make_services(tmp_path, handles, services=["tagger"], service_config={"tagger": config})
     return TestClient(create_app(services))
 
@@ -204,7 +205,8 @@ class BrokenClassifier(FakeClassifier):
 
 def test_overload_is_503_and_crashes_fail_only_the_document(tmp_path: Path) -> None:
     for classifier, status in ((OverloadedClassifier(), 503), (BrokenClassifier(), 200)):
-        services = make_services(tmp_path / str(status), {"tagger_classifier": classifier}, services=["tagger"])
+        services = make_services(tmp_path / str(status), TaggerHandles(tagger_classifier=LocalHandle(classifier)),
+                                 services=["tagger"])
         r = TestClient(create_app(services)).post("/process", json={"documents": [document(red_png(), "png", "x")]})
         assert r.status_code == status and set(r.json()) == ENVELOPE
         if status == 503:

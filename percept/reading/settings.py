@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from percept.config import AppArgs
+from percept.config import ServiceSettings
 
 
-class ReadingConfig(BaseModel):
+class ReadingSettings(ServiceSettings):
     """Limits and knobs of the reading service (all optional in serve_config.yaml)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     rate_limit_per_minute: int = Field(120, ge=1, description="per user and path (429 + Retry-After past it)")
     max_audio_mb: float = Field(50, gt=0, description="upload size limit of a recording (413 past it)")
@@ -25,17 +21,9 @@ class ReadingConfig(BaseModel):
     forced_scoring: bool = Field(True, description="re-score transcript verdicts against the reference")
     accept_substitution: float = Field(0.2, ge=0, le=1, description="forced probability that clears a substitution")
     accept_omission: float = Field(0.5, ge=0, le=1, description="forced probability that clears an omission")
+    miscue_threshold: float = Field(
+        0.0, ge=-50, le=50,
+        description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
+                    "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
     max_phrases: int = Field(200, ge=1, description="phrases per extraction request")
     max_text_chars: int = Field(100_000, ge=1, description="reference text per comparison request")
-
-    @classmethod
-    def from_args(cls, args: AppArgs) -> ReadingConfig:
-        return cls.model_validate(args.service_section("reading"))
-
-    @classmethod
-    def of(cls, extras: dict[str, Any], args: AppArgs) -> ReadingConfig:
-        """The config cached in a services container's ``extras`` (validated once)."""
-        config = extras.get("reading_config")
-        if not isinstance(config, cls):
-            config = extras["reading_config"] = cls.from_args(args)
-        return config

@@ -1,8 +1,9 @@
-"""HTTP plumbing of the inspection API: its error format, messages and auth dependencies.
+"""HTTP plumbing of the inspection API: its error format and its auth dependencies.
 
 Every error under ``/api`` is ``{"errors": {"detail", "source": {"pointer"}, "status",
-"title"}}`` with the message in the caller's language. Routes raise :func:`api_error`;
-everything else (validation, unknown routes, 405, 500, 503) is mapped here too.
+"title"}}`` with the message in the caller's language. Routes raise
+:func:`percept.inspection.errors.api_error`; everything else (validation, unknown routes,
+405, 500, 503) is mapped here too.
 """
 
 from __future__ import annotations
@@ -16,19 +17,10 @@ from fastapi.responses import JSONResponse, Response
 from percept.api.deps import CLIENT_AUDIENCE, ServicesDep
 from percept.api.errors import ErrorInfo
 from percept.auth import TokenError
-from percept.errors import Forbidden, ServiceError, Unauthorized
+from percept.errors import Forbidden, Unauthorized
+from percept.inspection.errors import CODE, CODE_NO_DETAIL, api_error
 from percept.inspection.i18n import language, translate
 from percept.inspection.store import InspectionRepo
-
-CODE = "inspection"
-CODE_NO_DETAIL = "inspection:null"
-
-
-def api_error(cls: type[ServiceError], title: str, detail: Any = None) -> ServiceError:
-    """An error rendered with exactly this ``title`` and ``detail`` (None stays null)."""
-    if detail is None:
-        return cls("", title=title, code=CODE_NO_DETAIL)
-    return cls(detail, title=title, code=CODE)
 
 
 def _validation_messages(errors: Any) -> list[str]:
@@ -71,11 +63,8 @@ def render_error(request: Request, info: ErrorInfo) -> Response:
 
 
 def repo(services: ServicesDep) -> InspectionRepo:
-    """The inspection records (one per replica, kept in ``services.extras``)."""
-    found = services.extras.get("inspection_repo")
-    if found is None:
-        found = services.extras["inspection_repo"] = InspectionRepo(services.state)
-    return found  # type: ignore[no-any-return]
+    """The inspection records (a thin typed view of the state store)."""
+    return InspectionRepo(services.state)
 
 
 RepoDep = Annotated[InspectionRepo, Depends(repo)]

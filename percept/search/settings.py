@@ -1,39 +1,23 @@
-"""The search service's configuration: ``service_config.search`` plus ``PERCEPT_SEARCH_*``.
+"""The search service's settings: ``service_config.search`` in ``serve_config.yaml``.
 
-The YAML section is validated into :class:`SearchConfig`. One process-level override exists
-for test and lab setups: ``PERCEPT_SEARCH_ALLOW_PRIVATE_NETWORKS=1`` lets the crawler reach
+One process-level override exists for test and lab setups:
+``PERCEPT_SEARCH_ALLOW_PRIVATE_NETWORKS=1`` (:mod:`percept.settings`) lets the crawler reach
 loopback/private hosts even when the config does not say so.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
-from percept.config import AppArgs
+from percept.config import ServiceSettings
 from percept.search.scrape import ScrapeLimits
+from percept.settings import get_settings
 
 
-class SearchSettings(BaseSettings):
-    """Environment knobs of the search service."""
-
-    model_config = SettingsConfigDict(env_prefix="PERCEPT_SEARCH_", extra="ignore")
-
-    allow_private_networks: bool = False
-
-
-@lru_cache(maxsize=1)
-def get_search_settings() -> SearchSettings:
-    return SearchSettings()
-
-
-class SearchConfig(BaseModel):
+class SearchSettings(ServiceSettings):
     """``service_config.search`` in serve_config.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
 
     start_urls: list[str] = Field(default_factory=list, description="pages /scrape crawls when none are given")
     allow_private_networks: bool = False
@@ -53,10 +37,6 @@ class SearchConfig(BaseModel):
     def limits(self) -> ScrapeLimits:
         """Crawler limits with the private-network switch from config or environment."""
         allow = self.allow_private_networks or self.scrape.allow_private_networks
-        allow = allow or get_search_settings().allow_private_networks
+        allow = allow or get_settings().search_allow_private_networks
         return self.scrape.model_copy(update={"allow_private_networks": allow})
 
-
-def search_config(args: AppArgs) -> SearchConfig:
-    """The validated section (raises a pydantic ValidationError when it is wrong)."""
-    return SearchConfig.model_validate(args.service_section("search"))

@@ -1,0 +1,33 @@
+"""``service_config.correction``: the correction service's settings, validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from percept.config import ServiceSettings
+
+
+class JobDefaults(BaseModel):
+    """``config_params`` a job gets unless its request says otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(32, ge=1, description="images per Ray Data batch")
+    concurrency: int = Field(1, ge=1, description="Ray Data actors of the per-image step")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs each of those actors reserves")
+
+
+class CorrectionSettings(ServiceSettings):
+    """Where jobs may read images from, how many, and the job defaults."""
+
+    allowed_roots: list[str] = Field(
+        default_factory=list, description="server-side folders jobs may read (default: the data_dir)"
+    )
+    max_images: int = Field(200_000, ge=1, description="images per job (413 past it)")
+    defaults: JobDefaults = Field(default_factory=JobDefaults)
+
+    def roots(self, data_dir: Path) -> list[str]:
+        """The allowed roots, or the data directory when none are configured."""
+        return [str(r) for r in self.allowed_roots] or [str(data_dir)]

@@ -1,0 +1,89 @@
+"""The wiring: one registry of services, typed handles, every default in serve_config.yaml,
+debug routes off by default and admin-only when on."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from deployments.echo import Echo
+from percept.api.app import create_app
+from percept.config import AppArgs, DeploymentOptions, ServiceSettings
+from percept.handles import DebugHandles, HandleGroup
+from percept.registry import SERVICE_NAMES, SERVICES
+from percept.services import Services
+from percept.testing import LocalHandle, make_services, serve_config_args
+
+DEBUG_PATHS = ("/platform/echo", "/platform/echo/hop", "/platform/tasks/selftest")
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _token(client: TestClient, name: str) -> dict[str, str]:
+    client.put("/v1/auth/register", params={"username": name, "password": "pw"})
+    token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_container_has_one_typed_field_per_registered_service() -> None:
+    typed = {f.name for f in fields(Services)}
+    assert set(SERVICE_NAMES) <= typed
+    assert AppArgs().services == list(SERVICE_NAMES)
+    for spec in SERVICES:
+        assert issubclass(spec.handles, HandleGroup) and issubclass(spec.settings, ServiceSettings)
+        assert hasattr(importlib.import_module(spec.router), "include")
+        bind = importlib.import_module(spec.deployments).bind
+        assert inspect.signature(bind).return_annotation in (spec.handles.__name__, spec.handles)
+
+
+def test_serve_config_lists_every_deployment_and_is_valid() -> None:
+    args = AppArgs.model_validate(serve_config_args())
+    keys = {f.name for spec in SERVICES for f in fields(spec.handles)} | {f.name for f in fields(DebugHandles)}
+    assert keys <= set(args.deployments), sorted(keys - set(args.deployments))
+    assert set(args.deployments) <= keys, sorted(set(args.deployments) - keys)
+    assert args.debug_routes is False
+    for spec in SERVICES:
+        spec.load_settings(args)
+
+
+def test_no_per_deployment_figure_in_the_deployment_code() -> None:
+    """Resources and batch knobs come from serve_config.yaml only."""
+    pattern = re.compile(r"(num_cpus|num_gpus|max_ongoing_requests|max_batch_size|batch_wait_timeout_s)\s*=\s*[\d.]+")
+    for path in sorted((ROOT / "deployments").glob("*.py")):
+        assert not pattern.search(path.read_text()), path.name
+    assert DeploymentOptions().num_gpus == 0  # the generic default asks for no GPU
+
+
+def test_default_app_serves_no_debug_route(tmp_path: Path) -> None:
+    services = make_services(tmp_path)
+    paths = set(create_app(services).openapi()["paths"])
+    assert not any(p.startswith("/platform/echo") for p in paths)
+    assert "/platform/tasks/selftest" not in paths
+    assert not any(key == "echo" for key, _ in services.deployments())
+
+
+def test_debug_routes_when_enabled_are_for_admins_only(tmp_path: Path) -> None:
+    services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
+                             admins=["user:root"])
+    assert set(DEBUG_PATHS) <= set(create_app(services).openapi()["paths"])
+    with TestClient(create_app(services)) as client:
+        assert client.get("/platform/echo").status_code == 401
+        mallory = _token(client, "mallory")
+        assert client.get("/platform/echo/hop", headers=mallory).status_code == 403
+        assert client.post("/platform/tasks/selftest", headers=mallory).status_code == 403
+        root = _token(client, "root")
+        assert client.get("/platform/echo", headers=root).json() == {"echo": "ok"}
+        assert client.get("/platform/echo/hop", headers=root).json() == {"echo": "ok"}
+
+
+def test_a_deployment_not_running_here_answers_503(tmp_path: Path) -> None:
+    services = make_services(tmp_path, services=["correction"])
+    with TestClient(create_app(services)) as client:
+        answer = client.post("/correction/metadata", json={"path": str(services.args.data_dir / "x.png")},
+                             headers=_token(client, "ann"))
+    assert answer.status_code == 503
+    assert answer.json()["detail"] == "unavailable: deployment 'correction' is not running in this application"
