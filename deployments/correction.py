@@ -23,7 +23,7 @@ from percept.correction.features import path_allowed
 from percept.correction.images import ImageDecodeError, metadata
 from percept.correction.job import Executor, run_job
 from percept.correction.settings import JobDefaults
-from percept.correction.state import BlobSink
+from percept.correction.sinks import BlobSink
 from percept.errors import BadRequest, Forbidden, NotFound
 from percept.handles import CorrectionHandles
 from percept.registry import CORRECTION

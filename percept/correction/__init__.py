@@ -1,6 +1,6 @@
 """Dataset correction ("image correction" jobs): Ray-free cores of the correction service.
 
-``api`` holds the spec's Python interface (``start_ic_processing_job``,
+``interface`` holds the spec's Python interface (``start_ic_processing_job``,
 ``get_image_metadata``); ``job`` runs one job; ``features`` is the Ray Data batch callable;
 ``analysis`` and ``handlers`` find and fix mislabeled images, split classes, blur and
 lighting; ``report`` draws the HTML report; ``synthetic`` makes test data from load_digits.

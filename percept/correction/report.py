@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from percept.correction.images import decode, encode_png, native_array
-from percept.correction.state import JobState
+from percept.correction.job_state import JobState
 
 logger = logging.getLogger(__name__)
 

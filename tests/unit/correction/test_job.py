@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from percept.correction.api import get_image_metadata, run_correction, start_ic_processing_job
 from percept.correction.images import decode, measure, native_array
+from percept.correction.interface import get_image_metadata, run_correction, start_ic_processing_job
 from percept.correction.job import local_executor, run_job
 from percept.correction.request import TASK_KINDS
-from percept.correction.state import DirSink
+from percept.correction.sinks import DirSink
 from percept.correction.synthetic import SyntheticDataset
 from percept.errors import BadRequest, NotFound
 

@@ -21,7 +21,7 @@ from typing import Any
 from percept.correction.events import SocketEvents
 from percept.correction.images import ImageDecodeError, metadata
 from percept.correction.job import Executor, run_job
-from percept.correction.state import DirSink
+from percept.correction.sinks import DirSink
 from percept.errors import BadRequest, NotFound, ServiceError
 
 logger = logging.getLogger(__name__)

@@ -1,55 +1,22 @@
-"""The in-memory state of one job: images, their measures, labels and where outputs go."""
+"""The in-memory state of one job: its images, their measures and labels, and its output sink."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from percept.correction.images import decode, encode_png, native_array
 from percept.correction.request import ImageItem, JobConfig
+from percept.correction.sinks import OutputSink
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[float, str], None]
-
-
-class OutputSink(Protocol):
-    """Where corrected images and the report are written; returns the written location."""
-
-    def write(self, name: str, data: bytes) -> str: ...
-
-
-class DirSink:
-    """Files under a directory of their own (never one of the dataset's files)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def write(self, name: str, data: bytes) -> str:
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return str(path)
-
-
-class BlobSink:
-    """Objects in the platform's blob store under a prefix (``correction/<owner>/<job>``)."""
-
-    def __init__(self, blobs: Any, prefix: str) -> None:
-        self.blobs = blobs
-        self.prefix = prefix.rstrip("/")
-
-    def write(self, name: str, data: bytes) -> str:
-        return str(self.blobs.put_bytes(f"{self.prefix}/{name}", data))
 
 
 @dataclass
