@@ -12,7 +12,7 @@ measures, in the same run:
   * video: a generated 30 s 320x240 25 fps clip with 4 scenes, tagged with 8 frames:
   seconds of video per second of processing.
 
-    python benchmarks/tagger_http.py [--n1 30] [--n16 96] [--n8 10]
+    python -m benchmarks.tagger_http [--n1 30] [--n16 96] [--n8 10]   (from the repository root)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from skimage import data
 
-from percept.tagger.synthetic import document, encode_image, make_video
+from tests.synthetic.tagger import document, encode_image, make_video
 
 
 def pct(samples: list[float]) -> tuple[float, float]:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from skimage import data
 
-from percept.tagger.synthetic import document, encode_image, make_video, tiny_yolos
 from percept.testing import AppUnderTest
+from tests.synthetic.tagger import document, encode_image, make_video, tiny_yolos
 
 pytestmark = pytest.mark.integration
 CAT_LABELS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}

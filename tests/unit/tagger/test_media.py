@@ -21,7 +21,7 @@ from percept.tagger.media import (
     normalise_type,
     shrink,
 )
-from percept.tagger.synthetic import encode_image, make_video
+from tests.synthetic.tagger import encode_image, make_video
 
 from .conftest import solid
 

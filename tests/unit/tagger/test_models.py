@@ -19,8 +19,8 @@ from percept.schemas.tagger import TaggerRequest
 from percept.tagger.classifier import HFImageClassifier, load_classifier, top_k
 from percept.tagger.process import HandleModels, TaggerPipeline
 from percept.tagger.settings import TaggerSettings
-from percept.tagger.synthetic import document, encode_image, make_video, tiny_yolos
 from percept.testing import LocalHandle
+from tests.synthetic.tagger import document, encode_image, make_video, tiny_yolos
 
 CAT_LABELS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 

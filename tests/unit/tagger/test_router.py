@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from percept.api.app import create_app
 from percept.handles import TaggerHandles
 from percept.tagger.media import FILE_TYPE_NOT_VALID, NOT_SUITABLE
-from percept.tagger.synthetic import document, encode_image, make_video
 from percept.testing import LocalHandle, make_services
+from tests.synthetic.tagger import document, encode_image, make_video
 
 from .conftest import FakeClassifier, FakeDetector, solid
 
