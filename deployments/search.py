@@ -23,9 +23,10 @@ from percept.config import AppArgs
 from percept.errors import WeightsMissing, unwrap_remote_error
 from percept.handles import Handle, SearchHandles
 from percept.registry import SEARCH
+from percept.schemas.search import SearchResponse
 from percept.search.catalog import ImageCatalog
 from percept.search.embedders import ClipEmbedder, EfficientNetEmbedder, ResNetEmbedder
-from percept.search.engine import SearchEngine
+from percept.search.engine import SearchEngine, SearchQuery
 from percept.search.highlight import BackgroundRemover
 from percept.storage import BlobStore, open_state_store
 from percept.tasks import ProgressReporter
@@ -193,23 +194,16 @@ class SearchIndexDeployment(ModelDeployment[SearchEngine]):
         urls = start_urls or self.config.start_urls
         return await self.require().scrape(owner, urls, self.config.limits(), reporter)
 
-    async def call(self, method: str, owner: str, *args: Any) -> dict[str, Any]:
-        """Run a blocking engine method (colour search, merge, describe) off the event loop."""
-        if method not in ("complementary", "similar_by_lab", "merge", "describe", "record"):
-            raise ValueError(f"no such engine method {method!r}")
-        return await asyncio.to_thread(getattr(self.require(), method), owner, *args)  # type: ignore[no-any-return]
+    async def find(self, owner: str, query: SearchQuery, as_json: bool) -> SearchResponse | bytes:
+        """One search, answered in the same call: the described results or the PNG collage."""
+        return await self.require().find(owner, query, as_json)
 
-    async def render(self, owner: str, query: bytes | None, found: dict[str, Any]) -> bytes:
-        return await asyncio.to_thread(self.require().render, owner, query, found)
+    async def merge(self, owner: str, first: str, second: str, levels: int | None, direction: str) -> bytes:
+        """Laplacian-pyramid blend of two stored images (PNG)."""
+        return await asyncio.to_thread(self.require().merge, owner, first, second, levels, direction)
 
     async def embed_missing(self, owner: str, kind: str, reporter: ProgressReporter) -> dict[str, Any]:
         return await self.require().embed_missing(owner, kind, reporter)
-
-    async def similar_by_image(self, owner: str, data: bytes, k: int) -> dict[str, Any]:
-        return await self.require().similar_by_image(owner, data, k)
-
-    async def similar_by_text(self, owner: str, text: str, k: int) -> dict[str, Any]:
-        return await self.require().similar_by_text(owner, text, k)
 
 
 def bind(args: AppArgs, gpu: bool) -> SearchHandles:

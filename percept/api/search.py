@@ -29,6 +29,7 @@ from percept.schemas.search import (
     TextQueryRequest,
 )
 from percept.search.catalog import ImageCatalog, public_record
+from percept.search.engine import SearchQuery
 from percept.services import Services
 from percept.tasks import ProgressReporter
 
@@ -60,13 +61,10 @@ async def _upload(services: Services, image: UploadFile) -> bytes:
     return await read_limited(image, services.search.settings.max_upload_bytes)
 
 
-async def _answer(services: Services, owner: str, query: bytes | None, found: dict[str, Any],
-                  as_json: bool) -> Any:
-    index = services.search.handles.search
-    if as_json:
-        return SearchResponse.model_validate(await index.call.remote("describe", owner, found))
-    png = await index.render.remote(owner, query, found)
-    return Response(png, media_type="image/png")
+async def _find(services: Services, owner: str, query: SearchQuery, request: Request, fmt: str | None) -> Any:
+    """One call to the index: it searches and answers (JSON results or the PNG collage)."""
+    answer = await services.search.handles.search.find.remote(owner, query, _wants_json(request, fmt))
+    return answer if isinstance(answer, SearchResponse) else Response(answer, media_type="image/png")
 
 
 @router.get("/scrape", status_code=202, response_model=TaskCreated)
@@ -132,8 +130,8 @@ async def highlight_particular_image(
 @router.post("/merge_imgs", responses={200: {"content": {"image/png": {}}}}, response_class=Response)
 async def merge_imgs(body: MergeRequest, services: ServicesDep, user: LimitedUser) -> Response:
     """Blend two stored images with a Laplacian pyramid (PNG)."""
-    png = await services.search.handles.search.call.remote(
-        "merge", user.id, body.img_path_1, body.img_path_2, body.levels, body.direction
+    png = await services.search.handles.search.merge.remote(
+        user.id, body.img_path_1, body.img_path_2, body.levels, body.direction
     )
     return Response(png, media_type="image/png")
 
@@ -150,9 +148,9 @@ async def find_all_complementary(
     min_fraction: Annotated[float | None, Query(gt=0, le=1)] = None,
 ) -> Any:
     """Images whose colours complement the query's dominant hue (HSV)."""
-    data = await _upload(services, image)
-    found = await services.search.handles.search.call.remote("complementary", user.id, data, k, tolerance, min_fraction)
-    return await _answer(services, user.id, data, found, _wants_json(request, format))
+    query = SearchQuery("complementary", k, image=await _upload(services, image), tolerance=tolerance,
+                        min_fraction=min_fraction)
+    return await _find(services, user.id, query, request, format)
 
 
 @router.post("/find_all_similar_by_lab", responses={200: PNG})
@@ -165,9 +163,8 @@ async def find_all_similar_by_lab(
     k: Annotated[int, Query(ge=1, le=100)] = 24,
 ) -> Any:
     """Images closest in colour (mean CIEDE2000 in CIELAB)."""
-    data = await _upload(services, image)
-    found = await services.search.handles.search.call.remote("similar_by_lab", user.id, data, k)
-    return await _answer(services, user.id, data, found, _wants_json(request, format))
+    query = SearchQuery("similar_by_lab", k, image=await _upload(services, image))
+    return await _find(services, user.id, query, request, format)
 
 
 def _embed_task(services: Services, user: Any, kind: str) -> TaskCreated:
@@ -198,9 +195,8 @@ async def get_top_24_resnet_similar(
     format: Format = None,
 ) -> Any:
     """The 24 stored images most cosine-similar to the query (ResNet34 embeddings)."""
-    data = await _upload(services, image)
-    found = await services.search.handles.search.similar_by_image.remote(user.id, data, 24)
-    return await _answer(services, user.id, data, found, _wants_json(request, format))
+    query = SearchQuery("similar_by_image", 24, image=await _upload(services, image))
+    return await _find(services, user.id, query, request, format)
 
 
 @router.post("/get_top_25_clip_similar", responses={200: PNG})
@@ -208,8 +204,8 @@ async def get_top_25_clip_similar(
     body: TextQueryRequest, request: Request, services: ServicesDep, user: LimitedUser, format: Format = None
 ) -> Any:
     """The 25 stored images that best match a text (CLIP)."""
-    found = await services.search.handles.search.similar_by_text.remote(user.id, body.text_query, 25)
-    return await _answer(services, user.id, None, found, _wants_json(request, format))
+    query = SearchQuery("similar_by_text", 25, text=body.text_query)
+    return await _find(services, user.id, query, request, format)
 
 
 def include(app: FastAPI) -> None:

@@ -12,19 +12,21 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from percept.errors import Unprocessable
 from percept.imaging import shrink_to
+from percept.schemas.search import SearchResponse
 from percept.search import pyramid
 from percept.search.background import border_mask
 from percept.search.catalog import ImageCatalog, public_record
 from percept.search.colour import ciede2000, complement_fraction, dominant_hue, rgb_to_hsv, rgb_to_lab
-from percept.search.settings import SearchSettings
 from percept.search.images import collage, decode_image, encode_png, feature_thumb, split_alpha
 from percept.search.scrape import Crawler, ScrapedImage, ScrapeLimits
+from percept.search.settings import SearchSettings
 from percept.search.vectors import VectorIndex, make_index
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,18 @@ class Embedders(Protocol):
 
     async def texts(self, texts: list[str]) -> tuple[str, np.ndarray]:
         """(model name, unit vectors) of texts with the CLIP model."""
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """One search, as the ingress sends it to the index: the method and its inputs."""
+
+    method: Literal["complementary", "similar_by_lab", "similar_by_image", "similar_by_text"]
+    k: int
+    image: bytes | None = None  # the uploaded query image (every method but similar_by_text)
+    text: str | None = None  # similar_by_text
+    tolerance: float | None = None  # complementary: hue band in degrees
+    min_fraction: float | None = None  # complementary: share of the foreground in the band
 
 
 def shrink(image: np.ndarray, side: int = EMBED_SIDE) -> np.ndarray:
@@ -219,6 +233,26 @@ class SearchEngine:
         hits = index.search(vectors, k)[0]
         return {"query": {"model": model, "text": text, "index": index.kind, "indexed": len(index)},
                 "results": [{"id": i, "score": round(s, 6)} for i, s in hits]}
+
+    # one search, answered -----------------------------------------------------------------
+    async def find(self, owner: str, query: SearchQuery, as_json: bool) -> SearchResponse | bytes:
+        """Run ``query`` and answer it: the results described (JSON) or the PNG collage."""
+        found = await self._search(owner, query)
+        if as_json:
+            return SearchResponse.model_validate(await asyncio.to_thread(self.describe, owner, found))
+        return await asyncio.to_thread(self.render, owner, query.image, found)
+
+    async def _search(self, owner: str, query: SearchQuery) -> dict[str, Any]:
+        if query.method == "similar_by_text":
+            return await self.similar_by_text(owner, query.text or "", query.k)
+        if query.image is None:
+            raise Unprocessable("This search needs an image")
+        if query.method == "similar_by_image":
+            return await self.similar_by_image(owner, query.image, query.k)
+        if query.method == "complementary":
+            return await asyncio.to_thread(self.complementary, owner, query.image, query.k, query.tolerance,
+                                           query.min_fraction)
+        return await asyncio.to_thread(self.similar_by_lab, owner, query.image, query.k)
 
     # rendering and blending -------------------------------------------------------------
     def describe(self, owner: str, found: dict[str, Any]) -> dict[str, Any]:
