@@ -1,7 +1,8 @@
-"""The reading service's deployment: ``ReadingTools`` wraps :class:`ReadingCore`.
+"""The reading service's deployments: ``ReadingTools`` and the forced aligner.
 
-Upload conversion (ffmpeg, Pillow), cutting recordings on silence, alignment of readings
-with reference texts and the page view run here, off the ingress. Speech and OCR run on
+Upload conversion (ffmpeg, Pillow), cutting recordings on silence, comparison of readings
+with reference texts (forced scoring on ``ReadingAligner``) and the page view run on
+``ReadingTools`` (:class:`percept.reading.workflow.ReadingTools`), off the ingress. Speech and OCR run on
 the plugin deployments (``plugin:faster_whisper``, ``plugin:rapidocr``, ``plugin:tesseract``).
 """
 
@@ -15,9 +16,10 @@ from ray import serve
 
 from deployments.base import ModelDeployment, bind_group
 from percept.config import AppArgs
-from percept.handles import ReadingHandles
+from percept.handles import Handle, ReadingHandles
 from percept.reading.core import ReadingCore
 from percept.reading.forced import ForcedAligner
+from percept.reading.workflow import ReadingTools
 from percept.registry import READING
 from percept.storage import BlobStore
 
@@ -25,41 +27,42 @@ logger = logging.getLogger(__name__)
 
 
 @serve.deployment(name="ReadingTools")
-class ReadingToolsDeployment(ModelDeployment[ReadingCore]):
-    """Thin async wrapper: every call runs the core in a thread."""
+class ReadingToolsDeployment(ModelDeployment[ReadingTools]):
+    """Serves :class:`ReadingTools` (conversion, cutting, comparison with forced scoring).
+
+    Its methods are the tools' methods: ``convert_audio``, ``convert_image``, ``split``,
+    ``cut``, ``extract``, ``view`` and ``compare(owner, segments, reference)``, which calls
+    the aligner deployment itself.
+    """
 
     model_label = "reading tools"
 
-    def __init__(self, args: AppArgs) -> None:
+    def __init__(self, args: AppArgs, aligner: Handle) -> None:
         super().__init__(args)
         blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
-        self.load(lambda: ReadingCore(blobs, READING.load_settings(args)))
+        self.load(lambda: ReadingTools(ReadingCore(blobs, READING.load_settings(args)), aligner))
 
     async def convert_audio(self, data: bytes, key: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self.require().convert_audio, data, key)
+        return await self.require().convert_audio(data, key)
 
     async def convert_image(self, data: bytes, key: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self.require().convert_image, data, key)
+        return await self.require().convert_image(data, key)
 
     async def split(self, key: str, owner: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.require().split, key, owner)
+        return await self.require().split(key, owner)
 
     async def cut(self, key: str, owner: str, file_id: str, start: float, end: float) -> str:
-        return await asyncio.to_thread(self.require().cut, key, owner, file_id, start, end)
+        return await self.require().cut(key, owner, file_id, start, end)
 
-    async def plan(self, segments: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.require().plan, segments, reference)
-
-    async def compare(self, segments: list[dict[str, Any]], reference: str,
-                      forced: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-        return await asyncio.to_thread(self.require().compare, segments, reference, forced)
+    async def compare(self, owner: str, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
+        return await self.require().compare(owner, segments, reference)
 
     async def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.require().extract, segments, phrases)
+        return await self.require().extract(segments, phrases)
 
     async def view(self, image_key: str, boxes: list[dict[str, Any]], words: list[dict[str, Any]],
                    box_of_word: list[int | None]) -> bytes:
-        return await asyncio.to_thread(self.require().view, image_key, boxes, words, box_of_word)
+        return await self.require().view(image_key, boxes, words, box_of_word)
 
 
 @serve.deployment(name="ReadingAligner")
@@ -85,4 +88,5 @@ class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
 
 def bind(args: AppArgs, gpu: bool) -> ReadingHandles:
     """The reading tools and the forced aligner (resources from serve_config.yaml)."""
-    return bind_group(ReadingHandles, args, gpu, reading=ReadingToolsDeployment, reading_aligner=ReadingAlignerDeployment)
+    return bind_group(ReadingHandles, args, gpu, reading_aligner=ReadingAlignerDeployment,
+                      reading=(ReadingToolsDeployment, lambda group: (group.reading_aligner,)))

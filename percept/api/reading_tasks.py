@@ -52,8 +52,7 @@ TaskId = Annotated[UUID, Query()]
 
 def workflow(services: Services) -> ReadingWorkflow:
     """The task work over this app's reading deployments, plugins, files and settings."""
-    return ReadingWorkflow(services.reading.handles, services.plugin_handle, files_of(services),
-                           services.reading.settings)
+    return ReadingWorkflow(services.reading.handles, services.plugin_handle, files_of(services))
 
 
 def _check_model(services: Services, kind: Kind, name: str) -> None:

@@ -3,7 +3,8 @@
 A recording is cut on silence into segments (the ``reading`` deployment), every segment
 goes to the audio plugin at once (so the plugin deployment batches them), and the pieces
 are assembled with absolute times. Comparisons run the audio (and the image) model
-concurrently, then align the reading with the reference on the ``reading`` deployment.
+concurrently, then send the segments once to the ``reading`` deployment, whose
+:class:`ReadingTools` scores the reference words on the aligner and compares.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from percept.handles import Handle, ReadingHandles, is_running
+from percept.reading.core import ReadingCore
 from percept.reading.files import ReadingFiles, blob_key
-from percept.reading.settings import ReadingSettings
 from percept.reading.text import tokenize
 from percept.tasks import ProgressReporter
 
@@ -56,13 +57,10 @@ class ReadingWorkflow:
     ``plugins`` gives a plugin's deployment by name (503 on use when it is not running).
     """
 
-    def __init__(self, handles: ReadingHandles, plugins: Callable[[str], Handle], files: ReadingFiles,
-                 settings: ReadingSettings) -> None:
+    def __init__(self, handles: ReadingHandles, plugins: Callable[[str], Handle], files: ReadingFiles) -> None:
         self.tools = handles.reading
-        self.aligner = handles.reading_aligner
         self.plugins = plugins
         self.files = files
-        self.config = settings
 
     async def _report(self, reporter: ProgressReporter, percent: float, message: str) -> None:
         await asyncio.to_thread(reporter, percent, message)
@@ -125,9 +123,7 @@ class ReadingWorkflow:
                            reporter: ProgressReporter) -> dict[str, Any]:
         """The reading against a reference text: errors and the word-level report."""
         audio = await self.process_audio(owner, key, model, reporter.scaled(0, 90))
-        reference = " ".join(text)
-        forced = await self.forced_scores(owner, audio["segments"], reference)
-        compared = await self.tools.compare.remote(audio["segments"], reference, forced)
+        compared = await self.tools.compare.remote(owner, audio["segments"], " ".join(text))
         return {"audio": audio, **compared}
 
     async def compare_image(self, owner: str, audio_key: str, audio_model: str, image_key: str,
@@ -140,12 +136,50 @@ class ReadingWorkflow:
         boxes = image["boxes"]
         reference = " ".join(str(b.get("text", "")) for b in boxes) if boxes else image["text"]
         box_of_word = [i for i, b in enumerate(boxes) for _ in tokenize(str(b.get("text", "")))]
-        forced = await self.forced_scores(owner, audio["segments"], reference)
-        compared = await self.tools.compare.remote(audio["segments"], reference, forced)
+        compared = await self.tools.compare.remote(owner, audio["segments"], reference)
         for entry in compared["report"]["words"]:
             index = entry.get("index")
             entry["box"] = box_of_word[index] if index is not None and index < len(box_of_word) else None
         return {"image": image, "audio": audio, **compared}
+
+
+class ReadingTools:
+    """What the ``reading`` deployment serves: the core's calls off the event loop, and one
+    comparison entry point that takes the segments once.
+
+    ``compare`` plans which reference words each segment holds, has the ``reading_aligner``
+    deployment score them (forced scoring), and compares, all on this replica, so the
+    segments cross from the ingress once.
+    """
+
+    def __init__(self, core: ReadingCore, aligner: Handle) -> None:
+        self.core = core
+        self.aligner = aligner
+        self.device = "cpu"
+
+    async def convert_audio(self, data: bytes, key: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.core.convert_audio, data, key)
+
+    async def convert_image(self, data: bytes, key: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.core.convert_image, data, key)
+
+    async def split(self, key: str, owner: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.core.split, key, owner)
+
+    async def cut(self, key: str, owner: str, file_id: str, start: float, end: float) -> str:
+        return await asyncio.to_thread(self.core.cut, key, owner, file_id, start, end)
+
+    async def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.core.extract, segments, phrases)
+
+    async def view(self, image_key: str, boxes: list[dict[str, Any]], words: list[dict[str, Any]],
+                   box_of_word: list[int | None]) -> bytes:
+        return await asyncio.to_thread(self.core.view, image_key, boxes, words, box_of_word)
+
+    async def compare(self, owner: str, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
+        """The contract's errors and the word-level report, forced scores included when available."""
+        forced = await self.forced_scores(owner, segments, reference)
+        return await asyncio.to_thread(self.core.compare, segments, reference, forced)
 
     async def forced_scores(self, owner: str, segments: list[dict[str, Any]],
                             reference: str) -> dict[int, dict[str, Any]] | None:
@@ -154,14 +188,13 @@ class ReadingWorkflow:
         Without the aligner (not deployed, or failing) the report keeps the transcript's
         verdicts and says so (``summary.forced_scoring: false``).
         """
-        if not self.config.forced_scoring or not segments or not is_running(self.aligner):
+        if not self.core.config.forced_scoring or not segments or not is_running(self.aligner):
             return None
         try:
-            aligner = self.aligner
-            plan = await self.tools.plan.remote(segments, reference)
+            plan = await asyncio.to_thread(self.core.plan, segments, reference)
             jobs = [(seg, part) for seg, part in zip(segments, plan, strict=True) if part["words"]]
             scored = await asyncio.gather(*(
-                aligner.align.remote(blob_key("audio", owner, seg["file"]), part["words"]) for seg, part in jobs
+                self.aligner.align.remote(blob_key("audio", owner, seg["file"]), part["words"]) for seg, part in jobs
             ))
         except Exception as exc:  # the report is still useful without re-scoring
             logger.warning("forced scoring skipped: %s", exc)
