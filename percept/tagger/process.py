@@ -1,15 +1,23 @@
-"""The ``/process`` pipeline: decode each document, tag its frames, fill the envelope.
+"""The ``/process`` pipeline: read each document, tag it, fill the envelope.
 
 Ray-free: it talks to the models through :class:`TaggerModels` (the router passes one over
-the deployment handles, unit tests one over fakes). Documents are processed concurrently,
-and every frame is a separate ``classify`` call, so the classifier deployment's
-``@serve.batch`` batches the frames of all documents and of concurrent requests.
+the deployment handles, unit tests one over fakes). Documents are processed concurrently.
+
+Labels: the ingress only checks the document and decodes its base64; the file's bytes go to
+the classifier replica (:meth:`TaggerModels.tag`), which decodes the image or samples the
+video there (:class:`MediaLabeller`, in a thread) and classifies every frame through its
+batch queue, so frames of one request and of concurrent requests share forward passes and
+no pixels cross a process boundary. The replica's memory figures come back with the
+labels (no extra ``usage`` call per request). Object counts decode in the ingress (in a
+thread) and send the frames to the detector.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +37,7 @@ from percept.tagger.media import (
     normalise_type,
 )
 from percept.tagger.settings import TaggerSettings
+from percept.tagger.usage import usage as replica_usage
 
 logger = logging.getLogger(__name__)
 # Labels asked of the classifier per video frame, so labels outside one frame's top
@@ -44,6 +53,7 @@ class TaggerModels(Protocol):
     """The model calls the pipeline makes (deployment handles or fakes)."""
 
     async def classify(self, image: Any, top_k: int) -> list[tuple[str, float]]: ...
+    async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]: ...
     async def detect(self, images: list[Any], threshold: float) -> list[list[aggregate.Detection]]: ...
     async def detector_unavailable(self) -> str | None: ...
     async def usage(self, detector: bool) -> dict[str, float]: ...
@@ -59,6 +69,10 @@ class HandleModels:
     async def classify(self, image: Any, top_k: int) -> list[tuple[str, float]]:
         return await self.classifier.classify.remote(image, top_k)  # type: ignore[no-any-return]
 
+    async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]:
+        """Decode and label one document on the classifier replica (see :class:`MediaLabeller`)."""
+        return await self.classifier.tag.remote(data, kind, num_labels)  # type: ignore[no-any-return]
+
     async def detect(self, images: list[Any], threshold: float) -> list[list[aggregate.Detection]]:
         if not is_running(self.detector):
             raise ServiceUnavailable(NO_DETECTOR)
@@ -70,6 +84,11 @@ class HandleModels:
         return await self.detector.unavailable_reason.remote()  # type: ignore[no-any-return]
 
     async def usage(self, detector: bool) -> dict[str, float]:
+        """Memory of the model replicas; asked at most every ``USAGE_TTL_S`` per handle."""
+        key = (id(self.classifier), id(self.detector) if detector else 0)
+        cached = _USAGE_CACHE.get(key)
+        if cached is not None and time.monotonic() - cached[0] < USAGE_TTL_S:
+            return dict(cached[1])
         calls = [self.classifier.usage.remote()]
         if detector and is_running(self.detector):
             calls.append(self.detector.usage.remote())
@@ -77,9 +96,15 @@ class HandleModels:
         total = {"ram_gib": 0.0, "gpu_gib": 0.0}
         for result in results:
             if isinstance(result, dict):
-                for key in total:
-                    total[key] += float(result.get(key, 0.0))
+                for k in total:
+                    total[k] += float(result.get(k, 0.0))
+        _USAGE_CACHE[key] = (time.monotonic(), total)
         return total
+
+
+# Memory figures are informative: one look every few seconds per replica set is enough.
+USAGE_TTL_S = 5.0
+_USAGE_CACHE: dict[tuple[int, int], tuple[float, dict[str, float]]] = {}
 
 
 @dataclass
@@ -91,14 +116,17 @@ class Outcome:
     reason: str | None = None
 
 
-def load_media(doc: TaggerDocument, settings: TaggerSettings) -> Media:
-    """Decode one document (blocking: run it in a thread)."""
+def read_document(doc: TaggerDocument, settings: TaggerSettings) -> tuple[bytes, str]:
+    """The document's bytes and kind (``image`` | ``video``); :class:`DocumentRejected` otherwise."""
     content = doc.source.content
     if not isinstance(content, str) or not content.strip():  # nothing to tag, whatever its type
         raise DocumentRejected(NOT_SUITABLE, "no content")
-    file_type = normalise_type(doc.source.file_type, doc.source.file_name)
-    kind = media_kind(file_type)
-    data = decode_base64(doc.source.content, int(settings.max_document_mb * 2**20))
+    kind = media_kind(normalise_type(doc.source.file_type, doc.source.file_name))
+    return decode_base64(content, int(settings.max_document_mb * 2**20)), kind
+
+
+def decode_media(data: bytes, kind: str, settings: TaggerSettings) -> Media:
+    """Decode an image or sample a video (blocking: run it in a thread)."""
     if kind == "image":
         return Media("image", [Frame(decode_image(data))])
     return decode_video(
@@ -109,6 +137,56 @@ def load_media(doc: TaggerDocument, settings: TaggerSettings) -> Media:
         scene_threshold=settings.scene_threshold,
         keyframes_after_s=settings.video_keyframes_after_s,
     )
+
+
+def load_media(doc: TaggerDocument, settings: TaggerSettings) -> Media:
+    """Read and decode one document (blocking: run it in a thread)."""
+    return decode_media(*read_document(doc, settings), settings)
+
+
+# Base64 text longer than this is decoded in a thread rather than on the event loop.
+INLINE_BASE64_CHARS = 256 * 1024
+
+Classify = Callable[[Any, int], Awaitable[list[tuple[str, float]]]]
+
+
+async def label_media(media: Media, num_labels: int, classify: Classify,
+                      min_probability: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The ``content`` of a decoded document (and, for a video, its duration and frame times)."""
+    if media.kind == "image":
+        labels = await classify(media.frames[0].image, num_labels)
+        return aggregate.label_content(labels, num_labels), {}
+    k = max(num_labels, VIDEO_FRAME_TOP_K)
+    per_frame = await asyncio.gather(*(classify(f.image, k) for f in media.frames))
+    content = aggregate.video_label_content(per_frame, [f.timestamp for f in media.frames], num_labels,
+                                            min_probability)
+    return content, {"duration": round(media.duration, 3),
+                     "frames_analysed": [round(f.timestamp, 3) for f in media.frames]}
+
+
+class MediaLabeller:
+    """Decode and label documents where the classifier runs (the classifier replica).
+
+    ``tag`` returns ``{"content", "extra", "usage"}``, or ``{"rejected", "detail"}`` for a
+    document that cannot be tagged (a value, not an exception: nothing to unwrap).
+    """
+
+    def __init__(self, settings: TaggerSettings, classify: Classify,
+                 usage: Callable[[], dict[str, float]] | None = replica_usage) -> None:
+        self.settings = settings
+        self.classify = classify
+        self.usage = usage  # this process's memory figures (None: not the classifier's process)
+
+    async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]:
+        try:
+            media = await asyncio.to_thread(decode_media, data, kind, self.settings)
+        except DocumentRejected as exc:
+            return {"rejected": exc.reason, "detail": exc.detail}
+        content, extra = await label_media(media, num_labels, self.classify, self.settings.label_min_probability)
+        result = {"content": content, "extra": {"media_type": media.kind, **extra}}
+        if self.usage is not None:
+            result["usage"] = self.usage()
+        return result
 
 
 def echo_entry(doc: TaggerDocument, content: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -127,35 +205,44 @@ class TaggerPipeline:
     def __init__(self, models: TaggerModels, settings: TaggerSettings) -> None:
         self.models = models
         self.settings = settings
+        self.usage: dict[str, float] | None = None  # the classifier's figures, when a document brought them
 
-    async def _labels(self, media: Media, num_labels: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        if media.kind == "image":
-            labels = await self.models.classify(media.frames[0].image, num_labels)
-            return aggregate.label_content(labels, num_labels), {}
-        k = max(num_labels, VIDEO_FRAME_TOP_K)
-        per_frame = await asyncio.gather(*(self.models.classify(f.image, k) for f in media.frames))
-        content = aggregate.video_label_content(
-            per_frame, [f.timestamp for f in media.frames], num_labels, self.settings.label_min_probability
-        )
-        return content, {"duration": round(media.duration, 3),
-                         "frames_analysed": [round(f.timestamp, 3) for f in media.frames]}
+    async def _read(self, doc: TaggerDocument) -> tuple[bytes, str]:
+        content = doc.source.content
+        if isinstance(content, str) and len(content) > INLINE_BASE64_CHARS:
+            return await asyncio.to_thread(read_document, doc, self.settings)
+        return read_document(doc, self.settings)
 
-    async def _counts(self, media: Media, threshold: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def _labels(self, doc: TaggerDocument, num_labels: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        data, kind = await self._read(doc)
+        try:
+            result = await self.models.tag(data, kind, num_labels)
+        except AttributeError:  # a classifier without ``tag``: decode here, classify there
+            labeller = MediaLabeller(self.settings, self.models.classify, usage=None)
+            result = await labeller.tag(data, kind, num_labels)
+        if result.get("rejected"):
+            raise DocumentRejected(str(result["rejected"]), str(result.get("detail", "")))
+        if isinstance(result.get("usage"), dict):
+            self.usage = result["usage"]
+        return list(result["content"]), dict(result.get("extra") or {})
+
+    async def _counts(self, doc: TaggerDocument, threshold: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        media = await asyncio.to_thread(load_media, doc, self.settings)
         found = await self.models.detect([f.image for f in media.frames], threshold)
         if media.kind == "image":
-            return aggregate.count_content(aggregate.count_objects(found[0])), {"detections": found[0]}
+            return aggregate.count_content(aggregate.count_objects(found[0])), {
+                "media_type": "image", "detections": found[0]}
         detections = [{"timestamp": round(f.timestamp, 3), "detections": d}
                       for f, d in zip(media.frames, found, strict=True)]
         return aggregate.count_content(aggregate.video_counts(found)), {
-            "duration": round(media.duration, 3), "detections": detections}
+            "media_type": "video", "duration": round(media.duration, 3), "detections": detections}
 
     async def _one(self, doc: TaggerDocument, request: TaggerRequest, threshold: float) -> Outcome:
         try:
-            media = await asyncio.to_thread(load_media, doc, self.settings)
             if request.wants_counts:
-                content, extra = await self._counts(media, threshold)
+                content, extra = await self._counts(doc, threshold)
             else:
-                content, extra = await self._labels(media, request.num_labels)
+                content, extra = await self._labels(doc, request.num_labels)
         except DocumentRejected as exc:
             logger.info("document %s not treated: %s", doc.id, exc.detail)
             return Outcome(doc.id, reason=exc.reason)
@@ -168,7 +255,7 @@ class TaggerPipeline:
                                          "retry later", headers={"Retry-After": "1"}) from None
             logger.exception("document %s failed", doc.id)
             return Outcome(doc.id, reason=TAGGING_FAILED)
-        return Outcome(doc.id, entry=echo_entry(doc, content, media_type=media.kind, **extra))
+        return Outcome(doc.id, entry=echo_entry(doc, content, **extra))
 
     async def run(self, request: TaggerRequest) -> TaggerResponse:
         """Tag every document; per-document failures are listed, not raised."""
@@ -181,7 +268,8 @@ class TaggerPipeline:
                                          f"the \"<OD>\" prompt")
         outcomes = await asyncio.gather(*(self._one(d, request, threshold) for d in request.documents))
         try:
-            usage = await self.models.usage(request.wants_counts)
+            usage = (self.usage if self.usage is not None and not request.wants_counts
+                     else await self.models.usage(request.wants_counts))
         except Exception:  # memory figures are informative only
             logger.warning("memory usage not available", exc_info=True)
             usage = {"ram_gib": 0.0, "gpu_gib": 0.0}

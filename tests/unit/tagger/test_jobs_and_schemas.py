@@ -68,3 +68,36 @@ def test_job_log_stays_bounded(tmp_path: Path) -> None:
 def test_num_classes_alias() -> None:
     assert TaggerRequest.model_validate({"documents": [], "num_classes": "8"}).num_labels == 8
     assert TaggerRequest.model_validate({"documents": [], "num_classes": 8, "num_labels": 2}).num_labels == 2
+
+
+def test_job_log_writes_behind_the_request(tmp_path: Path) -> None:
+    """start/finish touch memory only; the store catches up within flush_s, listing flushes."""
+    import time
+
+    state = SqliteStateStore(tmp_path / "s.db")
+    slow = JobLog(state, max_jobs=10, ttl_s=100, flush_s=30.0)
+    uid = slow.start("tagging", 2)
+    assert state.list(NAMESPACE) == []  # nothing written on the request path
+    slow.finish(uid, "finished", treated=2)
+    assert slow.recent()[uid]["status"] == "finished"  # a listing flushes first
+    assert state.get(NAMESPACE, uid)["treated"] == 2
+
+    quick = JobLog(state, max_jobs=10, ttl_s=100, flush_s=0.05)
+    other = quick.start("object_detection", 1)
+    deadline = time.monotonic() + 5
+    while state.get(NAMESPACE, other) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.get(NAMESPACE, other)["status"] == "running"  # the background write happened
+    quick.finish(other, "failed", error="boom")  # finishing an already written job merges into it
+    while state.get(NAMESPACE, other)["status"] != "failed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.get(NAMESPACE, other) | {"updated": 0} == {
+        "uid": other, "status": "failed", "type_job": "object_detection", "documents": 1,
+        "created": state.get(NAMESPACE, other)["created"], "updated": 0, "error": "boom"}
+
+
+def test_job_log_synchronous_when_flush_is_zero(tmp_path: Path) -> None:
+    state = SqliteStateStore(tmp_path / "s.db")
+    log = JobLog(state, flush_s=0)
+    uid = log.start("tagging", 1)
+    assert state.get(NAMESPACE, uid)["status"] == "running"

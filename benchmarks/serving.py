@@ -1,0 +1,649 @@
+"""The serving path against the bare model: what the application adds on this machine.
+
+Every figure is printed beside a baseline measured in the same run, alternating with the
+load (round by round), and the table gives medians over the rounds and their ratios:
+
+  * ``GET /test`` (no model) at concurrency 1 vs Serve's own ``/-/healthz`` on the same proxy;
+  * ``POST /process`` with one 224x224 JPEG at concurrency 1, 4 and 16, with the classifier's
+    batching off and on, vs the same EfficientNet-Lite0 called in this process: one image
+    (JPEG decode + preprocessing + forward, the work a request needs) and the best batch
+    size's images per second;
+  * OCR round trip (upload + task + status polls + result) at concurrency 4 vs the RapidOCR
+    plugin called in this process on the same page;
+  * idle: CPU (cores busy) and memory (RSS and PSS) of the whole application as
+    ``serve run serve_config.yaml`` starts it, vs a bare Ray head (``ray.init`` alone).
+
+The HTTP part starts the tagger and the reading service (RapidOCR as the only plugin) with
+the resources, batching and autoscaling of ``serve_config.yaml``. The load generator is a
+closed loop over loopback on a minimal HTTP/1.1 keep-alive client (so the client's own cost
+stays well under the server's). The device is picked at run time (``--device auto``: CUDA
+when torch sees one); on a GPU machine the model figures are the CUDA ones.
+
+    .venv/bin/python -m benchmarks.serving [--quick] [--part http|idle|all] [--device auto|cpu|cuda]
+
+Run it under the shared lock (``flock /tmp/percept-ray.lock ...``): it starts Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GOAL_TEST_P50_MS = 2.0
+GOAL_SINGLE_RATIO = 1.3
+GOAL_THROUGHPUT_RATIO = 0.9
+GOAL_OCR_RATIO = 0.8
+GOAL_IDLE_CORES = 0.05
+GOAL_IDLE_GIB = 3.0
+
+
+# ---------------------------------------------------------------- a minimal HTTP/1.1 client
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection (Content-Length or chunked responses)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+            self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split()[1])
+        fields = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            if name:
+                fields[name.strip().lower()] = value.strip()
+        if "content-length" in fields:
+            data = await self.reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                parts.append(chunk[:-2])
+            data = b"".join(parts)
+        else:
+            data = await self.reader.read()
+            fields["connection"] = "close"
+        if fields.get("connection", "").lower() == "close":
+            await self.close()
+        return status, data
+
+
+Request = tuple[str, str, bytes, dict[str, str]]
+
+
+@dataclass
+class Run:
+    """Latencies (s) of one closed-loop run and its wall time."""
+
+    latencies: list[float]
+    wall: float
+    errors: int = 0
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+
+    @property
+    def p99_ms(self) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.wall if self.wall > 0 else float("nan")
+
+
+async def closed_loop(port: int, request: Request, check: Callable[[int, bytes], bool], concurrency: int,
+                      n: int, max_s: float, warmup: int = 2) -> Run:
+    """``n`` requests (or ``max_s`` seconds), ``concurrency`` connections each one in flight."""
+    conns = [Connection("127.0.0.1", port) for _ in range(concurrency)]
+    method, path, body, headers = request
+
+    async def warm(conn: Connection) -> None:
+        for _ in range(warmup):
+            await conn.request(method, path, body, headers)
+
+    await asyncio.gather(*(warm(c) for c in conns))
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    started = time.perf_counter()
+    deadline = started + max_s
+
+    async def worker(conn: Connection) -> None:
+        nonlocal issued, errors
+        while issued < n and time.perf_counter() < deadline:
+            issued += 1
+            t0 = time.perf_counter()
+            status, data = await conn.request(method, path, body, headers)
+            latencies.append(time.perf_counter() - t0)
+            if not check(status, data):
+                errors += 1
+                if errors == 1:
+                    print(f"  unexpected answer {status}: {data[:300]!r}", file=sys.stderr)
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    wall = time.perf_counter() - started
+    await asyncio.gather(*(c.close() for c in conns))
+    return Run(latencies, wall, errors)
+
+
+def json_request(path: str, payload: Any) -> Request:
+    return ("POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+
+# ---------------------------------------------------------------- inputs and bare baselines
+
+
+def pick_device(wanted: str) -> str:
+    import torch
+
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return wanted
+
+
+def test_jpeg() -> bytes:
+    """One 224x224 JPEG (skimage's cat, resized)."""
+    import cv2
+    from skimage import data
+
+    rgb = cv2.resize(data.chelsea(), (224, 224), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return bytes(encoded)
+
+
+def tagger_document(jpeg: bytes) -> dict[str, Any]:
+    """A Detect ``/process`` body with one JPEG document."""
+    source = {"content": base64.b64encode(jpeg).decode("ascii"), "file_type": "jpg", "file_name": "cat.jpg",
+              "fs": {"uri": "file:///tmp/cat.jpg"}, "embedded_depth": 0}
+    return {"documents": [{"id": "cat", "index": "bench", "source": source}], "num_labels": 5}
+
+
+class BareTagger:
+    """The classifier core called in this process, as a request needs it: decode, forward, top-k."""
+
+    def __init__(self, device: str) -> None:
+        from percept.tagger.classifier import ImageNetClassifier
+
+        self.core = ImageNetClassifier(None, device)
+        self.device = device
+
+    def one(self, jpeg: bytes) -> list[tuple[str, float]]:
+        from percept.tagger.classifier import top_k
+        from percept.tagger.media import decode_image
+
+        probs = self.core.predict([decode_image(jpeg)])[0]
+        return top_k(probs, self.core.labels, 5)
+
+    def single(self, jpeg: bytes, n: int) -> Run:
+        self.one(jpeg)
+        latencies = []
+        started = time.perf_counter()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self.one(jpeg)
+            latencies.append(time.perf_counter() - t0)
+        return Run(latencies, time.perf_counter() - started)
+
+    def best_batch(self, jpeg: bytes, sizes: tuple[int, ...], images: int) -> tuple[int, float]:
+        """(batch size, images/s) of the fastest batch size, ~``images`` images per size."""
+        from percept.tagger.media import decode_image
+
+        best = (0, 0.0)
+        for size in sizes:
+            self.core.predict([decode_image(jpeg)] * size)  # warm-up of this shape
+            reps = max(2, images // size)
+            started = time.perf_counter()
+            for _ in range(reps):
+                self.core.predict([decode_image(jpeg) for _ in range(size)])
+            rate = reps * size / (time.perf_counter() - started)
+            if rate > best[1]:
+                best = (size, rate)
+        return best
+
+
+def load_rapidocr() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_rapidocr_plugin", ROOT / "plugins" / "rapidocr_plugin.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plugin = module.RapidOcrPlugin
+    plugin.load()
+    return plugin
+
+
+def ocr_page() -> bytes:
+    try:
+        from tests.synthetic.reading import render_page
+    except ImportError:  # before the generators moved out of the library
+        from percept.reading.synth import render_page  # type: ignore[no-redef]
+
+    return render_page(["The quick brown fox jumps over the lazy dog.",
+                        "My cat likes to play in the garden.",
+                        "Reading every word aloud takes practice."])
+
+
+def bare_ocr(plugin: Any, path: str, n: int) -> Run:
+    plugin.process_image(path)
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        result = plugin.process_image(path)
+        latencies.append(time.perf_counter() - t0)
+        assert "garden" in result.text.lower(), result.text
+    return Run(latencies, time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- the application over HTTP
+
+
+def config_args() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "serve_config.yaml").read_text())["applications"][0]["args"])
+
+
+def bench_app_args(root: Path, device: str, batching: bool) -> dict[str, Any]:
+    """serve_config.yaml's args with the tagger and reading only, RapidOCR the only plugin."""
+    args = config_args()
+    plugins = root / "plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "rapidocr_plugin.py").write_text((ROOT / "plugins" / "rapidocr_plugin.py").read_text())
+    args.update(data_dir=str(root / "data"), models_path=str(root / "models"), plugins_dir=str(plugins),
+                services=["tagger", "reading"], accelerator="gpu" if device == "cuda" else "cpu")
+    args["plugins"] = {k: v for k, v in (args.get("plugins") or {}).items() if k == "rapidocr"}
+    deployments = {k: dict(v) for k, v in (args.get("deployments") or {}).items()}
+    classifier = deployments.setdefault("tagger_classifier", {})
+    classifier["user_config"] = {**(classifier.get("user_config") or {}), "batching": batching}
+    args["deployments"] = deployments
+    section = dict(args.get("service_config") or {})
+    section["reading"] = {**section.get("reading", {}), "rate_limit_per_minute": 1_000_000}
+    args["service_config"] = section
+    return args
+
+
+def deploy(root: Path, device: str, batching: bool, port: int) -> None:
+    """(Re)deploy; a change of user_config only reconfigures the running replicas."""
+    import httpx
+    from ray import serve
+
+    from deployments.app import build_app
+
+    serve.run(build_app(bench_app_args(root, device, batching)), name="percept", route_prefix="/")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            models = httpx.get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
+            if models["tagger_classifier"]["available"] and models["tagger_classifier"].get("batching") == batching:
+                return
+        except (httpx.HTTPError, KeyError, ValueError, TypeError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the tagger classifier did not become available")
+
+
+async def ocr_round_trips(url: str, page: bytes, concurrency: int, n: int, max_s: float) -> Run:
+    """Upload + task + status polls + result, ``concurrency`` users' loops in flight."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        async def login(name: str) -> dict[str, str]:
+            await client.put("/v1/auth/register", params={"username": name, "password": "pw"})
+            token = (await client.post("/v1/auth/token", data={"username": name, "password": "pw"})).json()
+            return {"Authorization": f"Bearer {token['access_token']}"}
+
+        users = [await login(f"bench{i}-{os.getpid()}-{time.monotonic_ns()}") for i in range(concurrency)]
+
+        async def trip(headers: dict[str, str]) -> None:
+            up = await client.post("/v1/image/upload", headers=headers,
+                                   files={"upload_file": ("page.png", page, "image/png")})
+            up.raise_for_status()
+            task = await client.post("/v1/image/process/task", headers=headers,
+                                     json={"image_file": up.json()["file_id"], "image_model": "rapidocr"})
+            task.raise_for_status()
+            task_id = task.json()["task_id"]
+            while True:
+                status = (await client.get("/v1/task/status", params={"task_id": task_id}, headers=headers)).json()
+                if status.get("status") == "failed":
+                    raise RuntimeError(f"OCR task failed: {status}")
+                if status.get("ready"):
+                    break
+                await asyncio.sleep(0.02)
+            result = await client.get("/v1/image/process/result", params={"task_id": task_id}, headers=headers)
+            result.raise_for_status()
+            assert "garden" in result.json()["text"].lower(), result.text
+
+        await asyncio.gather(*(trip(h) for h in users))  # warm-up
+        latencies: list[float] = []
+        issued = 0
+        started = time.perf_counter()
+
+        async def worker(headers: dict[str, str]) -> None:
+            nonlocal issued
+            while issued < n and time.perf_counter() < started + max_s:
+                issued += 1
+                t0 = time.perf_counter()
+                await trip(headers)
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(worker(h) for h in users))
+        return Run(latencies, time.perf_counter() - started)
+
+
+@dataclass
+class Samples:
+    """Per-round figures, keyed by row name."""
+
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    best: list[tuple[int, float]] = field(default_factory=list)
+
+    def add(self, key: str, run: Run) -> None:
+        self.runs.setdefault(key, []).append(run)
+
+    def p50(self, key: str) -> float:
+        return statistics.median(r.p50_ms for r in self.runs[key])
+
+    def p99(self, key: str) -> float:
+        return statistics.median(r.p99_ms for r in self.runs[key])
+
+    def rate(self, key: str) -> float:
+        return statistics.median(r.rate for r in self.runs[key])
+
+    def errors(self, key: str) -> int:
+        return sum(r.errors for r in self.runs[key])
+
+
+def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str, Any]]:
+    import ray
+    from ray import serve
+
+    from percept.testing import free_port
+
+    rounds = 2 if opts.quick else opts.rounds
+    n_noop = 150 if opts.quick else 400
+    n1 = 12 if opts.quick else 30
+    n_conc = 24 if opts.quick else 64
+    sizes = (1, 2, 4, 8, 16) if device == "cpu" else (1, 4, 16, 32, 64)
+    jpeg = test_jpeg()
+    body = json_request("/process", tagger_document(jpeg))
+
+    def tagged(status: int, data: bytes) -> bool:
+        return status == 200 and json.loads(data).get("number_documents_treated") == 1
+
+    samples = Samples()
+    bare = BareTagger(device)
+    ocr_plugin = load_rapidocr()
+    root = Path(tempfile.mkdtemp(prefix="percept-serving-"))
+    page = ocr_page()
+    page_path = root / "page.png"
+    page_path.write_bytes(page)
+
+    ray.init(include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    info: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        deploy(root, device, True, port)
+        info["start_s"] = time.perf_counter() - started
+        for batching in (False, True):
+            deploy(root, device, batching, port)
+            mode = "on" if batching else "off"
+            for r in range(rounds):
+                print(f"round {r + 1}/{rounds}, batching {mode}", file=sys.stderr)
+                if batching:  # the no-op paths once per round
+                    ok = lambda s, d: s == 200  # noqa: E731
+                    samples.add("healthz", asyncio.run(closed_loop(port, ("GET", "/-/healthz", b"", {}), ok, 1,
+                                                                   n_noop, 20, warmup=20)))
+                    samples.add("test", asyncio.run(closed_loop(port, ("GET", "/test", b"", {}), ok, 1,
+                                                                n_noop, 20, warmup=20)))
+                samples.add(f"bare1-{mode}", bare.single(jpeg, n1))
+                samples.add(f"c1-{mode}", asyncio.run(closed_loop(port, body, tagged, 1, n1, 60)))
+                samples.best.append(bare.best_batch(jpeg, sizes, 16 if opts.quick else 32))
+                for c in (4, 16):
+                    samples.add(f"c{c}-{mode}", asyncio.run(closed_loop(port, body, tagged, c, n_conc, 60)))
+        models = __import__("httpx").get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
+        info["largest_batch"] = models["tagger_classifier"].get("largest_batch")
+        for _ in range(rounds):
+            samples.add("ocr-bare", bare_ocr(ocr_plugin, str(page_path), 3 if opts.quick else 6))
+            samples.add("ocr", asyncio.run(ocr_round_trips(f"http://127.0.0.1:{port}", page, 4,
+                                                           8 if opts.quick else 16, 90)))
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return samples, info
+
+
+# ---------------------------------------------------------------- idle footprint
+
+
+def tree(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        return [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def footprint(pid: int, window_s: float) -> tuple[float, float, float, int]:
+    """(cores busy, RSS GiB, PSS GiB, processes) of a process tree over ``window_s``."""
+    import psutil
+
+    def cpu(procs: list[Any]) -> dict[int, float]:
+        out = {}
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    before = cpu(tree(pid))
+    time.sleep(window_s)
+    procs = tree(pid)
+    after = cpu(procs)
+    busy = sum(after[p] - before[p] for p in after if p in before) / window_s
+    rss = pss = 0
+    for p in procs:
+        try:
+            full = p.memory_full_info()
+            rss += full.rss
+            pss += getattr(full, "pss", full.rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return busy, rss / 2**30, pss / 2**30, len(procs)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT the process group (Ray tears down what it started), then make sure."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def idle_part(opts: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    from percept.testing import free_port
+
+    settle, window = (15.0, 15.0) if opts.quick else (30.0, 30.0)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    out: dict[str, Any] = {}
+
+    # Baseline: a bare Ray head, started the way `serve run` starts its local cluster.
+    head = subprocess.Popen([sys.executable, "-c", "import ray, time; ray.init(); time.sleep(3600)"],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(settle)
+        out["bare"] = footprint(head.pid, window)
+    finally:
+        stop(head)
+
+    tmp = Path(tempfile.mkdtemp(prefix="percept-idle-"))
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    port = free_port()
+    config["http_options"]["port"] = port
+    config["applications"][0]["args"]["data_dir"] = str(tmp / "data")
+    path = tmp / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115 (closed below)
+    started = time.perf_counter()
+    app = subprocess.Popen([str(BIN / "serve"), "run", str(path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                           env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/platform/health", timeout=10)
+                if response.status_code == 200:
+                    health = response.json()
+                    if not any("loading" in str(s.get("message", "")) for s in health["deployments"].values()):
+                        out["ready_s"] = time.perf_counter() - started
+                        out["health"] = health
+                        break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(1)
+        else:
+            raise RuntimeError(f"the application did not become ready; see {tmp / 'serve.log'}")
+        time.sleep(settle)
+        out["app"] = footprint(app.pid, window)
+    finally:
+        stop(app)
+        log.close()
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dict[str, Any] | None) -> None:
+    import torch
+
+    print(f"\nPercept serving path vs the bare model, device {device} "
+          f"(torch {torch.__version__}, {os.cpu_count()} CPUs), medians over rounds")
+    print(f"{'path':44s} {'Percept':>22s} {'baseline (same run)':>28s} {'ratio':>7s} {'goal':>12s} {'met':>4s}")
+
+    def row(path: str, ours: str, base: str, ratio: float, goal: str, ok: bool | None) -> None:
+        met = "" if ok is None else verdict(ok)
+        print(f"{path:44s} {ours:>22s} {base:>28s} {ratio:7.2f} {goal:>12s} {met:>4s}")
+
+    if samples is not None:
+        s = samples
+        row("GET /test, c=1 (p50; req/s)", f"{s.p50('test'):.2f} ms {s.rate('test'):6.0f}/s",
+            f"/-/healthz {s.p50('healthz'):.2f} ms {s.rate('healthz'):5.0f}/s",
+            s.p50("test") / s.p50("healthz"), f"<= {GOAL_TEST_P50_MS:g} ms", s.p50("test") <= GOAL_TEST_P50_MS)
+        best_size = statistics.median_low(b for b, _ in s.best)
+        best_rate = statistics.median(r for _, r in s.best)
+        for mode in ("off", "on"):
+            ratio = s.p50(f"c1-{mode}") / s.p50(f"bare1-{mode}")
+            row(f"POST /process 224 JPEG, c=1, batching {mode} (p50)",
+                f"{s.p50(f'c1-{mode}'):.1f} ms (p99 {s.p99(f'c1-{mode}'):.0f})",
+                f"bare 1 image {s.p50(f'bare1-{mode}'):.1f} ms", ratio,
+                f"<= {GOAL_SINGLE_RATIO:g}x", ratio <= GOAL_SINGLE_RATIO if mode == "on" else None)
+            for c in (4, 16):
+                key = f"c{c}-{mode}"
+                ratio = s.rate(key) / best_rate
+                goal_ok = ratio >= GOAL_THROUGHPUT_RATIO if (c == 16 and mode == "on") else None
+                row(f"POST /process, c={c}, batching {mode} (img/s)",
+                    f"{s.rate(key):.1f}/s (p99 {s.p99(key):.0f} ms)", f"bare best b={best_size} {best_rate:.1f}/s",
+                    ratio, f">= {GOAL_THROUGHPUT_RATIO:g}x" if goal_ok is not None else "", goal_ok)
+        ocr_ratio = s.rate("ocr") / s.rate("ocr-bare")
+        row("OCR round trip, c=4 (pages/s)", f"{s.rate('ocr'):.2f}/s (p50 {s.p50('ocr'):.0f} ms)",
+            f"engine {s.rate('ocr-bare'):.2f}/s ({s.p50('ocr-bare'):.0f} ms)", ocr_ratio,
+            f">= {GOAL_OCR_RATIO:g}x", ocr_ratio >= GOAL_OCR_RATIO)
+        errors = {k: s.errors(k) for k in s.runs if s.errors(k)}
+        print(f"tagger+reading app ready in {info.get('start_s', float('nan')):.1f} s; largest classifier batch "
+              f"seen: {info.get('largest_batch')}; bare best batch sizes per round: {[b for b, _ in s.best]}; "
+              f"errors: {errors or 'none'}")
+    if idle is not None:
+        bare_cpu, bare_rss, bare_pss, bare_n = idle["bare"]
+        cpu, rss, pss, n = idle["app"]
+        deployments = idle.get("health", {}).get("deployments", {})
+        row(f"whole app idle ({len(deployments)} deployments, {n} procs): cores",
+            f"{cpu:.3f} cores", f"bare Ray head {bare_cpu:.3f} ({bare_n} procs)", cpu / max(bare_cpu, 1e-3),
+            f"<= {GOAL_IDLE_CORES:g}", cpu <= GOAL_IDLE_CORES)
+        row("whole app idle: memory (PSS; RSS)", f"{pss:.2f} GiB ({rss:.2f})",
+            f"bare Ray head {bare_pss:.2f} GiB ({bare_rss:.2f})", pss / max(bare_pss, 1e-3),
+            f"<= {GOAL_IDLE_GIB:g} GiB", pss <= GOAL_IDLE_GIB)
+        print(f"whole app (serve run serve_config.yaml) ready in {idle.get('ready_s', float('nan')):.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and requests (about 2-3 minutes)")
+    parser.add_argument("--part", choices=("http", "idle", "all"), default="all")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+    device = pick_device(opts.device)
+    samples, info, idle = None, {}, None
+    if opts.part in ("http", "all"):
+        samples, info = http_part(opts, device)
+    if opts.part in ("idle", "all"):
+        idle = idle_part(opts)
+    report(device, samples, info, idle)
+
+
+if __name__ == "__main__":
+    main()

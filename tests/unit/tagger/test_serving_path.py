@@ -1,0 +1,79 @@
+"""The serving path's cheap parts: bytes (not pixels) go to the classifier, which decodes
+and labels there; its memory figures come back with the labels; usage is cached."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from percept.api.app import create_app
+from percept.handles import TaggerHandles
+from percept.tagger import process
+from percept.tagger.media import NOT_SUITABLE
+from percept.tagger.process import HandleModels, MediaLabeller
+from percept.tagger.settings import TaggerSettings
+from percept.testing import LocalHandle, make_services
+from tests.synthetic.tagger import document, encode_image, make_video
+
+from .conftest import FakeClassifier, solid
+
+
+class ReplicaSideClassifier(FakeClassifier):
+    """A classifier replica with ``tag``: decodes what it is sent and labels it locally."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tagged: list[tuple[type, str]] = []
+        self.usage_calls = 0
+
+    async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]:
+        self.tagged.append((type(data), kind))
+
+        async def classify(image: np.ndarray, k: int) -> list[tuple[str, float]]:
+            return self.classify(image, k)
+
+        return await MediaLabeller(TaggerSettings(video_frames=3), classify,
+                                   usage=lambda: {"ram_gib": 1.25, "gpu_gib": 0.5}).tag(data, kind, num_labels)
+
+    def usage(self) -> dict[str, float]:
+        self.usage_calls += 1
+        return super().usage()
+
+
+def client_with(tmp_path: Path, classifier: Any) -> TestClient:
+    services = make_services(tmp_path, TaggerHandles(tagger_classifier=LocalHandle(classifier)), services=["tagger"])
+    return TestClient(create_app(services))
+
+
+def test_documents_travel_as_bytes_and_usage_rides_along(tmp_path: Path) -> None:
+    classifier = ReplicaSideClassifier()
+    client = client_with(tmp_path, classifier)
+    blue = encode_image(solid((10, 10, 230)), "JPEG")
+    video = make_video([((230, 10, 10), 1.0), ((10, 10, 230), 1.0)], fps=8)
+    docs = [document(blue, "jpg", "img"), document(video, "mp4", "vid"),
+            document(b"not a picture", "png", "bad")]
+    body = client.post("/process", json={"documents": docs, "num_labels": 2}).json()
+    assert body["number_documents_treated"] == 2
+    assert body["list_id_not_treated"] == [{"bad": NOT_SUITABLE}]  # rejected on the replica, a value back
+    image, clip = body["data"]
+    assert image["source"]["content"][0]["label"] == "lakeside" and image["source"]["media_type"] == "image"
+    assert clip["source"]["media_type"] == "video" and len(clip["source"]["frames_analysed"]) == 3
+    assert {c["label"] for c in clip["source"]["content"]} == {"fire engine", "lakeside"}
+    assert sorted(classifier.tagged) == [(bytes, "image"), (bytes, "image"), (bytes, "video")]
+    # The replica's figures came with the labels: no usage() round trip.
+    assert (body["ram_used"], body["memory_used"]) == ("1.25", "0.50") and classifier.usage_calls == 0
+
+
+def test_usage_hop_is_cached(monkeypatch: Any) -> None:
+    classifier = ReplicaSideClassifier()
+    models = HandleModels(TaggerHandles(tagger_classifier=LocalHandle(classifier)))
+    process._USAGE_CACHE.clear()
+    first = asyncio.run(models.usage(False))
+    assert asyncio.run(models.usage(False)) == first and classifier.usage_calls == 1
+    monkeypatch.setattr(process, "USAGE_TTL_S", 0.0)
+    asyncio.run(models.usage(False))
+    assert classifier.usage_calls == 2
