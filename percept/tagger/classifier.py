@@ -40,10 +40,10 @@ def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[tuple[str, float
 class ImageNetClassifier:
     """The offline default: :class:`percept.models.imagenet.ImageNetModel`."""
 
-    def __init__(self, models_path: str | Path | None, device: str = "auto") -> None:
+    def __init__(self, models_path: str | Path | None, device: str = "auto", parallel: int = 1) -> None:
         from percept.models.imagenet import ImageNetModel
 
-        self.model = ImageNetModel(models_path, device=device)
+        self.model = ImageNetModel(models_path, device=device, parallel=parallel)
         self.name = self.model.name
         self.labels = self.model.labels
         self.device = self.model.device
@@ -83,9 +83,14 @@ class HFImageClassifier:
             return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
 
-def load_classifier(settings: TaggerSettings, models_path: str | Path, device: str = "auto") -> Any:
-    """The configured classifier; :class:`WeightsMissing` when its folder is not there."""
+def load_classifier(settings: TaggerSettings, models_path: str | Path, device: str = "auto",
+                    parallel: int = 1) -> Any:
+    """The configured classifier; :class:`WeightsMissing` when its folder is not there.
+
+    ``parallel``: forward passes the EfficientNet core may run at once (the transformers
+    classifier runs one at a time).
+    """
     if settings.classifier == DEFAULT_CLASSIFIER:
-        return ImageNetClassifier(models_path, device)
+        return ImageNetClassifier(models_path, device, parallel=parallel)
     reference = find_hf_model(models_path, settings.classifier, settings.classifier_repo, "tagger classifier")
     return HFImageClassifier(reference, device)

@@ -77,3 +77,12 @@ def test_usage_hop_is_cached(monkeypatch: Any) -> None:
     monkeypatch.setattr(process, "USAGE_TTL_S", 0.0)
     asyncio.run(models.usage(False))
     assert classifier.usage_calls == 2
+
+
+def test_threads_follow_the_cpu_share() -> None:
+    from percept.tagger.threads import threads_for
+
+    assert threads_for(0.1, cores=2) == 1  # a fractional share never gets a pool wider than one
+    assert threads_for(4, cores=16) == 4 and threads_for(4, parallel=2, cores=16) == 2
+    assert threads_for(8, cores=2) == 2  # never more than the cores there are
+    assert threads_for(None, parallel=3, cores=2) == 1
