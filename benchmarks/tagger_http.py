@@ -96,12 +96,13 @@ def main() -> None:
     # Reference first, before Ray starts: the model called in-process, one image, 1 thread.
     import torch
 
+    from percept.imaging import shrink_to
     from percept.tagger.classifier import ImageNetClassifier
-    from percept.tagger.media import shrink
+    from percept.tagger.media import FRAME_SHORT_SIDE
 
     torch.set_num_threads(1)
     core = ImageNetClassifier(None, "cpu")
-    pixels = shrink(data.chelsea())
+    pixels = shrink_to(data.chelsea(), FRAME_SHORT_SIDE)
     direct: dict[int, float] = {}
     for size in (1, 16):
         core.predict([pixels] * size)

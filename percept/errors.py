@@ -78,11 +78,6 @@ class PayloadTooLarge(ServiceError):
     title = "Payload Too Large"
 
 
-class UnsupportedMediaType(ServiceError):
-    status_code = 415
-    title = "Unsupported Media Type"
-
-
 class Unprocessable(ServiceError):
     status_code = 422
     title = "Unprocessable Entity"

@@ -137,9 +137,6 @@ class DiscoveredPlugins:
     errors: list[PluginError] = field(default_factory=list)
     classes: dict[str, type] = field(default_factory=dict)
 
-    def of_kind(self, kind: PluginKind) -> list[PluginInfo]:
-        return [p for p in self.plugins.values() if p.kind == kind]
-
 
 def _core_alias() -> types.ModuleType:
     """A ``core.plugins`` module for plugins written against the original system."""

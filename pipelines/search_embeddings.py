@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from percept.config import AppArgs
+from percept.imaging import shrink_to
 from percept.search.catalog import ImageCatalog
 from percept.search.embedders import ClipEmbedder, ResNetEmbedder, model_name
-from percept.search.engine import shrink
+from percept.search.engine import EMBED_SIDE
 from percept.search.images import decode_image
 from percept.storage import BlobStore, open_state_store
 
@@ -35,7 +36,7 @@ class EmbedBatch:
         self.blobs = BlobStore(blob_url)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        images = [shrink(decode_image(self.blobs.get_bytes(str(key)))) for key in batch["img_path"]]
+        images = [shrink_to(decode_image(self.blobs.get_bytes(str(key))), EMBED_SIDE) for key in batch["img_path"]]
         return {"id": np.asarray(batch["id"]), "embedding": self.core.embed_images(images)}
 
 

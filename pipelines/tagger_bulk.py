@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from percept.imaging import shrink_to
 from percept.tagger.classifier import load_classifier, top_k
-from percept.tagger.media import IMAGE_TYPES, shrink
+from percept.tagger.media import FRAME_SHORT_SIDE, IMAGE_TYPES
 from percept.tagger.settings import TaggerSettings
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class TagBatch:
         self.k = k
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        images = [shrink(np.asarray(image, dtype=np.uint8)) for image in batch["image"]]
+        images = [shrink_to(np.asarray(image, dtype=np.uint8), FRAME_SHORT_SIDE) for image in batch["image"]]
         probs = self.core.predict(images)
         labels = [
             json.dumps([{"label": label, "probability": p} for label, p in top_k(row, self.core.labels, self.k)])

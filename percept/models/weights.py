@@ -35,10 +35,6 @@ def use_models_dir(models_path: str | Path) -> Path:
     return root
 
 
-def hf_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True")
-
-
 def find_hf_model(models_path: str | Path, name: str, repo_id: str, model_label: str) -> str:
     """A loadable Hugging Face model reference, or :class:`WeightsMissing`.
 

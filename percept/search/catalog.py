@@ -215,6 +215,3 @@ class ImageCatalog:
                 logger.warning("embedding file %s is missing", entry.get("key"))
         matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
         return ids, matrix
-
-    def owners_with_embeddings(self, kind: str) -> set[str]:
-        return {str(d["owner"]) for d in self.state.list(IMAGES) if d.get(f"embedding_{kind}")}

@@ -31,7 +31,7 @@ from percept.search.vectors import VectorIndex, make_index
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-EMBED_SIDE = 256
+EMBED_SIDE = 256  # images are shrunk to this short side before they go to the embedders
 
 
 class Embedders(Protocol):
@@ -54,11 +54,6 @@ class SearchQuery:
     text: str | None = None  # similar_by_text
     tolerance: float | None = None  # complementary: hue band in degrees
     min_fraction: float | None = None  # complementary: share of the foreground in the band
-
-
-def shrink(image: np.ndarray, side: int = EMBED_SIDE) -> np.ndarray:
-    """The image with its short side at most ``side`` (less to ship to the embedders)."""
-    return shrink_to(image, side)
 
 
 def query_thumb(image: np.ndarray) -> np.ndarray:
@@ -202,7 +197,7 @@ class SearchEngine:
             images, ids = [], []
             for doc in batch:
                 try:
-                    images.append(shrink(await asyncio.to_thread(self.catalog.read, doc)))
+                    images.append(shrink_to(await asyncio.to_thread(self.catalog.read, doc), EMBED_SIDE))
                     ids.append(doc["id"])
                 except Exception as exc:  # one broken file must not stop the others
                     failed.append({"id": doc["id"], "error": f"{type(exc).__name__}: {exc}"})
@@ -220,7 +215,7 @@ class SearchEngine:
     async def similar_by_image(self, owner: str, data: bytes, k: int) -> dict[str, Any]:
         """Top-k stored images by cosine similarity of ResNet embeddings."""
         image = decode_image(data)
-        model, vectors = await self._require_embedders().images("resnet", [shrink(image)])
+        model, vectors = await self._require_embedders().images("resnet", [shrink_to(image, EMBED_SIDE)])
         index = await asyncio.to_thread(self.index, owner, "resnet", model)
         hits = index.search(vectors, k)[0]
         return {"query": {"model": model, "index": index.kind, "indexed": len(index)},

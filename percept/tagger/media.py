@@ -97,11 +97,6 @@ def decode_base64(content: object, limit_bytes: int) -> bytes:
     return data
 
 
-def shrink(rgb: np.ndarray, short_side: int = FRAME_SHORT_SIDE) -> np.ndarray:
-    """Downscale so the short side is at most ``short_side`` (never upscale)."""
-    return shrink_to(rgb, short_side)
-
-
 def decode_image(data: bytes, short_side: int = FRAME_SHORT_SIDE) -> np.ndarray:
     """RGB uint8 pixels of an image file (first frame of an animated one)."""
     from PIL import Image, UnidentifiedImageError
@@ -114,7 +109,7 @@ def decode_image(data: bytes, short_side: int = FRAME_SHORT_SIDE) -> np.ndarray:
         raise DocumentRejected(NOT_SUITABLE, f"undecodable image: {exc}") from None
     if rgb.size == 0 or min(rgb.shape[:2]) < 2:
         raise DocumentRejected(NOT_SUITABLE, "image too small")
-    return shrink(rgb, short_side)
+    return shrink_to(rgb, short_side)
 
 
 def _thumb(rgb: np.ndarray) -> np.ndarray:
@@ -204,7 +199,7 @@ def decode_video(
             thumb = _thumb(rgb)
             diffs.append(0.0 if previous is None else float(np.abs(thumb - previous).mean()))
             previous = thumb
-            probes.append(Frame(shrink(rgb, short_side), t))
+            probes.append(Frame(shrink_to(rgb, short_side), t))
             if len(probes) >= max_probes:
                 break
         duration = max(duration, last_t)
