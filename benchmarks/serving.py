@@ -475,8 +475,29 @@ def tree(pid: int) -> list[Any]:
         return []
 
 
-def footprint(pid: int, window_s: float) -> tuple[float, float, float, int]:
-    """(cores busy, RSS GiB, PSS GiB, processes) of a process tree over ``window_s``."""
+def process_label(proc: Any) -> str:
+    """A short name: the Ray actor title (``ServeReplica:percept:TaggerClassifier``) or the program."""
+    try:
+        line = " ".join(proc.cmdline())
+    except Exception:
+        return "?"
+    if "ray::" in line:
+        return line.split("ray::", 1)[1].split()[0].split("#")[0]
+    parts = line.split()
+    return Path(parts[0]).name + (" " + Path(parts[1]).name if len(parts) > 1 and parts[1].endswith(".py") else "")
+
+
+@dataclass
+class Footprint:
+    cores: float
+    rss_gib: float
+    pss_gib: float
+    procs: int
+    by_process: dict[str, tuple[float, float]]  # label -> (cores, PSS GiB), summed
+
+
+def footprint(pid: int, window_s: float) -> Footprint:
+    """Cores busy, RSS and PSS of a process tree over ``window_s``, and per process."""
     import psutil
 
     def cpu(procs: list[Any]) -> dict[int, float]:
@@ -493,16 +514,22 @@ def footprint(pid: int, window_s: float) -> tuple[float, float, float, int]:
     time.sleep(window_s)
     procs = tree(pid)
     after = cpu(procs)
-    busy = sum(after[p] - before[p] for p in after if p in before) / window_s
     rss = pss = 0
+    by: dict[str, tuple[float, float]] = {}
     for p in procs:
+        busy = (after[p.pid] - before[p.pid]) / window_s if p.pid in after and p.pid in before else 0.0
         try:
             full = p.memory_full_info()
-            rss += full.rss
-            pss += getattr(full, "pss", full.rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return busy, rss / 2**30, pss / 2**30, len(procs)
+            continue
+        rss += full.rss
+        mine = getattr(full, "pss", full.rss)
+        pss += mine
+        label = process_label(p)
+        old = by.get(label, (0.0, 0.0))
+        by[label] = (old[0] + busy, old[1] + mine / 2**30)
+    cores = sum(after[p] - before[p] for p in after if p in before) / window_s
+    return Footprint(cores, rss / 2**30, pss / 2**30, len(procs), by)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -617,16 +644,20 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
               f"seen: {info.get('largest_batch')}; bare best batch sizes per round: {[b for b, _ in s.best]}; "
               f"errors: {errors or 'none'}")
     if idle is not None:
-        bare_cpu, bare_rss, bare_pss, bare_n = idle["bare"]
-        cpu, rss, pss, n = idle["app"]
+        bare, app = idle["bare"], idle["app"]
         deployments = idle.get("health", {}).get("deployments", {})
-        row(f"whole app idle ({len(deployments)} deployments, {n} procs): cores",
-            f"{cpu:.3f} cores", f"bare Ray head {bare_cpu:.3f} ({bare_n} procs)", cpu / max(bare_cpu, 1e-3),
-            f"<= {GOAL_IDLE_CORES:g}", cpu <= GOAL_IDLE_CORES)
-        row("whole app idle: memory (PSS; RSS)", f"{pss:.2f} GiB ({rss:.2f})",
-            f"bare Ray head {bare_pss:.2f} GiB ({bare_rss:.2f})", pss / max(bare_pss, 1e-3),
-            f"<= {GOAL_IDLE_GIB:g} GiB", pss <= GOAL_IDLE_GIB)
-        print(f"whole app (serve run serve_config.yaml) ready in {idle.get('ready_s', float('nan')):.0f} s")
+        row(f"whole app idle ({len(deployments)} deployments, {app.procs} procs): cores",
+            f"{app.cores:.3f} cores", f"bare Ray head {bare.cores:.3f} ({bare.procs} procs)",
+            app.cores / max(bare.cores, 1e-3), f"<= {GOAL_IDLE_CORES:g}", app.cores <= GOAL_IDLE_CORES)
+        row("  the same, above the bare Ray head", f"{app.cores - bare.cores:.3f} cores", "", float("nan"),
+            f"<= {GOAL_IDLE_CORES:g}", app.cores - bare.cores <= GOAL_IDLE_CORES)
+        row("whole app idle: memory (PSS; RSS)", f"{app.pss_gib:.2f} GiB ({app.rss_gib:.2f})",
+            f"bare Ray head {bare.pss_gib:.2f} GiB ({bare.rss_gib:.2f})", app.pss_gib / max(bare.pss_gib, 1e-3),
+            f"<= {GOAL_IDLE_GIB:g} GiB", app.pss_gib <= GOAL_IDLE_GIB)
+        print(f"whole app (serve run serve_config.yaml) ready in {idle.get('ready_s', float('nan')):.0f} s; "
+              "idle by process (cores, PSS GiB):")
+        for label, (cores, gib) in sorted(app.by_process.items(), key=lambda kv: -kv[1][1]):
+            print(f"    {label:60s} {cores:6.3f} {gib:6.2f}")
 
 
 def main() -> None:
@@ -637,7 +668,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     opts = parser.parse_args()
     device = pick_device(opts.device)
-    samples, info, idle = None, {}, None
+    samples: Samples | None = None
+    info: dict[str, Any] = {}
+    idle: dict[str, Any] | None = None
     if opts.part in ("http", "all"):
         samples, info = http_part(opts, device)
     if opts.part in ("idle", "all"):
