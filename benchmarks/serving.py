@@ -53,6 +53,7 @@ GOAL_THROUGHPUT_RATIO = 0.9
 GOAL_OCR_RATIO = 0.8
 GOAL_IDLE_CORES = 0.05
 GOAL_IDLE_GIB = 3.0
+OCR_POLL_S = 0.1  # a client polling /v1/task/status ten times a second
 
 
 # ---------------------------------------------------------------- a minimal HTTP/1.1 client
@@ -380,7 +381,7 @@ async def ocr_round_trips(url: str, page: bytes, concurrency: int, n: int, max_s
                     raise RuntimeError(f"OCR task failed: {status}")
                 if status.get("ready"):
                     break
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(OCR_POLL_S)
             result = await client.get("/v1/image/process/result", params={"task_id": task_id}, headers=headers)
             result.raise_for_status()
             assert "garden" in result.json()["text"].lower(), result.text
