@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from typing import Any
 
 from ray import serve
@@ -27,18 +26,13 @@ from percept.correction.sinks import BlobSink
 from percept.errors import BadRequest, Forbidden, NotFound
 from percept.handles import CorrectionHandles
 from percept.registry import CORRECTION
-from percept.storage import BlobStore
+from percept.storage import BlobStore, owner_prefix
 
 logger = logging.getLogger(__name__)
 
 
-def owner_segment(owner: str) -> str:
-    """A blob-key-safe form of a principal id (``user:ann`` → ``user_ann``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", owner) or "_"
-
-
 def job_prefix(owner: str, job_id: str) -> str:
-    return f"correction/{owner_segment(owner)}/{job_id}"
+    return f"{owner_prefix('correction', owner)}/{job_id}"
 
 
 class JobPolicy:

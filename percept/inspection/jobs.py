@@ -15,8 +15,8 @@ from percept.errors import BadRequest, Forbidden, NotFound
 from percept.inspection.errors import api_error
 from percept.inspection.store import InspectionRepo
 from percept.inspection.views import verdict
-from percept.inspection.worker import owner_slug
 from percept.services import Services
+from percept.storage import owner_prefix
 from percept.tasks import ProgressReporter, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def submit_prediction(services: Services, records: InspectionRepo, owner: str, i
     images = [{"image_id": img_id, "blob_key": img["blob_key"], "item_id": item["item_id"]}
               for item in items for img_id in item["image_ids"]
               if (img := records.get_image(img_id)) is not None]
-    prefix = f"inspection/{owner_slug(owner)}/maps/{model['model_id']}"
+    prefix = f"{owner_prefix('inspection', owner)}/maps/{model['model_id']}"
 
     async def work(reporter: ProgressReporter) -> Doc:
         try:

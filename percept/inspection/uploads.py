@@ -11,8 +11,7 @@ from percept.errors import BadRequest
 from percept.inspection.errors import api_error
 from percept.inspection.imaging import image_size
 from percept.inspection.store import InspectionRepo
-from percept.inspection.worker import owner_slug
-from percept.storage.blobs import BlobStore
+from percept.storage.blobs import BlobStore, owner_prefix
 
 # A stem of letters, digits, "_" or "-" and one extension: no spaces, no extra dots.
 _NAME = re.compile(r"^([\w\-]{1,128})\.([A-Za-z0-9]{1,8})$")
@@ -79,7 +78,7 @@ def store_uploads(
             records.delete_image(old_image)
         image_id = records.next_id("image")
         ext = name.rsplit(".", 1)[-1].lower()
-        key = blobs.put_bytes(f"inspection/{owner_slug(owner)}/images/{image_id}.{ext}", content)
+        key = blobs.put_bytes(f"{owner_prefix('inspection', owner)}/images/{image_id}.{ext}", content)
         records.put_image({
             "owner": owner, "image_id": image_id, "item_id": item_id, "blob_key": key,
             "content_type": mimetypes.guess_type(name)[0] or "application/octet-stream",

@@ -14,18 +14,13 @@ from typing import Any
 from percept.errors import BadRequest, NotFound
 from percept.inspection import engine
 from percept.inspection.imaging import decode_image
-from percept.storage.blobs import BlobStore
+from percept.storage.blobs import BlobStore, owner_prefix
 
 logger = logging.getLogger(__name__)
 
 
-def owner_slug(owner: str) -> str:
-    """A principal id usable inside blob keys (``client:ci_1`` -> ``client_ci_1``)."""
-    return owner.replace(":", "_")
-
-
 def model_key(owner: str, model_id: int) -> str:
-    return f"inspection/{owner_slug(owner)}/models/{model_id}.pkl"
+    return f"{owner_prefix('inspection', owner)}/models/{model_id}.pkl"
 
 
 class InspectionWorker:

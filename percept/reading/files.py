@@ -10,20 +10,15 @@ import time
 import uuid
 from typing import Any, Literal
 
-from percept.storage import BlobStore, StateStore
+from percept.storage import BlobStore, StateStore, owner_prefix
 
 Kind = Literal["audio", "image"]
 NAMESPACE = {"audio": "reading_audio", "image": "reading_image"}
 SUFFIX = {"audio": "mp3", "image": "png"}
 
 
-def owner_dir(owner: str) -> str:
-    """A blob-key-safe folder name for a principal id ("user:ann" -> "user_ann")."""
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in owner)
-
-
 def blob_key(kind: Kind, owner: str, file_id: str) -> str:
-    return f"reading/{owner_dir(owner)}/{kind}/{file_id}.{SUFFIX[kind]}"
+    return f"{owner_prefix('reading', owner)}/{kind}/{file_id}.{SUFFIX[kind]}"
 
 
 class ReadingFiles:

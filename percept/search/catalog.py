@@ -26,7 +26,7 @@ from percept.errors import NotFound
 from percept.search.background import border_mask
 from percept.search.colour import dominant_colours
 from percept.search.images import FEATURE_SIDE, decode_image, feature_thumb, split_alpha
-from percept.storage import BlobStore, StateStore
+from percept.storage import BlobStore, StateStore, owner_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +36,6 @@ VERSIONS = "search_versions"
 EMBEDDING_KINDS = ("resnet", "clip")
 _EXT = {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "bmp": "bmp"}
 _PRIVATE_FIELDS = ("features",)
-
-
-def owner_slug(owner: str) -> str:
-    """A blob-key-safe form of a principal id (``user:ann`` → ``user_ann``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", owner)
 
 
 def public_record(doc: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +88,7 @@ class ImageCatalog:
         mask = alpha if alpha is not None else border_mask(rgb)
         if mask.mean() < 0.02:  # nothing stands out from the border: use the whole picture
             mask = np.ones(rgb.shape[:2], dtype=bool)
-        key = f"search/{owner_slug(owner)}/{image_id}.{_EXT.get(fmt, 'png')}"
+        key = f"{owner_prefix('search', owner)}/{image_id}.{_EXT.get(fmt, 'png')}"
         self.blobs.put_bytes(key, data)
         record = {
             "id": image_id,
@@ -142,7 +137,7 @@ class ImageCatalog:
 
     def set_highlighted(self, owner: str, image_id: str, png: bytes, mask: np.ndarray, rgba: np.ndarray) -> dict[str, Any]:
         """Store the cut-out and refresh the record's colour features with its mask."""
-        key = f"search/{owner_slug(owner)}/{image_id}.fg.png"
+        key = f"{owner_prefix('search', owner)}/{image_id}.fg.png"
         self.blobs.put_bytes(key, png)
 
         def fn(doc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -167,7 +162,7 @@ class ImageCatalog:
         for doc in docs:
             self.state.delete(IMAGES, doc["id"])
             self.state.delete(HASHES, f"{owner}:{doc['sha256']}")
-        for key in self.blobs.list(f"search/{owner_slug(owner)}"):
+        for key in self.blobs.list(owner_prefix("search", owner)):
             self.blobs.delete(key)
         self.bump(owner)
         return len(docs)
@@ -187,7 +182,7 @@ class ImageCatalog:
         return [d for d in self.list(owner) if (d.get(field) or {}).get("model") != model]
 
     def save_embedding(self, owner: str, image_id: str, kind: str, model: str, vector: np.ndarray) -> None:
-        key = f"search/{owner_slug(owner)}/{image_id}.{kind}.npy"
+        key = f"{owner_prefix('search', owner)}/{image_id}.{kind}.npy"
         buf = io.BytesIO()
         np.save(buf, np.asarray(vector, dtype=np.float32))
         self.blobs.put_bytes(key, buf.getvalue())

@@ -1,6 +1,6 @@
 """Storage behind two small interfaces: the state store and the blob store."""
 
-from percept.storage.blobs import BlobStore, InvalidKey, check_key
+from percept.storage.blobs import BlobStore, InvalidKey, check_key, owner_prefix
 from percept.storage.state import (
     RedisStateStore,
     SqliteStateStore,
@@ -16,4 +16,5 @@ __all__ = [
     "StateStore",
     "check_key",
     "open_state_store",
+    "owner_prefix",
 ]

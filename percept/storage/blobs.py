@@ -21,6 +21,15 @@ from fsspec.implementations.local import LocalFileSystem
 _KEY = re.compile(r"^[A-Za-z0-9._\-]+(/[A-Za-z0-9._\-]+)*$")
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def owner_prefix(service: str, owner: str) -> str:
+    """The one folder of a principal's blobs in a service: ``owner_prefix("search", "user:ann")``
+    is ``search/user_ann`` (every character a key may not hold becomes ``_``)."""
+    return f"{service}/{_UNSAFE.sub('_', owner) or '_'}"
+
+
 class InvalidKey(ValueError):
     """A key that is empty, absolute or climbs out of the store."""
 
