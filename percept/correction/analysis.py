@@ -4,7 +4,8 @@
   ``confidence_vectors``): logistic regression blended with nearest-neighbour labels.
 * ``find_mislabeled``: another class beats the given one in those probabilities.
 * ``find_splits``: classes that are really several (Gaussian mixtures, BIC, relative rule).
-* ``find_blurred`` / ``find_badly_lit``: robust z-scores against the dataset itself.
+* ``find_blurred`` / ``find_badly_lit``: robust z-scores of several measures against each
+  image's own class, combined into one score each.
 * ``project_2d``: the scatter-plot coordinates (PCA).
 """
 
@@ -15,6 +16,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from percept.correction.images import LIGHT_MEASURES, MEASURES
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +111,11 @@ def knn_label_distribution(features: np.ndarray, labels: np.ndarray, n_classes: 
     return out
 
 
+MISLABEL_MARGIN = 0.5  # chosen on the benchmark's tuning kinds
+
+
 def find_mislabeled(probs: np.ndarray, labels: np.ndarray, skip: set[int] | None = None,
-                    margin: float = 0.0) -> list[Mislabel]:
+                    margin: float = MISLABEL_MARGIN) -> list[Mislabel]:
     """An image is mislabeled when another class beats its own by more than ``margin`` in the
     out-of-sample probabilities (a blend of the cross-validated classifier and its
     neighbours' labels, see :func:`blend_knn`)."""
@@ -191,26 +197,159 @@ def find_splits(
     ]
     return found, scores
 
-def find_blurred(edge_scores: np.ndarray, z_threshold: float = -4.5,
-                 hopeless_z: float = -12.0) -> tuple[np.ndarray, np.ndarray]:
-    """(blurred, hopeless) masks: edge steepness far below the dataset's own."""
-    z = robust_z(np.log(np.maximum(edge_scores, 1e-9)))
-    return z <= z_threshold, z <= hopeless_z
+# Floors of the robust scale per measure (values below are noise, not information):
+# brightness-like measures are in [0, 1] (0.01 ≈ 2.5 grey levels), sharpness ones are logs.
+# clipped fractions are zero-inflated: below 5 % of the pixels their spread is not information.
+MEASURE_FLOORS = {name: (0.01 if name in LIGHT_MEASURES else 0.05) for name in MEASURES} | {
+    "clip_lo": 0.05, "clip_hi": 0.05}
+MIN_GROUP = 12  # a reference class needs this many images, else the whole dataset is used
+Z_CLIP = 10.0
 
-def find_badly_lit(low: np.ndarray, high: np.ndarray, brightness: np.ndarray,
-                   fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dark, bright, hopeless) masks against the dataset's typical tonal range.
 
-    With L and H the median 2nd and 98th luma percentiles, an image is dark when its 98th
-    percentile is below L + fraction·(H − L) (or its mean below 0.08), bright when its 2nd
-    percentile is above that (or its mean above 0.92). Hopeless: almost no tonal range left.
+def group_robust_z(values: np.ndarray, groups: np.ndarray, floors: np.ndarray,
+                   min_group: int = MIN_GROUP) -> np.ndarray:
+    """Robust z of each column within each image's group (its class), (n, m) → (n, m).
+
+    (v − group median) / max(1.4826 · group MAD, floor); groups smaller than ``min_group``
+    are judged against the whole dataset. Clipped to ±10 so one measure cannot outvote the
+    others by itself.
     """
-    typical_low, typical_high = float(np.median(low)), float(np.median(high))
-    cut = typical_low + fraction * (typical_high - typical_low)
-    dark = (high < cut) | (brightness < 0.08)
-    bright = ((low > cut) | (brightness > 0.92)) & ~dark
-    hopeless = (high - low) < 0.02
-    return dark, bright, hopeless
+    n = values.shape[0]
+    z = np.zeros_like(values, dtype=np.float64)
+    if n == 0:
+        return z
+
+    def fill(rows: np.ndarray, ref: np.ndarray) -> None:
+        med = np.median(ref, axis=0)
+        mad = np.median(np.abs(ref - med), axis=0) * 1.4826
+        z[rows] = (values[rows] - med) / np.maximum(mad, floors)
+
+    small: list[np.ndarray] = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        if len(rows) >= min_group:
+            fill(rows, values[rows])
+        else:
+            small.append(rows)
+    if small:
+        fill(np.concatenate(small), values)
+    return np.clip(z, -Z_CLIP, Z_CLIP)
+
+
+def reference_groups(labels: np.ndarray, probs: np.ndarray | None) -> np.ndarray:
+    """Each image's reference class: the out-of-sample prediction where there is one.
+
+    A mislabeled image judged against its given class looks over- or under-exposed only
+    because it is another class; its predicted class is the better yardstick.
+    """
+    if probs is None or probs.size == 0 or probs.shape[0] != len(labels):
+        return labels
+    best = probs.argmax(axis=1)
+    return np.where(probs.max(axis=1) > 0, best, labels)
+
+
+# Blur: the four sharpness z-scores, signed so that "blurred" is positive, averaged.
+# Threshold and hopeless level chosen on the tuning kinds of benchmarks/correction_quality.py.
+BLUR_SIGNS = {"lapvar": -1.0, "hf": -1.0, "steep": -1.0, "gratio": 1.0}
+BLUR_THRESHOLD = 3.25
+BLUR_HOPELESS_SIGMA = 0.09  # estimated added blur σ over the short side (2.9 px at 32 px)
+
+
+def blur_scores(z: np.ndarray) -> np.ndarray:
+    """The combined blur score from :func:`group_robust_z` of the measures (n, len(MEASURES))."""
+    cols = [BLUR_SIGNS[name] * z[:, MEASURES.index(name)] for name in BLUR_SIGNS]
+    return np.mean(cols, axis=0)
+
+
+def edge_width(gratio: np.ndarray) -> np.ndarray:
+    """Gaussian edge width (px) from the measured gradient energy kept by a σ=1 blur.
+
+    A step edge blurred with σ keeps σ/√(σ²+1) of its gradient energy under one more σ=1
+    blur; inverting that gives the edge's width.
+    """
+    r = np.clip(np.exp(gratio), 1e-6, 0.999)
+    return r / np.sqrt(1.0 - r * r)
+
+
+def find_blurred(measures: np.ndarray, groups: np.ndarray, short_sides: np.ndarray,
+                 threshold: float = BLUR_THRESHOLD, hopeless_sigma: float = BLUR_HOPELESS_SIGMA,
+                 ) -> dict[str, np.ndarray]:
+    """Blur judged against each image's own class.
+
+    Returns ``score`` (combined z, higher = blurrier), ``blurred`` (score ≥ threshold),
+    ``sigma`` (estimated added Gaussian blur, px: √(width² − class median width²)) and
+    ``hopeless`` (blurred with sigma ≥ ``hopeless_sigma`` × the short side).
+    """
+    floors = np.array([MEASURE_FLOORS[m] for m in MEASURES])
+    z = group_robust_z(measures, groups, floors)
+    score = blur_scores(z)
+    width = edge_width(measures[:, MEASURES.index("gratio")])
+    ref = np.zeros(len(width))
+    for g in np.unique(groups):
+        rows = groups == g
+        ref[rows] = np.median(width[rows]) if rows.sum() >= MIN_GROUP else np.median(width)
+    sigma = np.sqrt(np.maximum(width**2 - ref**2, 0.0))
+    blurred = score >= threshold
+    hopeless = blurred & (sigma >= hopeless_sigma * np.maximum(short_sides, 1))
+    return {"score": score, "blurred": blurred, "sigma": sigma, "hopeless": hopeless}
+
+
+# Lighting: a multinomial logistic model (ok / dark / bright) over six inputs built from the
+# class z-scores: the sum of the z-scores of the mean and the seven percentiles (a lighting
+# fault moves them all one way), the smaller of their positive and negative parts (blur
+# moves them both ways), the clipped-black and clipped-white fractions, the tonal range and
+# the blur score. Fitted on the tuning kinds by ``python -m benchmarks.correction_quality
+# --tune`` (the design was chosen by fitting on one tuning kind and testing on the other);
+# an image is badly lit when P(ok) < LIGHTING_THRESHOLD, dark or bright by the likelier.
+TONE_MEASURES = ("mean", "p1", "p5", "p25", "p50", "p75", "p95", "p99")
+LIGHTING_INPUTS = ("tone_sum", "tone_both_ways", "clip_lo", "clip_hi", "range", "blur_score")
+LIGHTING_COEF = np.array([[0.0308, 0.0844, -0.5594, -2.085, 0.1216, 0.1563],
+                          [-0.2353, 0.0745, 0.5983, -0.0112, -0.3092, -0.1708],
+                          [0.2045, -0.1589, -0.039, 2.0962, 0.1876, 0.0146]])
+LIGHTING_INTERCEPT = np.array([4.3916, -2.6852, -1.7065])
+LIGHTING_THRESHOLD = 0.7
+HOPELESS_RANGE = 0.04  # less than ~10 grey levels of tonal range left: nothing to restore
+HOPELESS_CLIPPED = 0.5  # half the pixels more clipped to black or white than the class's usual
+
+
+def lighting_inputs(z: np.ndarray, blur_score: np.ndarray) -> np.ndarray:
+    """The model's inputs (n, 6) from the class z-scores of the measures and the blur score."""
+    tone = np.column_stack([z[:, MEASURES.index(name)] for name in TONE_MEASURES])
+    up, down = np.clip(tone, 0, None).sum(axis=1), np.clip(-tone, 0, None).sum(axis=1)
+    return np.column_stack([tone.sum(axis=1), np.minimum(up, down), z[:, MEASURES.index("clip_lo")],
+                            z[:, MEASURES.index("clip_hi")], z[:, MEASURES.index("range")],
+                            np.clip(blur_score, -Z_CLIP, Z_CLIP)])
+
+
+def lighting_probabilities(x: np.ndarray) -> np.ndarray:
+    logits = x @ LIGHTING_COEF.T + LIGHTING_INTERCEPT
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def find_badly_lit(measures: np.ndarray, groups: np.ndarray, threshold: float = LIGHTING_THRESHOLD,
+                   ) -> dict[str, np.ndarray]:
+    """Under- and over-exposure judged against each image's own class.
+
+    Returns ``p_ok``, ``dark``, ``bright`` and ``hopeless`` (badly lit with almost no
+    unclipped tonal range left, or most pixels clipped).
+    """
+    floors = np.array([MEASURE_FLOORS[m] for m in MEASURES])
+    z = group_robust_z(measures, groups, floors)
+    probs = lighting_probabilities(lighting_inputs(z, blur_scores(z)))
+    bad = probs[:, 0] < threshold
+    dark = bad & (probs[:, 1] >= probs[:, 2])
+    bright = bad & ~dark
+    col = {name: measures[:, MEASURES.index(name)] for name in MEASURES}
+    clipped = col["clip_lo"] + col["clip_hi"]
+    usual = np.zeros(len(clipped))
+    for g in np.unique(groups):
+        rows = groups == g
+        usual[rows] = np.median(clipped[rows]) if rows.sum() >= MIN_GROUP else np.median(clipped)
+    hopeless = bad & ((col["range"] < HOPELESS_RANGE) | (clipped - usual > HOPELESS_CLIPPED))
+    return {"p_ok": probs[:, 0], "dark": dark, "bright": bright, "hopeless": hopeless}
+
 
 def project_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """(n, 2) PCA coordinates of the standardised features."""

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from percept.correction import analysis
-from percept.correction.images import fix_exposure, gray_of, sharpen, to_rgb
-from percept.correction.state import JobState
+from percept.correction.images import MEASURES, QUANTILES, apply_tone_curve, deblur, fit_tone_curve
+from percept.correction.job_state import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -111,74 +111,105 @@ def class_splitting(state: JobState, action: str, cache: dict[str, Any]) -> dict
     return result
 
 
+QUANTILE_COLUMNS = [MEASURES.index(f"p{q}") for q in QUANTILES]
+
+
+def _quality(state: JobState, cache: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(measures (n, M), reference class per image, short side per image) of the good images."""
+    if "quality" not in cache:
+        good = state.good
+        measures = (np.stack([np.asarray(r.row["measures"], np.float64) for r in good])
+                    if good else np.zeros((0, len(MEASURES))))
+        labels = _labels(state)
+        probs = np.array([r.probs for r in good]) if good and all(r.probs for r in good) else None
+        groups = analysis.reference_groups(labels, probs)
+        short = np.array([min(int(r.row["width"]), int(r.row["height"])) for r in good])
+        cache["quality"] = (measures, groups, short)
+    result: tuple[np.ndarray, np.ndarray, np.ndarray] = cache["quality"]
+    return result
+
+
 def image_blur(state: JobState, action: str, cache: dict[str, Any]) -> dict[str, Any]:
-    """Blurred images: hopeless ones removed, the others sharpened (unsharp mask)."""
+    """Blurred images (against their own class): hopeless ones removed, the others deconvolved."""
     good = state.good
     if "blur" not in cache:
-        scores = np.array([float(r.row["sharpness"]) for r in good])
-        cache["blur"] = (analysis.find_blurred(scores, state.config.blur_z, state.config.blur_hopeless_z)
-                         if len(good) >= 3 else (np.zeros(len(good), bool), np.zeros(len(good), bool)))
-    blurred, hopeless = cache["blur"]
+        measures, groups, short = _quality(state, cache)
+        if len(good) >= 3:
+            cache["blur"] = analysis.find_blurred(measures, groups, short, state.config.blur_threshold,
+                                                  state.config.blur_hopeless_sigma)
+        else:
+            cache["blur"] = {k: np.zeros(len(good), bool) for k in ("blurred", "hopeless")} | {
+                "score": np.zeros(len(good)), "sigma": np.zeros(len(good))}
+    found = cache["blur"]
+    blurred, hopeless, sigma = found["blurred"], found["hopeless"], found["sigma"]
     result: dict[str, Any] = {
         "outliers": [r.item.uuid for r, b in zip(good, blurred, strict=True) if b],
         "hopeless": [r.item.uuid for r, h in zip(good, hopeless, strict=True) if h],
+        "scores": {r.item.uuid: round(float(v), 2) for r, v, b in zip(good, found["score"], blurred, strict=True)
+                   if b},
     }
     if action == "correct":
-        removed, corrected = [], []
-        typical = float(np.median([float(r.row["sharpness"]) for r in good])) if good else 0.0
-        for r, b, h in zip(good, blurred, hopeless, strict=True):
-            if not b:
+        removed, corrected, reasons = [], [], {}
+        short = _quality(state, cache)[2]
+        for i, r in enumerate(good):
+            if not blurred[i]:
                 continue
-            if h:
+            if hopeless[i]:
                 r.removed_by = r.removed_by or "correct_image_blur"
+                reasons[r.item.uuid] = (f"blur too strong to restore: about {sigma[i]:.1f} px of blur on a "
+                                        f"{int(short[i])} px image")
                 removed.append(r.item.uuid)
                 continue
-            ratio = typical / max(float(r.row["sharpness"]), 1e-6)
-            r_array = state.pixels(r)
-            state.save_corrected(r, sharpen(r_array, amount=float(np.clip(ratio, 1.0, 6.0))), "sharpened")
+            fixed = deblur(state.pixels(r), float(sigma[i]))
+            state.save_corrected(r, fixed, "deblurred")
             corrected.append(r.item.uuid)
-        result.update(removed=removed, corrected=corrected)
+        result.update(removed=removed, corrected=corrected, removed_reasons=reasons)
     return result
 
 
 def lighting_conditions(state: JobState, action: str, cache: dict[str, Any]) -> dict[str, Any]:
-    """Dark or washed-out images: hopeless ones removed, the others re-exposed."""
+    """Under- or over-exposed images (against their own class): hopeless ones removed, the
+    others given back their class's tonal range by a fitted gain/offset/gamma curve."""
     good = state.good
-    low = np.array([float(r.row["low"]) for r in good])
-    high = np.array([float(r.row["high"]) for r in good])
+    measures, groups, _ = _quality(state, cache)
     if "lighting" not in cache:
-        bright_of = np.array([float(r.row["brightness"]) for r in good])
-        cache["lighting"] = (analysis.find_badly_lit(low, high, bright_of, state.config.lighting_fraction)
-                             if len(good) >= 3 else tuple(np.zeros(len(good), bool) for _ in range(3)))
-    dark, bright, hopeless = cache["lighting"]
+        if len(good) >= 3:
+            cache["lighting"] = analysis.find_badly_lit(measures, groups, state.config.lighting_threshold)
+        else:
+            cache["lighting"] = {k: np.zeros(len(good), bool) for k in ("dark", "bright", "hopeless")} | {
+                "p_ok": np.ones(len(good))}
+    found = cache["lighting"]
+    dark, bright, hopeless = found["dark"], found["bright"], found["hopeless"]
+    bad = dark | bright
     result: dict[str, Any] = {
-        "outliers": [r.item.uuid for r, d, b in zip(good, dark, bright, strict=True) if d or b],
+        "outliers": [r.item.uuid for r, b in zip(good, bad, strict=True) if b],
         "dark": [r.item.uuid for r, d in zip(good, dark, strict=True) if d],
         "bright": [r.item.uuid for r, b in zip(good, bright, strict=True) if b],
-        "hopeless": [r.item.uuid for r, h, d, b in zip(good, hopeless, dark, bright, strict=True)
-                     if h and (d or b)],
+        "hopeless": [r.item.uuid for r, h in zip(good, hopeless, strict=True) if h],
+        "scores": {r.item.uuid: round(1.0 - float(p), 3) for r, p, b in zip(good, found["p_ok"], bad, strict=True)
+                   if b},
     }
     if action == "correct":
-        removed, corrected = [], []
-        ok = ~(dark | bright)
-        ref_low = float(np.median(low[ok])) if ok.any() else 0.02
-        ref_high = float(np.median(high[ok])) if ok.any() else 0.98
-        ref_mean = float(np.median([float(r.row["brightness"]) for r, k in zip(good, ok, strict=True) if k])
-                         ) if ok.any() else 0.5
+        removed, corrected, reasons = [], [], {}
+        quantiles = measures[:, QUANTILE_COLUMNS] if len(good) else np.zeros((0, len(QUANTILES)))
+        everyone = np.median(quantiles[~bad], axis=0) if (~bad).any() else np.array(QUANTILES) / 100.0
         for i, r in enumerate(good):
-            if not (dark[i] or bright[i]):
+            if not bad[i]:
                 continue
             if hopeless[i]:
                 r.removed_by = r.removed_by or "correct_lighting_conditions"
+                row = measures[i]
+                clipped = row[MEASURES.index("clip_lo")] + row[MEASURES.index("clip_hi")]
+                reasons[r.item.uuid] = (f"no tonal range left to restore: 1-99 % range "
+                                        f"{row[MEASURES.index('range')]:.3f}, {100 * clipped:.0f} % of pixels clipped")
                 removed.append(r.item.uuid)
                 continue
-            array = state.pixels(r)
-            lum = gray_of(to_rgb(array))
-            lo, hi = (float(v) for v in np.percentile(lum, [2, 98]))
-            fixed = fix_exposure(array, lo, hi, ref_low, ref_high, ref_mean)
-            state.save_corrected(r, fixed, "exposure")
+            peers = (groups == groups[i]) & ~bad
+            reference = np.median(quantiles[peers], axis=0) if peers.sum() >= 3 else everyone
+            curve = fit_tone_curve(quantiles[i], reference)
+            state.save_corrected(r, apply_tone_curve(state.pixels(r), *curve), "exposure")
             corrected.append(r.item.uuid)
-        result.update(removed=removed, corrected=corrected)
+        result.update(removed=removed, corrected=corrected, removed_reasons=reasons)
     return result
 
 

@@ -40,6 +40,7 @@ class ImageInfo:
     brightness: float
     low: float
     high: float
+    measures: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     features: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
 
 
@@ -94,67 +95,183 @@ def resize_gray(gray: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(gray, (side, side), interpolation=interp)
 
 
-def sharpness_of(gray: np.ndarray) -> float:
-    """Edge steepness: 99th percentile of the gradient magnitude over the tonal range.
+QUANTILES = (1, 5, 25, 50, 75, 95, 99)
+# Per-image measures, in this order, as columns of :func:`quality_measures`.
+LIGHT_MEASURES = ("mean", "p1", "p5", "p25", "p50", "p75", "p95", "p99", "clip_lo", "clip_hi", "range")
+BLUR_MEASURES = ("lapvar", "hf", "steep", "gratio")
+MEASURES = LIGHT_MEASURES + BLUR_MEASURES
+MEASURE_SIDE = 256  # larger images are measured with their short side brought down to this
 
-    Blur widens edges, so their steepest gradients drop; dividing by the 2–98 % luma range
-    makes a dark or washed-out image no "blurrier" than the same image well exposed. Large
-    images are measured with their short side brought down to 256 px.
+
+def _gauss_kernel(sigma: float) -> np.ndarray:
+    radius = max(1, int(round(3 * sigma)))
+    x = np.arange(-radius, radius + 1, dtype=np.float32)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return (k / k.sum()).astype(np.float32)
+
+
+def _smooth(batch: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian over the last two axes of (B, H, W), edges reflected."""
+    from scipy.ndimage import correlate1d
+
+    k = _gauss_kernel(sigma)
+    out = correlate1d(batch, k, axis=1, mode="reflect")
+    return correlate1d(out, k, axis=2, mode="reflect")
+
+
+def _grad2(batch: np.ndarray) -> np.ndarray:
+    """Squared gradient magnitude (central differences) of (B, H, W), interior pixels."""
+    gx = batch[:, 1:-1, 2:] - batch[:, 1:-1, :-2]
+    gy = batch[:, 2:, 1:-1] - batch[:, :-2, 1:-1]
+    return gx * gx + gy * gy
+
+
+def _percentiles(rows: np.ndarray, percents: tuple[float, ...] | list[float]) -> np.ndarray:
+    """np.percentile(rows, percents, axis=1) (linear), through one sort: (len(percents), B)."""
+    ordered = np.sort(rows, axis=1)
+    n = ordered.shape[1]
+    pos = np.asarray(percents, np.float64) / 100.0 * (n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (pos - lo)[:, None]
+    return ordered[:, lo].T * (1 - frac) + ordered[:, hi].T * frac
+
+
+def quality_measures(grays: np.ndarray) -> np.ndarray:
+    """Exposure and sharpness measures of a batch of same-size luma images (B, H, W) in [0, 1].
+
+    Columns (:data:`MEASURES`): mean; the 1/5/25/50/75/95/99th percentiles; the fractions
+    clipped black (≤ 0.01) and white (≥ 0.99); the 1–99 % range; then four sharpness
+    measures, each blind to contrast: log variance of the Laplacian over the variance, log
+    high-frequency energy (image minus its σ=1 blur) over the variance, log edge steepness
+    (99th percentile gradient over the tonal range, the inverse of an edge width) and log
+    of the gradient energy kept by a σ=1 blur (near 0 for an image already blurred).
+    Returns float64 (B, len(MEASURES)).
     """
+    g = np.ascontiguousarray(grays, dtype=np.float32)
+    b, h, w = g.shape
+    out = np.zeros((b, len(MEASURES)), np.float64)
+    if b == 0:
+        return out
+    flat = g.reshape(b, -1)
+    q = _percentiles(flat, QUANTILES)  # (7, B)
+    out[:, 0] = flat.mean(axis=1)
+    out[:, 1:8] = q.T
+    out[:, 8] = (flat <= 0.01).mean(axis=1)
+    out[:, 9] = (flat >= 0.99).mean(axis=1)
+    span = q[-1] - q[0]
+    out[:, 10] = span
+    if h < 3 or w < 3:
+        return out
+    var = flat.var(axis=1).astype(np.float64) + 1e-6
+    lap = (g[:, 1:-1, :-2] + g[:, 1:-1, 2:] + g[:, :-2, 1:-1] + g[:, 2:, 1:-1] - 4 * g[:, 1:-1, 1:-1])
+    out[:, 11] = np.log(lap.reshape(b, -1).var(axis=1) / var + 1e-6)
+    smooth = _smooth(g, 1.0)
+    out[:, 12] = np.log(((g - smooth) ** 2).reshape(b, -1).mean(axis=1) / var + 1e-6)
+    g2 = _grad2(g).reshape(b, -1)
+    steep = np.sqrt(_percentiles(g2, [99])[0]) / 2.0
+    out[:, 13] = np.log(steep / np.maximum(span, 1e-3) + 1e-6)
+    s2 = _grad2(smooth).reshape(b, -1)
+    out[:, 14] = np.log(s2.sum(axis=1) / (g2.sum(axis=1) + 1e-9) + 1e-6)
+    return out
+
+
+def shrink(gray: np.ndarray, side: int) -> np.ndarray:
+    """``gray`` with its short side brought down to ``side`` (area averaging)."""
     import cv2
 
-    small: Any = gray.astype(np.float32)
-    short = min(small.shape)
-    if short > 256:
-        scale = 256.0 / short
-        small = cv2.resize(small, (round(small.shape[1] * scale), round(small.shape[0] * scale)),
-                           interpolation=cv2.INTER_AREA)
-    low, high = np.percentile(small, [2, 98])
-    span = float(high - low)
-    if span < 1e-4:
-        return 0.0
-    gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
-    return float(np.percentile(np.hypot(gx, gy), 99) / span)
+    scale = side / min(gray.shape)
+    return cv2.resize(gray.astype(np.float32), (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
+                      interpolation=cv2.INTER_AREA)
+
+
+def measure_gray(gray: np.ndarray) -> np.ndarray:
+    """:func:`quality_measures` of one luma image (large ones brought down to 256 px)."""
+    small = shrink(gray, MEASURE_SIDE) if min(gray.shape) > MEASURE_SIDE else gray.astype(np.float32)
+    return quality_measures(small[None])[0]
+
+
+def pixel_features_batch(grays: np.ndarray) -> np.ndarray:
+    """Classical features for tiny images, for a batch of same-size lumas (B, H, W).
+
+    Standardised 16x16 pixels plus a HOG of the 32x32 image stretched to its own range (9
+    unsigned orientations, 8x8 cells, 2x2 blocks, L2-Hys). Per-image standardisation makes
+    them blind to exposure, so lighting faults do not look like label faults.
+    """
+    g = np.ascontiguousarray(grays, dtype=np.float32)
+    b, h, w = g.shape
+    if (h, w) == (2 * PIXEL_SIDE, 2 * PIXEL_SIDE):
+        small = g.reshape(b, PIXEL_SIDE, 2, PIXEL_SIDE, 2).mean(axis=(2, 4))
+        mid = g
+    else:
+        small = np.stack([resize_gray(x, PIXEL_SIDE) for x in g]) if b else np.zeros((0, 16, 16), np.float32)
+        mid = np.stack([resize_gray(x, 32) for x in g]) if b else np.zeros((0, 32, 32), np.float32)
+    flat = small.reshape(b, -1)
+    flat = (flat - flat.mean(axis=1, keepdims=True)) / np.maximum(flat.std(axis=1, keepdims=True), 1e-3)
+    lo = mid.reshape(b, -1).min(axis=1)[:, None, None]
+    hi = mid.reshape(b, -1).max(axis=1)[:, None, None]
+    mid = (mid - lo) / np.maximum(hi - lo, 1e-3)
+    gx = np.zeros_like(mid)
+    gy = np.zeros_like(mid)
+    gx[:, :, 1:-1] = mid[:, :, 2:] - mid[:, :, :-2]
+    gy[:, 1:-1, :] = mid[:, 2:, :] - mid[:, :-2, :]
+    mag = np.sqrt(gx * gx + gy * gy)
+    # Unsigned orientation bin (20° each) without arctan2: fold into the upper half plane,
+    # where the angle falls as the cosine rises, and look the cosine up among the boundaries.
+    flip = (gy < 0) | ((gy == 0) & (gx < 0))
+    cosine = np.where(flip, -gx, gx) / np.maximum(mag, np.float32(1e-12))
+    bounds = -np.cos(np.deg2rad(20.0 * np.arange(1, 9))).astype(np.float32)
+    bins = np.searchsorted(bounds, -cosine.ravel(), side="right").reshape(mid.shape)
+    # One bincount over (image, cell row, cell column, orientation) for the whole batch.
+    cell = (np.arange(32) // 8)
+    index = ((np.arange(b)[:, None, None] * 4 + cell[None, :, None]) * 4 + cell[None, None, :]) * 9 + bins
+    cells = np.bincount(index.ravel(), weights=mag.ravel(), minlength=b * 144).reshape(b, 4, 4, 9) / 64.0
+    blocks = np.stack([cells[:, i:i + 2, j:j + 2].reshape(b, -1) for i in range(3) for j in range(3)], axis=1)
+    blocks = blocks / np.sqrt((blocks**2).sum(axis=2, keepdims=True) + 1e-10)
+    blocks = np.minimum(blocks, 0.2)
+    blocks = blocks / np.sqrt((blocks**2).sum(axis=2, keepdims=True) + 1e-10)
+    return np.concatenate([flat / PIXEL_SIDE, blocks.reshape(b, -1)], axis=1).astype(np.float32)
 
 
 def pixel_features(gray: np.ndarray) -> np.ndarray:
-    """Classical features for tiny images: standardised 16x16 pixels plus a HOG.
+    """:func:`pixel_features_batch` of one luma image."""
+    return pixel_features_batch(gray[None])[0]
 
-    Per-image standardisation makes them blind to exposure, so lighting faults do not
-    look like label faults.
-    """
-    from skimage.feature import hog
 
-    small = resize_gray(gray, PIXEL_SIDE).astype(np.float32)
-    small = (small - small.mean()) / max(float(small.std()), 1e-3)
-    mid = resize_gray(gray, 32).astype(np.float32)
-    mid = (mid - mid.min()) / max(float(mid.max() - mid.min()), 1e-3)
-    h = hog(mid, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), feature_vector=True)
-    return np.concatenate([small.ravel() / PIXEL_SIDE, h.astype(np.float32)]).astype(np.float32)
+def channel_stats(array: np.ndarray) -> tuple[list[float], list[float], list[float], list[float], int]:
+    """Per-channel mean and std_dev of the file's own channels, RGB sums and squared sums."""
+    flat = array.reshape(-1, array.shape[-1]).astype(np.float64)
+    mean = flat.mean(axis=0)
+    sq = (flat**2).mean(axis=0)
+    std = np.sqrt(np.maximum(sq - mean**2, 0.0))
+    n = flat.shape[0]
+    if array.shape[-1] == 1:
+        rgb_sum, rgb_sq = [float(mean[0] * n)] * 3, [float(sq[0] * n)] * 3
+    else:
+        rgb_sum, rgb_sq = [float(v * n) for v in mean[:3]], [float(v * n) for v in sq[:3]]
+    return ([round(float(v), 6) for v in mean], [round(float(v), 6) for v in std], rgb_sum, rgb_sq, n)
 
 
 def measure(image: Any, with_pixels: bool = True) -> ImageInfo:
-    """Metadata, statistics, sharpness, exposure and (optionally) pixel features of an image."""
+    """Metadata, statistics, quality measures and (optionally) pixel features of an image."""
     array = native_array(image)
-    rgb = to_rgb(array)
-    gray = gray_of(rgb)
-    flat = array.reshape(-1, array.shape[-1]).astype(np.float64)
-    rgb_flat = rgb.reshape(-1, 3).astype(np.float64)
-    low, high = np.percentile(gray, [2, 98])
+    gray = gray_of(to_rgb(array))
+    mean, std, rgb_sum, rgb_sq, n = channel_stats(array)
+    values = measure_gray(gray)
     return ImageInfo(
         channels=int(array.shape[-1]),
         height=int(array.shape[0]),
         width=int(array.shape[1]),
-        mean=[round(float(v), 6) for v in flat.mean(axis=0)],
-        std_dev=[round(float(v), 6) for v in flat.std(axis=0)],
-        rgb_sum=[float(v) for v in rgb_flat.sum(axis=0)],
-        rgb_sq_sum=[float(v) for v in (rgb_flat**2).sum(axis=0)],
-        pixels=int(rgb_flat.shape[0]),
-        sharpness=sharpness_of(gray),
-        brightness=float(gray.mean()),
-        low=float(low),
-        high=float(high),
+        mean=mean,
+        std_dev=std,
+        rgb_sum=rgb_sum,
+        rgb_sq_sum=rgb_sq,
+        pixels=n,
+        sharpness=float(np.exp(values[MEASURES.index("steep")])),
+        brightness=float(values[0]),
+        low=float(values[MEASURES.index("p1")]),
+        high=float(values[MEASURES.index("p99")]),
+        measures=values,
         features=pixel_features(gray) if with_pixels else np.zeros(0, np.float32),
     )
 
@@ -183,29 +300,64 @@ def pooled_stats(infos: Sequence[Any]) -> tuple[list[float], list[float]]:
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
-def sharpen(array: np.ndarray, amount: float) -> np.ndarray:
-    """Unsharp mask on a float [0,1] HxWxC image (``amount`` ≈ 1–4 for mild blur)."""
+def deblur(array: np.ndarray, sigma: float, iterations: int = 30) -> np.ndarray:
+    """Richardson–Lucy deconvolution of a float [0,1] HxWxC image by a Gaussian of ``sigma`` px.
+
+    The blur is estimated by :func:`percept.correction.analysis.find_blurred`; edges are
+    reflected, so the borders do not ring.
+    """
     import cv2
 
-    h, w = array.shape[:2]
-    sigma = max(1.0, min(h, w) / 24.0)
-    blurred = cv2.GaussianBlur(array, (0, 0), sigma)
-    if blurred.ndim == 2:
-        blurred = blurred[..., None]
-    return np.clip(array + amount * (array - blurred), 0.0, 1.0)
+    if sigma < 0.3:
+        return array
+    observed = array.astype(np.float32) + np.float32(1e-3)
+    estimate = observed.copy()
+    for _ in range(iterations):
+        spread = cv2.GaussianBlur(estimate, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        if spread.ndim == 2:
+            spread = spread[..., None]
+        ratio = observed / np.maximum(spread, np.float32(1e-6))
+        back = cv2.GaussianBlur(ratio, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        if back.ndim == 2:
+            back = back[..., None]
+        estimate = estimate * back
+    return np.clip(estimate - np.float32(1e-3), 0.0, 1.0)
 
 
-def fix_exposure(array: np.ndarray, low: float, high: float, target_low: float,
-                 target_high: float, target_mean: float) -> np.ndarray:
-    """Stretch [low, high] onto the dataset's typical range, then a gamma toward its mean."""
-    span = max(high - low, 1e-3)
-    out = (array - low) / span * (target_high - target_low) + target_low
-    out = np.clip(out, 0.0, 1.0)
-    mean = float(gray_of(to_rgb(out)).mean())
-    if 0.02 < mean < 0.98 and 0.02 < target_mean < 0.98:
-        gamma = float(np.clip(np.log(target_mean) / np.log(mean), 0.3, 3.0))
-        out = np.power(out, gamma)
-    return np.clip(out, 0.0, 1.0)
+GAMMAS = np.exp(np.linspace(np.log(0.2), np.log(5.0), 49))
+
+
+def fit_tone_curve(own: np.ndarray, reference: np.ndarray) -> tuple[float, float, float]:
+    """(gain, offset, gamma) with ``gain · own**gamma + offset ≈ reference``, least squares.
+
+    ``own`` and ``reference`` are matching quantiles (the image's and its class's typical
+    ones); quantiles clipped to black or white in the image carry no information and are
+    left out. Gamma is searched on a log grid, gain and offset solved for each.
+    """
+    keep = (own > 0.01) & (own < 0.99)
+    if keep.sum() < 2:
+        keep = np.ones_like(own, dtype=bool)
+    x, y = np.clip(own[keep], 1e-4, 1.0), reference[keep]
+    best = (float("inf"), 1.0, 0.0, 1.0)
+    for gamma in GAMMAS:
+        xg = x**gamma
+        design = np.column_stack([xg, np.ones_like(xg)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        gain, offset = float(coef[0]), float(coef[1])
+        if gain <= 0:
+            continue
+        err = float(np.sum((design @ coef - y) ** 2))
+        if err < best[0] - 1e-12:
+            best = (err, gain, offset, float(gamma))
+    return best[1], best[2], best[3]
+
+
+def apply_tone_curve(array: np.ndarray, gain: float, offset: float, gamma: float) -> np.ndarray:
+    """``gain · x**gamma + offset`` on every colour channel (alpha untouched), clipped to [0, 1]."""
+    out = array.astype(np.float32).copy()
+    colour = out[..., :3] if out.shape[-1] >= 3 else out
+    colour[...] = np.clip(gain * np.power(np.clip(colour, 0.0, 1.0), gamma) + offset, 0.0, 1.0)
+    return out
 
 
 def encode_png(array: np.ndarray) -> bytes:

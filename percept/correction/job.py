@@ -18,9 +18,10 @@ from percept.correction import analysis
 from percept.correction.features import Featurizer, choose_kind, run_local
 from percept.correction.handlers import HANDLERS
 from percept.correction.images import pooled_stats
+from percept.correction.job_state import Emit, ImageRecord, JobState
 from percept.correction.report import build_report
 from percept.correction.request import JobConfig, ParsedRequest, parse_request, parse_task_name
-from percept.correction.state import Emit, ImageRecord, JobState, OutputSink
+from percept.correction.sinks import OutputSink
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +165,6 @@ class _StatsView:
     """Adapts a featurizer row to what :func:`pooled_stats` reads."""
 
     def __init__(self, row: dict[str, Any]) -> None:
-        import json
-
-        self.rgb_sum = json.loads(row["rgb_sum"])
-        self.rgb_sq_sum = json.loads(row["rgb_sq_sum"])
+        self.rgb_sum = np.asarray(row["rgb_sum"], np.float64)
+        self.rgb_sq_sum = np.asarray(row["rgb_sq_sum"], np.float64)
         self.pixels = int(row["pixels"])

@@ -43,12 +43,13 @@ class JobConfig:
     split_ratio: float = 2.0
     split_min_gain: float = 0.75
     split_min_fraction: float = 0.2
-    blur_z: float = -4.5
-    blur_hopeless_z: float = -12.0
-    lighting_fraction: float = 0.5
+    # Defaults: percept.correction.analysis (chosen on the benchmark's tuning kinds).
+    blur_threshold: float = 3.25
+    blur_hopeless_sigma: float = 0.09
+    lighting_threshold: float = 0.7
     relabel_confidence: float = 0.5
     knn_weight: float = 0.7
-    mislabel_margin: float = 0.0
+    mislabel_margin: float = 0.5
     output_dir: str | None = None
     report_thumbnails: int = 8
 
@@ -63,8 +64,8 @@ class JobConfig:
             config.folds = max(2, int(config.folds))
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))
-            for name in ("split_ratio", "split_min_gain", "split_min_fraction", "blur_z", "blur_hopeless_z",
-                         "lighting_fraction", "relabel_confidence", "knn_weight", "mislabel_margin"):
+            for name in ("split_ratio", "split_min_gain", "split_min_fraction", "blur_threshold",
+                         "blur_hopeless_sigma", "lighting_threshold", "relabel_confidence", "knn_weight", "mislabel_margin"):
                 setattr(config, name, float(getattr(config, name)))
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"config_params: {exc}") from None

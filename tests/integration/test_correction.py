@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from percept.correction.synthetic import make_digits_dataset
+from tests.synthetic.correction import make_digits_dataset
 
 pytestmark = pytest.mark.integration
 

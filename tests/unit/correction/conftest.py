@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from percept.correction.synthetic import SyntheticDataset, make_digits_dataset
+from tests.synthetic.correction import SyntheticDataset, make_digits_dataset
 
 
 @pytest.fixture(scope="session")

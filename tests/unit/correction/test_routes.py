@@ -13,9 +13,9 @@ from starlette.websockets import WebSocketDisconnect
 from deployments.correction import CorrectionDeployment
 from percept.api.app import create_app
 from percept.correction.job import local_executor
-from percept.correction.synthetic import make_digits_dataset
 from percept.handles import CorrectionHandles
 from percept.testing import LocalHandle, make_services
+from tests.synthetic.correction import make_digits_dataset
 
 
 def _token(client: TestClient, name: str) -> dict[str, str]:
