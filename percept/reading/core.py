@@ -11,10 +11,10 @@ import uuid
 from typing import Any
 
 from percept.reading.audio import convert_to_mp3, load_audio, split_audio, split_silence
-from percept.reading.settings import ReadingSettings
 from percept.reading.files import blob_key
 from percept.reading.images import convert_to_png, render_view
 from percept.reading.report import compare_reading, reference_plan
+from percept.reading.settings import ReadingSettings
 from percept.reading.text import find_phrases, tokenize
 from percept.storage import BlobStore
 

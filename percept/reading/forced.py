@@ -17,6 +17,9 @@ from typing import Any
 from percept.errors import WeightsMissing
 
 logger = logging.getLogger(__name__)
+# A candidate whose likelihood ratio without context is at most this (nats) is not scored a
+# second time with the reference as context: its evidence counts twice instead.
+CONTEXT_FLOOR = -2.0
 SIZES = ("large-v3", "large-v2", "medium.en", "small.en", "base.en")
 
 
@@ -89,3 +92,184 @@ class ForcedAligner:
             logger.info("forced alignment returned %d words for %d", len(result), len(clean))
             return []
         return result
+
+    # -- likelihood scoring of candidate readings -------------------------------------------
+
+    def prepare(self, source: str | Any) -> dict[str, Any]:
+        """Encode a recording (a path or 16 kHz float samples, at most 30 s) once for scoring."""
+        import numpy as np
+        from faster_whisper.audio import decode_audio, pad_or_trim
+
+        audio = decode_audio(source, sampling_rate=16000) if isinstance(source, str) else source
+        features = self.model.feature_extractor(audio)
+        frames = min(int(features.shape[-1]), 3000)
+        encoded = self.model.encode(np.expand_dims(pad_or_trim(features), 0))
+        return {"encoded": encoded, "frames": frames, "audio": audio}
+
+    def _tokenizer(self) -> Any:
+        from faster_whisper.tokenizer import Tokenizer
+
+        if getattr(self, "_tok", None) is None:
+            self._tok = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
+                                  language="en")
+        return self._tok
+
+    def _context(self, prompt: list[str] | None) -> list[int]:
+        """The decoder's start: the reference as previous text (Whisper's prompt), then the
+        usual start-of-transcript tokens."""
+        tokenizer = self._tokenizer()
+        start = list(tokenizer.sot_sequence)
+        if not prompt:
+            return start
+        tokens = tokenizer.encode(" " + " ".join(prompt))[-(self.model.max_length // 2 - 1):]
+        return [tokenizer.sot_prev, *tokens, *start]
+
+    def decode(self, prepared: dict[str, Any], prompt: list[str] | None) -> str:
+        """Greedy transcript of the prepared recording with ``prompt`` as previous text."""
+        tokenizer = self._tokenizer()
+        start = self._context(prompt) + [tokenizer.no_timestamps]
+        result = self.model.model.generate(prepared["encoded"], [start], beam_size=1, max_length=448,
+                                           suppress_blank=True, suppress_tokens=[-1])
+        return str(tokenizer.decode([t for t in result[0].sequences_ids[0] if t < tokenizer.eot]))
+
+    def score(self, prepared: dict[str, Any], sequences: list[list[str]],
+              prompt: list[str] | None = None) -> list[dict[str, Any]]:
+        """Teacher-forced log-likelihood of each candidate word sequence under the audio.
+
+        Per sequence: ``logprob`` (sum over its tokens, nats) and per word ``start``/``end``
+        (seconds from the recording start, cross-attention DTW) and ``logprob``. All
+        sequences are scored over the same encoder output, after ``prompt`` as previous text.
+        """
+        import numpy as np
+
+        tokenizer = self._tokenizer()
+        context = self._context(prompt)
+        batch: list[list[int]] = []
+        spans: list[list[tuple[int, int]]] = []
+        for words in sequences:
+            tokens: list[int] = []
+            bounds: list[tuple[int, int]] = []
+            for word in words:
+                piece = tokenizer.encode(" " + word.strip())
+                bounds.append((len(tokens), len(tokens) + len(piece)))
+                tokens.extend(piece)
+            batch.append(tokens or [tokenizer.eot])
+            spans.append(bounds)
+        # One sequence per call: CTranslate2's batched align over a repeated encoder output is
+        # several times slower on CPU than the same calls in turn.
+        results = [self.model.model.align(prepared["encoded"], context, [tokens], prepared["frames"])[0]
+                   for tokens in batch]
+        scored: list[dict[str, Any]] = []
+        per_second = getattr(self.model, "tokens_per_second", 50)
+        for tokens, bounds, result in zip(batch, spans, results, strict=True):
+            probs = np.clip(np.asarray(result.text_token_probs, dtype=np.float64), 1e-12, 1.0)
+            logp = np.log(probs)
+            pairs = np.asarray(result.alignments)
+            times: Any = np.zeros(len(tokens) + 1)
+            if len(pairs):
+                text_index, time_index = pairs[:, 0], pairs[:, 1]
+                jumps = np.pad(np.diff(text_index), (1, 0), constant_values=1).astype(bool)
+                jump_times = time_index[jumps] / per_second
+                times = np.pad(jump_times, (0, max(0, len(tokens) + 1 - len(jump_times))), mode="edge")
+            words = []
+            for a, b in bounds:
+                words.append({"start": round(float(times[a]), 3), "end": round(float(times[b]), 3),
+                              "logprob": round(float(logp[a:b].sum()), 4)})
+            scored.append({"logprob": round(float(logp.sum()), 4), "words": words})
+        return scored
+
+    def assess(self, source: str | Any, reference: list[str], transcript: list[str],
+               long_pause_s: float = 1.0, prime: bool = True) -> dict[str, Any]:
+        """The acoustic evidence about one segment (at most 30 s) of a reading.
+
+        ``reference``: the words the segment should hold, as written; ``transcript``: the
+        free transcript's words of the segment. The segment is decoded a second time with the
+        reference as Whisper's previous text; every difference of either transcript from
+        the reference is a candidate (see :mod:`percept.reading.verdict`), scored against
+        the reference with the same context. Returns ``base`` (per reference word: times and
+        log-probability), ``candidates`` (each with ``llr`` and the changed word's times),
+        ``prompted`` (the second transcript) and ``pauses`` (quiet stretches >= ``long_pause_s``).
+        """
+        from percept.reading.verdict import apply_change, changes_between
+
+        prepared = self.prepare(source)
+        prompt = reference if prime else None
+        prompted = self.decode(prepared, prompt) if prime and reference else ""
+        found: dict[tuple[str, int, str], dict[str, Any]] = {}
+        for origin, words in (("transcript", transcript), ("prompted", prompted.split())):
+            for change in changes_between(words, reference):
+                key = (change["kind"], change["ref"], change["norm"])
+                found.setdefault(key, {**change, "source": origin})
+        candidates = [c for c in found.values() if not (c["source"] == "prompted" and _in_long_gap(c, found))]
+        sequences = [reference] + [apply_change(reference, c)[0] for c in candidates]
+        # The likelihood ratio of each candidate without context, then with the reference as
+        # context (only where the first leaves it a chance); the evidence is their sum.
+        free = self.score(prepared, sequences) if reference else []
+        base = free[0] if free else {"logprob": 0.0, "words": []}
+        for cand, scored in zip(candidates, free[1:], strict=True):
+            cand["llr_free"] = round(scored["logprob"] - base["logprob"], 3)
+            at = apply_change(reference, cand)[1]
+            if at is not None and at < len(scored["words"]):
+                cand["start"], cand["end"] = scored["words"][at]["start"], scored["words"][at]["end"]
+        hopeful = [c for c in candidates if c["llr_free"] > CONTEXT_FLOOR]
+        if prime and hopeful:
+            primed = self.score(prepared, [reference] + [apply_change(reference, c)[0] for c in hopeful], prompt)
+            for cand, scored in zip(hopeful, primed[1:], strict=True):
+                cand["llr_context"] = round(scored["logprob"] - primed[0]["logprob"], 3)
+        for cand in candidates:
+            cand["llr"] = round(cand["llr_free"] + cand.get("llr_context", cand["llr_free"]), 3)
+        return {"base": base["words"], "candidates": candidates, "prompted": prompted.strip(),
+                "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s)}
+
+
+def _in_long_gap(change: dict[str, Any], found: dict[tuple[str, int, str], dict[str, Any]]) -> bool:
+    """A deletion inside a run of 4+ deletions of the prompted transcript: Whisper skipping
+    ahead to where its context ends (a decoding failure), not the reader."""
+    if change["kind"] != "delete":
+        return False
+    gone = {c["ref"] for c in found.values() if c["kind"] == "delete" and c["source"] == change["source"]}
+    j = int(change["ref"])
+    low = j
+    while low - 1 in gone:
+        low -= 1
+    high = j
+    while high + 1 in gone:
+        high += 1
+    return high - low + 1 >= 4
+
+
+def silent_stretches(audio: Any, rate: int, min_s: float) -> list[tuple[float, float]]:
+    """``(start, end)`` of quiet stretches of at least ``min_s`` seconds between speech.
+
+    Quiet is relative to the recording itself (frame energy below a level between its noise
+    floor and its speech level), so steady background noise does not hide a pause.
+    """
+    import numpy as np
+
+    frame = int(rate * 0.02)
+    n = len(audio) // frame
+    if n < 3:
+        return []
+    frames = np.asarray(audio[: n * frame], dtype=np.float64).reshape(n, frame)
+    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
+    floor, speech = np.percentile(level, 10), np.percentile(level, 90)
+    if speech - floor < 6:  # no clear speech/silence contrast
+        return []
+    quiet = level < floor + 0.3 * (speech - floor)
+    voiced = np.flatnonzero(~quiet)
+    if len(voiced) == 0:
+        return []
+    stretches: list[tuple[float, float]] = []
+    k = int(voiced[0])
+    last = int(voiced[-1])
+    while k <= last:
+        if quiet[k]:
+            j = k
+            while j <= last and quiet[j]:
+                j += 1
+            if (j - k) * 0.02 >= min_s:
+                stretches.append((round(k * 0.02, 3), round(j * 0.02, 3)))
+            k = j
+        else:
+            k += 1
+    return stretches

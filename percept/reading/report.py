@@ -17,16 +17,27 @@ probability at least ``accept_omission``; those verdicts say ``forced_rescoring`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from percept.reading.text import Op, Token, align_words, errors_from_ops, tokenize, word_similarity
+from percept.reading.text import (
+    Op,
+    Token,
+    align_words,
+    errors_from_ops,
+    normalise_word,
+    tokenize,
+    word_similarity,
+)
 
 WORD_TIMES = "word_alignment"  # alignment over the speech model's word timestamps
 INTERPOLATED = "text_alignment_interpolated_times"  # the model gave no word times
 RULE = "+rule"
 RESCORED = "forced_rescoring"
 LOW_CONFIDENCE = 0.5
+SELF_CORRECTION_DISTANCE = 0.5  # a false start sounds at most this far from the word
+BUFFER_S = 0.05  # the silence split widens each segment by this much on both sides
 
 
 @dataclass
@@ -259,3 +270,307 @@ def compare_reading(segments: list[dict[str, Any]], reference_text: str, long_pa
     summary["rescored_words"] = len(rescued)
     summary["forced_scoring"] = forced is not None
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
+
+
+# -- the acoustic assessment (percept.reading.verdict) ---------------------------------------
+
+ACOUSTIC = "acoustic_evidence"  # a difference the likelihood ratio of the audio supports
+MISS = "acoustic_evidence_cleared"  # the transcript differed, the audio supports the text
+RULE_EVIDENCE = ACOUSTIC + RULE
+
+
+def _plan_from_ops(spoken: list[SpokenWord], n_ref: int, n_segments: int, ops: list[Op]) -> list[tuple[int, int]]:
+    owner: list[int] = [0] * n_ref
+    last = spoken[0].segment if spoken else 0
+    for _kind, i, j in ops:
+        if i is not None:
+            last = spoken[i].segment
+        if j is not None:
+            owner[j] = last
+    plan: list[tuple[int, int]] = []
+    for index in range(n_segments):
+        held = [j for j in range(n_ref) if owner[j] == index]
+        plan.append((held[0], held[-1] + 1) if held else (0, 0))
+    return plan
+
+
+@dataclass
+class Assessment:
+    """The transcript side of an assessment: what to ask the aligner per segment."""
+
+    spoken: list[SpokenWord]
+    reference: list[Token]
+    ops: list[Op]  # phonetic alignment of the free transcript to the reference
+    plan: list[tuple[int, int]]  # per segment: (first, end) reference indexes
+    words: list[str]  # the reference as written
+
+    def requests(self) -> list[dict[str, list[str]]]:
+        """Per segment: ``reference`` (its words as written) and ``transcript`` (its words)."""
+        from percept.reading.verdict import written_words
+
+        said = written_words([w.token for w in self.spoken])
+        result = []
+        for s, (a, b) in enumerate(self.plan):
+            part = list(self.words[a:b])
+            if part:
+                part[0] = part[0][:1].upper() + part[0][1:]
+            result.append({"reference": part,
+                           "transcript": [w for w, sp in zip(said, self.spoken, strict=True) if sp.segment == s]})
+        return result
+
+
+def prepare_assessment(segments: list[dict[str, Any]], reference_text: str) -> Assessment:
+    """Phonetic alignment of the free transcript to the reference, and the segment plan."""
+    from percept.reading.verdict import phonetic_align, written_words
+
+    spoken = spoken_words(segments)
+    reference = tokenize(reference_text)
+    ops = phonetic_align([w.token.norm for w in spoken], [t.norm for t in reference])
+    plan = _plan_from_ops(spoken, len(reference), len(segments), ops)
+    return Assessment(spoken, reference, ops, plan, written_words(reference))
+
+
+def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
+              threshold: float) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
+    """Changes whose evidence clears the threshold, by global reference index: one change
+    of a word (``replace``/``delete``), the words inserted before it; and per reference word
+    the strongest evidence against a change that was tried and rejected."""
+    change_at: dict[int, dict[str, Any]] = {}
+    inserts: dict[int, list[dict[str, Any]]] = {}
+    rejected: dict[int, float] = {}
+    for s, answer in enumerate(assessed):
+        if not answer or s >= len(plan):
+            continue
+        a, _b = plan[s]
+        offset = float(segments[s].get("start", 0.0))
+        for cand in answer.get("candidates", []):
+            j = a + int(cand["ref"])
+            llr = float(cand["llr"])
+            timed = {k: round(offset + float(cand[k]), 3) for k in ("start", "end") if cand.get(k) is not None}
+            item = {**cand, **timed, "ref": j, "segment": s}
+            if llr <= threshold:
+                rejected[j] = max(rejected.get(j, -1e9), llr)
+                continue
+            if cand["kind"] == "insert":
+                same = [c for c in inserts.setdefault(j, []) if c["norm"] == cand["norm"]]
+                if not same:
+                    inserts[j].append(item)
+            elif j not in change_at or llr > float(change_at[j]["llr"]):
+                change_at[j] = item
+    return change_at, inserts, rejected
+
+
+def assess_reading(segments: list[dict[str, Any]], reference_text: str,
+                   assessed: list[dict[str, Any] | None], threshold: float, long_pause_s: float = 1.0,
+                   prepared: Assessment | None = None) -> dict[str, Any]:
+    """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
+
+    ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
+    :meth:`percept.reading.forced.ForcedAligner.assess`; times relative to the segment), or
+    ``None`` where it is missing (those words keep the transcript's alignment).
+    """
+    from percept.reading.phonetic import distance
+    from percept.reading.verdict import confidence
+
+    state = prepared or prepare_assessment(segments, reference_text)
+    spoken, reference = state.spoken, state.reference
+    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold)
+    scored_segments = {s for s, answer in enumerate(assessed) if answer}
+    # Transcript positions per reference word (free alignment), for times and the errors.
+    said_at: dict[int, int] = {}
+    for kind, i, j in state.ops:
+        if i is not None and j is not None and kind in ("equal", "replace"):
+            said_at.setdefault(j, i)
+    base: dict[int, dict[str, Any]] = {}
+    for s, answer in enumerate(assessed):
+        if not answer or s >= len(state.plan):
+            continue
+        a, _b = state.plan[s]
+        offset = float(segments[s].get("start", 0.0))
+        for k, word in enumerate(answer.get("base", [])):
+            base[a + k] = {"start": round(offset + word["start"], 3), "end": round(offset + word["end"], 3),
+                           "probability": round(math.exp(min(0.0, float(word["logprob"]))), 4), "segment": s}
+
+    def owner(j: int) -> int | None:
+        return next((s for s, (a, b) in enumerate(state.plan) if a <= j < b), None)
+
+    entries: list[dict[str, Any]] = []
+    for j, token in enumerate(reference):
+        seg = owner(j)
+        for extra in inserts.get(j, []):
+            entries.append({"index": None, "at_index": j, "word": "", "status": "insertion", "spoken": extra["word"],
+                            "start": extra.get("start"), "end": extra.get("end"), "segment": extra["segment"],
+                            "probability": None, "method": ACOUSTIC, "evidence": extra["llr"],
+                            "confidence": confidence(extra["llr"], threshold)})
+        timed = base.get(j)
+        i = said_at.get(j)
+        free = spoken[i] if i is not None else None
+        entry: dict[str, Any] = {
+            "index": j, "word": token.norm, "status": "correct", "spoken": token.text,
+            "start": timed["start"] if timed else (round(free.start, 3) if free else None),
+            "end": timed["end"] if timed else (round(free.end, 3) if free else None),
+            "segment": timed["segment"] if timed else (free.segment if free else seg),
+            "probability": round(float(free.probability), 3) if free and free.probability is not None else None,
+            "forced_probability": timed["probability"] if timed else None,
+            "method": ACOUSTIC if seg in scored_segments else (free.method if free else WORD_TIMES),
+        }
+        change = change_at.get(j)
+        if change is not None:
+            entry["status"] = "substitution" if change["kind"] == "replace" else "omission"
+            entry["spoken"] = change["word"]
+            if change["kind"] == "replace":
+                entry["start"], entry["end"] = change.get("start", entry["start"]), change.get("end", entry["end"])
+            entry["evidence"] = change["llr"]
+            entry["confidence"] = confidence(change["llr"], threshold)
+        elif j in rejected:
+            entry["evidence"] = rejected[j]
+            entry["confidence"] = confidence(rejected[j], threshold)
+            entry["method"] = MISS
+            if free is not None and free.token.norm != token.norm:
+                entry["transcript"] = free.token.text
+        elif seg not in scored_segments and free is None:
+            entry["status"] = "omission"  # no evidence either way: the transcript's verdict
+        elif seg not in scored_segments and free.token.norm != token.norm and distance(free.token.norm, token.norm) > 0:
+            entry["status"], entry["spoken"] = "substitution", free.token.text
+        if "confidence" not in entry:
+            entry["confidence"] = entry["forced_probability"] if timed else entry["probability"]
+        entry["uncertain"] = bool(entry["confidence"] is not None and entry["confidence"] < 0.7)
+        entries.append(entry)
+    for extra in inserts.get(len(reference), []):
+        entries.append({"index": None, "at_index": len(reference), "word": "", "status": "insertion",
+                        "spoken": extra["word"], "start": extra.get("start"), "end": extra.get("end"),
+                        "segment": extra["segment"], "probability": None, "method": ACOUSTIC,
+                        "evidence": extra["llr"], "confidence": confidence(extra["llr"], threshold)})
+    _repetitions(entries)
+    pauses = _pauses(segments, assessed, entries, long_pause_s)
+    errors = _errors(entries, segments, spoken, said_at, reference)
+    summary = summarise(entries, spoken, long_pause_s)
+    summary["long_pauses"] = pauses
+    summary["rescored_words"] = sum(1 for e in entries if e["method"] == MISS)
+    summary["forced_scoring"] = bool(scored_segments)
+    summary["miscue_threshold"] = threshold
+    return {"errors": errors, "report": {"words": entries, "summary": summary}}
+
+
+def _repetitions(entries: list[dict[str, Any]]) -> None:
+    """An inserted word that repeats the word before or after it is a repetition of that
+    word; one that sounds like a false start of the next word, a self-correction of it."""
+    from percept.reading.phonetic import distance
+
+    k = 0
+    while k < len(entries):
+        entry = entries[k]
+        if entry["status"] != "insertion":
+            k += 1
+            continue
+        said = normalise_word(entry["spoken"])
+        nxt = next((e for e in entries[k + 1:] if e["index"] is not None), None)
+        prev = next((e for e in reversed(entries[:k]) if e["index"] is not None), None)
+        target, status = None, None
+        if nxt is not None and nxt["status"] == "correct" and said == nxt["word"]:
+            target, status = nxt, "repetition"
+        elif prev is not None and prev["status"] == "correct" and said == prev["word"]:
+            target, status = prev, "repetition"
+        elif nxt is not None and nxt["status"] == "correct" and (
+                nxt["word"].startswith(said) or distance(said, nxt["word"]) <= SELF_CORRECTION_DISTANCE):
+            target, status = nxt, "self_correction"
+        if target is None:
+            k += 1
+            continue
+        target["status"] = status
+        target["method"] = target["method"] + RULE
+        first, second = (entry, target) if target is nxt else (target, entry)
+        target["spoken"] = f"{first['spoken']} {second['spoken']}"
+        target["evidence"] = entry.get("evidence")
+        target["confidence"] = entry.get("confidence")
+        if first.get("start") is not None:
+            target["start"] = first["start"]
+        if second.get("end") is not None:
+            target["end"] = second["end"]
+        del entries[k]
+
+
+def _errors(entries: list[dict[str, Any]], segments: list[dict[str, Any]], spoken: list[SpokenWord],
+            said_at: dict[int, int], reference: list[Token]) -> list[dict[str, Any]]:
+    """The contract's errors from the verdicts: each placed in the segment text where the
+    transcript has the word (or where it would have been)."""
+    if not segments:
+        return [{"audio_segment": None, "at_char": 0, "found": "", "expected": t.norm} for t in reference]
+    errors: list[dict[str, Any]] = []
+
+    def place(j: int | None, after: bool = False) -> tuple[int, int]:
+        """(segment, char) of reference word ``j`` in the transcript, or where it would be."""
+        if j is not None and j in said_at:
+            word = spoken[said_at[j]]
+            return word.segment, word.token.end if after else word.token.start
+        later = [i for jj, i in said_at.items() if j is None or jj > j]
+        if later:
+            word = spoken[min(later)]
+            return word.segment, word.token.start
+        if spoken:
+            word = spoken[-1]
+            return word.segment, word.token.end
+        return 0, 0
+
+    for entry in entries:
+        status, j = entry["status"], entry["index"]
+        if status == "correct":
+            continue
+        if status == "insertion":
+            seg, at = place(entry.get("at_index"))
+            found, expected = entry["spoken"], ""
+        elif status in ("repetition", "self_correction"):
+            extra = entry["spoken"].split(" ")[0 if status == "self_correction" else -1]
+            seg, at = place(j, after=status == "repetition")
+            found, expected = extra, ""
+        elif status == "substitution":
+            seg, at = place(j)
+            if j in said_at and spoken[said_at[j]].token.norm == normalise_word(entry["spoken"]):
+                found = segments[seg]["text"][at : at + len(spoken[said_at[j]].token.text)]
+            else:
+                found = entry["spoken"]
+            expected = entry["word"]
+        else:
+            seg, at = place(j)
+            found, expected = "", entry["word"]
+        seg = min(max(seg, 0), len(segments) - 1)
+        errors.append({"audio_segment": _segment_ref(segments[seg]), "at_char": at, "found": found,
+                       "expected": expected})
+    return errors
+
+
+def _pauses(segments: list[dict[str, Any]], assessed: list[dict[str, Any] | None], entries: list[dict[str, Any]],
+            long_pause_s: float) -> list[dict[str, Any]]:
+    """Long pauses (quiet stretches inside a segment, gaps between segments), each given to
+    the word read right after it (``pause_before`` on that word; its start moves to the end
+    of the pause)."""
+    stretches: list[tuple[float, float]] = []
+    for s, seg in enumerate(segments):
+        answer = assessed[s] if s < len(assessed) else None
+        offset = float(seg.get("start", 0.0))
+        for a, b in (answer or {}).get("pauses", []) or []:
+            stretches.append((offset + float(a), offset + float(b)))
+        if s + 1 < len(segments):
+            gap_a, gap_b = float(seg.get("end", 0.0)) - BUFFER_S, float(segments[s + 1].get("start", 0.0)) + BUFFER_S
+            if gap_b - gap_a >= long_pause_s:
+                stretches.append((gap_a, gap_b))
+    timed = sorted((e for e in entries if e.get("start") is not None), key=lambda e: (e["start"], e["end"]))
+    result: list[dict[str, Any]] = []
+    for a, b in sorted(stretches):
+        probe = b + 0.08
+        after = next((e for e in timed if e["start"] <= probe < e["end"]), None) or next(
+            (e for e in timed if e["start"] >= probe), None)
+        if after is None:
+            continue
+        before = None
+        for e in timed:
+            if e is after:
+                break
+            before = e
+        after["pause_before"] = round(b - a, 3)
+        after["start"] = round(max(after["start"], b), 3)
+        if before is not None and before["end"] is not None and before["end"] > a:
+            before["end"] = round(max(before["start"] or a, a), 3)
+        result.append({"after": before["spoken"] if before else "", "before": after["spoken"], "start": round(a, 3),
+                       "end": round(b, 3), "duration": round(b - a, 3), "index": after["index"]})
+    return result

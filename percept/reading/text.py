@@ -207,7 +207,8 @@ def errors_from_ops(
     position = 0
     for op, i, j in ops:
         if op == "equal":
-            position = (i or 0) + 1
+            if i is not None:  # a word read as written that the transcript missed has no spoken word
+                position = i + 1
             continue
         # One error per word (the reading report needs word-level verdicts).
         if i is not None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from percept.reading.synth import espeak_available, render_page, speak_words
+from tests.synthetic.reading import espeak_available, render_page, speak_words
 
 pytestmark = [
     pytest.mark.integration,

@@ -9,7 +9,7 @@ import pytest
 
 from deployments.plugin import PluginRunner
 from percept.plugins import discover_plugins
-from percept.reading.synth import render_page
+from tests.synthetic.reading import render_page
 
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 

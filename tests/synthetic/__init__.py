@@ -1,0 +1,1 @@
+"""Synthetic data generators for tests and benchmarks (outside the library)."""
