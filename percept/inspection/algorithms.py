@@ -1,7 +1,13 @@
-"""The anomaly detectors: trained from good images only, no pretrained weights.
+"""The anomaly detectors, trained from good images only, and their typed parameters.
 
-Each detector scores patches; :mod:`percept.inspection.engine` turns patch scores into a
-pixel map, calibrates a threshold on the good images and finds boxes. Algorithms:
+Each detector turns an image into a pixel anomaly map; :mod:`percept.inspection.engine`
+calibrates a threshold on the good images and finds boxes. Algorithms (the default first):
+
+* ``patchcore`` (default): PatchCore on mid-level features of the offline ImageNet
+  backbone (:mod:`percept.inspection.patchcore`): coreset memory bank, nearest-neighbour
+  patch distances, leave-one-out threshold, optional position-aware scoring.
+
+The weight-free ones, for machines that configure no backbone:
 
 * ``hacarus-dictionary-learning``: a patch dictionary (MiniBatchDictionaryLearning), OMP
   sparse codes, score = reconstruction error of the patch.
@@ -19,7 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from percept.inspection.imaging import extract_patches
+from percept.inspection.imaging import extract_patches, scores_to_map
+from percept.inspection.patchcore import PatchCoreDetector
 
 CREATED_AT = "2026-11-23T00:00:00Z"
 
@@ -125,6 +132,15 @@ class PatchDetector:
 
     def score_features(self, feats: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def anomaly_maps(self, works: list[np.ndarray]) -> list[np.ndarray]:
+        """Smoothed pixel maps: patch scores averaged over the pixels each patch covers."""
+        maps = []
+        for work in works:
+            scores, grid = self.score_image(work)
+            raw = scores_to_map(scores, grid, work.shape[:2])
+            maps.append(cv2.GaussianBlur(raw, (0, 0), max(1.0, min(self.patch) / 4.0)))
+        return maps
 
 
 class DictionaryDetector(PatchDetector):
@@ -283,8 +299,12 @@ class Algorithm:
 
     algorithm_id: str
     name: str
-    detector: type[PatchDetector]
+    detector: type[PatchDetector] | type[PatchCoreDetector]
     params: tuple[ParamSpec, ...]
+
+    @property
+    def needs_backbone(self) -> bool:
+        return bool(getattr(self.detector, "needs_backbone", False))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -312,9 +332,27 @@ class Algorithm:
         return values
 
 
+DEFAULT_ALGORITHM = "patchcore"
+
 ALGORITHMS: dict[str, Algorithm] = {
     a.algorithm_id: a
     for a in (
+        Algorithm(
+            "patchcore", PatchCoreDetector.name, PatchCoreDetector,
+            (ParamSpec(403, "sensitivity", "float", "1.0", 0.1, 10.0, False),
+             ParamSpec(404, "min_defect_area", "int", "24", 1, 100000, False),
+             ParamSpec(411, "feature_blocks", "tuple", "[4, 10]", 0, 15),
+             ParamSpec(412, "input_size", "int", "256", 64, 640),
+             ParamSpec(413, "coreset_ratio", "float", "0.1", 0.005, 1.0),
+             ParamSpec(414, "position_aware", "int", "-1", -1, 1),
+             ParamSpec(415, "position_weight", "float", "0.15", 0.0, 10.0),
+             ParamSpec(416, "smoothing_sigma", "float", "4.0", 0.0, 32.0),
+             ParamSpec(417, "box_level", "float", "0.6", 0.05, 1.0, False),
+             ParamSpec(418, "merge_distance", "int", "8", 0, 128, False),
+             ParamSpec(419, "threshold_sigmas", "float", "2.5", 0.0, 10.0, False),
+             ParamSpec(420, "border_pad", "int", "32", 0, 128),
+             ParamSpec(421, "box_relative", "float", "0.5", 0.0, 1.0, False)),
+        ),
         Algorithm(
             "hacarus-dictionary-learning", DictionaryDetector.name, DictionaryDetector,
             (*_common(100, "[8, 8]", "4"),

@@ -1,9 +1,22 @@
 """Training and prediction, Ray-free: what the trainer and predictor deployments wrap.
 
-A trained model is the fitted detector plus its calibration: the median and the high
-quantile of the pixel anomaly maps of the good training images. Maps are normalised so that
-``0`` is a typical good pixel and ``1`` the calibrated threshold; a region above
-``sensitivity`` of at least ``min_defect_area`` pixels is a defect.
+A trained model is the fitted detector plus its calibration: ``median``, a typical pixel of
+a good image's anomaly map, and ``threshold``, the image score above which an image is
+defective. Maps are normalised so that ``0`` is a typical good pixel and ``1`` the
+threshold.
+
+* ``patchcore`` calibrates by leave-one-out: every training image is scored against a
+  memory bank without its own patches; the threshold sits ``threshold_sigmas`` standard
+  deviations above the mean of those image scores. Labelled defect images, when given, move the threshold to
+  where it best separates them from the good ones (never below what lets 5 % of the good
+  images through).
+* the weight-free detectors are fitted on ~70 % of the good images and take the highest
+  pixel of the other ~30 % as the threshold.
+
+A defect is a connected region of the map: it starts where the map exceeds
+``sensitivity`` (the threshold) and extends over the neighbouring pixels above
+``box_level``; regions closer than ``merge_distance`` pixels are one defect; regions under
+``min_defect_area`` pixels are ignored. An image is NG when it has a defect.
 """
 
 from __future__ import annotations
@@ -15,11 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
-from percept.inspection.algorithms import ALGORITHMS, PatchDetector
-from percept.inspection.imaging import find_boxes, heatmap_png, scores_to_map, to_working
+from percept.inspection.algorithms import ALGORITHMS, Algorithm, PatchDetector
+from percept.inspection.imaging import find_boxes, heatmap_png, to_working
+from percept.inspection.patchcore import FeatureBackbone, PatchCoreDetector
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -32,7 +45,7 @@ class TrainedModel:
 
     algorithm_id: str
     params: dict[str, Any]
-    detector: PatchDetector
+    detector: PatchDetector | PatchCoreDetector
     work_size: int
     median: float = 0.0
     threshold: float = 1.0
@@ -85,13 +98,6 @@ class Prediction:
         }
 
 
-def _raw_map(detector: PatchDetector, work: np.ndarray) -> np.ndarray:
-    scores, grid = detector.score_image(work)
-    raw = scores_to_map(scores, grid, work.shape[:2])
-    sigma = max(1.0, min(detector.patch) / 4.0)
-    return cv2.GaussianBlur(raw, (0, 0), sigma)
-
-
 def split_for_calibration(works: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Fit on about 70 % of the good images, calibrate on the rest (all of them if only one).
 
@@ -104,48 +110,149 @@ def split_for_calibration(works: list[np.ndarray]) -> tuple[list[np.ndarray], li
     return works[:-held], works[-held:]
 
 
+# The most good images a threshold chosen with labelled defects may let through.
+MAX_GOOD_FLAGGED = 0.05
+
+
+def good_threshold(scores: Sequence[float], median: float, sigmas: float) -> float:
+    """The threshold from the good images' (leave-one-out) image scores alone: ``sigmas``
+    standard deviations above their mean (with fewer than five images, where a spread
+    means little, a quarter of the way above the highest again)."""
+    values = np.asarray(scores, dtype=float)
+    high = float(values.max())
+    if len(values) < 5:
+        return high + 0.25 * max(high - median, 1e-6)
+    return float(values.mean() + sigmas * values.std())
+
+
+def labelled_threshold(good: Sequence[float], defective: Sequence[float], base: float) -> float:
+    """The threshold that best separates labelled defect images from the good ones.
+
+    Candidates lie between consecutive scores; the best maximises caught defects minus
+    flagged good images, and must flag at most :data:`MAX_GOOD_FLAGGED` of the good images;
+    among equals, the one nearest ``base`` (the good-only threshold) wins.
+    """
+    if not defective or not good:
+        return base
+    values = np.sort(np.concatenate([np.asarray(good, float), np.asarray(defective, float), [base]]))
+    candidates = np.unique(np.concatenate([(values[:-1] + values[1:]) / 2, [base]]))
+    g, d = np.asarray(good, float), np.asarray(defective, float)
+    floor = float(np.quantile(g, 1.0 - MAX_GOOD_FLAGGED))
+    best, best_key = base, (-np.inf, 0.0)
+    for t in candidates:
+        if t < floor:
+            continue
+        key = (float((d > t).mean() - (g > t).mean()), -abs(float(t) - base))
+        if key > best_key:
+            best, best_key = float(t), key
+    return best
+
+
+def _works(images: Sequence[np.ndarray], work_size: int) -> list[np.ndarray]:
+    return [to_working(img, work_size)[0] for img in images]
+
+
 def train(
-    algorithm_id: str,
+    algorithm_id: str | Algorithm,
     params: dict[str, Any],
     images: Sequence[np.ndarray],
     *,
     work_size: int = 256,
     progress: Progress | None = None,
     seed: int = 0,
+    backbone: FeatureBackbone | None = None,
+    defects: Sequence[np.ndarray] = (),
 ) -> TrainedModel:
-    """Fit ``algorithm_id`` on good RGB images and calibrate its threshold on them."""
+    """Fit ``algorithm_id`` on good RGB images and calibrate its threshold on them.
+
+    ``defects``: images labelled defective, used only to place the threshold.
+    ``algorithm_id`` may also be an :class:`Algorithm` not listed in ``ALGORITHMS`` (baselines).
+    """
     if not images:
         raise ValueError("no good images to train on")
     report = progress or (lambda _p, _m: None)
     started = time.perf_counter()
-    algorithm = ALGORITHMS[algorithm_id]
-    detector = algorithm.detector(params)
-    works = [to_working(img, work_size)[0] for img in images]
-    fit_set, held_out = split_for_calibration(works)
-    report(10, f"fitting {algorithm_id} on {len(fit_set)} images")
-    detector.fit(fit_set, np.random.default_rng(seed))
-    report(60, f"calibrating the threshold on {len(held_out)} held-out good images")
-    maps = []
-    for i, work in enumerate(held_out):
-        maps.append(_raw_map(detector, work))
-        report(60 + 35 * (i + 1) / len(held_out), f"calibrated {i + 1} of {len(held_out)}")
-    values = np.concatenate([m.ravel() for m in maps])
-    median = float(np.median(values))
-    # The threshold is the highest pixel of any held-out good image: the good images set the bar.
-    high = max(float(m.max()) for m in maps)
-    threshold = high if high > median else median + 1e-6
-    model = TrainedModel(algorithm_id, dict(params), detector, work_size, median, threshold)
-    model.info = {"train_seconds": round(time.perf_counter() - started, 3), "images": len(works), "calibration_images": len(held_out)}
+    algorithm = algorithm_id if isinstance(algorithm_id, Algorithm) else ALGORITHMS[algorithm_id]
+    works = _works(images, work_size)
+    detector: PatchDetector | PatchCoreDetector
+    if algorithm.needs_backbone:
+        detector = PatchCoreDetector(params)
+        detector.attach(backbone or default_backbone())
+        report(10, f"building the memory bank from {len(works)} images")
+        maps = detector.fit(works, seed)
+        median = float(np.median(np.concatenate([m.ravel() for m in maps])))
+        scores = [float(m.max()) for m in maps]
+        threshold = good_threshold(scores, median, float(params.get("threshold_sigmas", 2.5)))
+        calibration = len(maps)
+    else:
+        patch_detector = algorithm.detector(params)
+        assert isinstance(patch_detector, PatchDetector)
+        detector = patch_detector
+        fit_set, held_out = split_for_calibration(works)
+        report(10, f"fitting {algorithm.algorithm_id} on {len(fit_set)} images")
+        patch_detector.fit(fit_set, np.random.default_rng(seed))
+        report(60, f"calibrating the threshold on {len(held_out)} held-out good images")
+        maps = patch_detector.anomaly_maps(held_out)
+        median = float(np.median(np.concatenate([m.ravel() for m in maps])))
+        scores = [float(m.max()) for m in maps]
+        # The highest pixel of any held-out good image: the good images set the bar.
+        threshold = max(scores)
+        calibration = len(held_out)
+    threshold = threshold if threshold > median else median + 1e-6
+    info: dict[str, Any] = {"images": len(works), "calibration_images": calibration}
+    if defects:
+        report(90, f"placing the threshold with {len(defects)} labelled defect images")
+        defect_scores = [float(m.max()) for m in detector.anomaly_maps(_works(defects, work_size))]
+        chosen = labelled_threshold(scores, defect_scores, threshold)
+        info.update(defect_images=len(defects), good_only_threshold=round(threshold, 4),
+                    defects_caught=round(float(np.mean([d > chosen for d in defect_scores])), 3))
+        threshold = chosen if chosen > median else threshold
+    if isinstance(detector, PatchCoreDetector):
+        info.update(detector.info_)
+    model = TrainedModel(algorithm.algorithm_id, dict(params), detector, work_size, median, threshold)
+    info["train_seconds"] = round(time.perf_counter() - started, 3)
+    model.info = info
     report(100, "trained")
     return model
 
 
-def predict(model: TrainedModel, image: np.ndarray) -> Prediction:
-    """OK/NG, the normalised anomaly map and the defect boxes of one RGB image."""
-    work, scale = to_working(image, model.work_size)
-    raw = _raw_map(model.detector, work)
-    norm = (raw - model.median) / (model.threshold - model.median)
+_DEFAULT_BACKBONE: list[FeatureBackbone] = []
+
+
+def default_backbone() -> FeatureBackbone:
+    """The in-process EfficientNet-Lite0 (loaded once per process)."""
+    if not _DEFAULT_BACKBONE:
+        from percept.inspection.patchcore import LocalBackbone
+
+        _DEFAULT_BACKBONE.append(LocalBackbone())
+    return _DEFAULT_BACKBONE[0]
+
+
+def predict_many(
+    model: TrainedModel, images: Sequence[np.ndarray], backbone: FeatureBackbone | None = None
+) -> list[Prediction]:
+    """OK/NG, the normalised anomaly map and the defect boxes of each RGB image."""
+    if not images:
+        return []
+    detector = model.detector
+    if isinstance(detector, PatchCoreDetector) and (backbone is not None or detector._backbone is None):
+        detector.attach(backbone or default_backbone())
+    prepared = [to_working(img, model.work_size) for img in images]
+    raws = detector.anomaly_maps([work for work, _ in prepared])
     level = float(model.params.get("sensitivity", 1.0))
+    grow = float(model.params.get("box_level", level))
     min_area = int(model.params.get("min_defect_area", 12))
-    boxes = find_boxes(norm, level, min_area, scale, image.shape[:2])
-    return Prediction(good=not boxes, score=float(norm.max()), boxes=boxes, norm_map=norm, level=level)
+    merge = int(model.params.get("merge_distance", 0))
+    relative = float(model.params.get("box_relative", 0.0))
+    out = []
+    for image, (_, scale), raw in zip(images, prepared, raws, strict=True):
+        norm = (raw - model.median) / (model.threshold - model.median)
+        boxes = find_boxes(norm, level, min_area, scale, image.shape[:2], grow=min(grow, level), merge=merge,
+                           relative=relative)
+        out.append(Prediction(good=not boxes, score=float(norm.max()), boxes=boxes, norm_map=norm, level=level))
+    return out
+
+
+def predict(model: TrainedModel, image: np.ndarray, backbone: FeatureBackbone | None = None) -> Prediction:
+    """OK/NG, the normalised anomaly map and the defect boxes of one RGB image."""
+    return predict_many(model, [image], backbone)[0]

@@ -108,34 +108,53 @@ def scores_to_map(scores: np.ndarray, grid: PatchGrid, out_shape: tuple[int, int
 
 
 def find_boxes(
-    norm_map: np.ndarray, level: float, min_area: int, scale: float, original: tuple[int, int]
+    norm_map: np.ndarray, level: float, min_area: int, scale: float, original: tuple[int, int],
+    *, grow: float | None = None, merge: int = 0, relative: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Connected regions of ``norm_map > level`` (at least ``min_area`` working pixels).
+    """Defect regions of a normalised map, as boxes in original-image pixels (inclusive).
 
-    Boxes are in original-image pixel coordinates (inclusive bounds), largest score first.
+    A region starts where ``norm_map > level`` and extends over the connected pixels above
+    ``grow`` (hysteresis; ``grow = level`` keeps only the pixels above the threshold) and
+    above ``relative`` × the region's peak; regions whose gap is at most ``merge`` working pixels are one defect. Regions of fewer
+    than ``min_area`` working pixels are ignored. Largest score first.
     """
+    low = level if grow is None else min(grow, level)
+    seeds = norm_map > level
+    if not seeds.any():
+        return []
     # A closing joins the fragments of one thin defect (a scratch) into one region.
-    above = ndimage.binary_closing(norm_map > level, structure=np.ones((3, 3), bool), iterations=3)
-    labels, count = ndimage.label(above | (norm_map > level))
+    region = norm_map > low
+    region |= ndimage.binary_closing(region, structure=np.ones((3, 3), bool), iterations=3)
+    labels, count = ndimage.label(region)
+    keep = np.unique(labels[seeds & (labels > 0)])
+    region = np.isin(labels, keep[keep > 0])
+    if relative > 0:  # a strong defect's halo is not the defect: cut each region at a share of its peak
+        peaks = ndimage.maximum(norm_map, labels, index=np.arange(count + 1))
+        cut = np.maximum(low, relative * np.asarray(peaks)[labels])
+        region &= norm_map > cut
+    if merge > 0:
+        joined = ndimage.binary_dilation(region, structure=np.ones((3, 3), bool), iterations=max(1, merge // 2))
+        labels, count = ndimage.label(joined)
+        labels = labels * region
+    else:
+        labels, count = ndimage.label(region)
     boxes: list[dict[str, Any]] = []
-    if count == 0:
-        return boxes
     oh, ow = original
-    for index, region in enumerate(ndimage.find_objects(labels), start=1):
-        if region is None:
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
             continue
-        mask = labels[region] == index
+        mask = labels[box] == index
         area = int(mask.sum())
         if area < min_area:
             continue
-        ys, xs = region
+        ys, xs = box
         boxes.append(
             {
                 "x_min": int(min(ow - 1, np.floor(xs.start * scale))),
                 "y_min": int(min(oh - 1, np.floor(ys.start * scale))),
                 "x_max": int(min(ow - 1, np.ceil(xs.stop * scale) - 1)),
                 "y_max": int(min(oh - 1, np.ceil(ys.stop * scale) - 1)),
-                "score": round(float(norm_map[region][mask].max(initial=level)), 4),
+                "score": round(float(norm_map[box][mask].max(initial=low)), 4),
                 "area": int(round(area * scale * scale)),
             }
         )

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from percept.cli import main as cli
-from percept.inspection import synthetic
+from tests.synthetic import inspection as synthetic
 from percept.sdk import APIError, VisualInspectionSDK
 
 AppUnderTest = Any  # the percept_app fixture's object (url, root, client())

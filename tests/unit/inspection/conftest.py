@@ -12,12 +12,12 @@ from PIL import Image
 
 from percept.api.app import create_app
 from percept.handles import InspectionHandles
-from percept.inspection import synthetic
 from percept.inspection.license import issue_license
 from percept.inspection.worker import InspectionWorker
 from percept.sdk import VisualInspectionSDK
 from percept.services import Services
 from percept.testing import LocalHandle, make_services
+from tests.synthetic import inspection as synthetic
 
 
 @pytest.fixture()

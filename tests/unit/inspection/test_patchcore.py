@@ -1,0 +1,148 @@
+"""PatchCore on the offline EfficientNet-Lite0: memory bank, leave-one-out threshold,
+position-aware scoring, labelled defects and boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from percept.inspection import engine
+from percept.inspection.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
+from percept.inspection.imaging import find_boxes
+from percept.inspection.patchcore import PatchCoreDetector, greedy_coreset, nearest_distance
+from tests.synthetic import inspection as synthetic
+
+
+def test_patchcore_is_the_default_and_typed() -> None:
+    assert DEFAULT_ALGORITHM == "patchcore" and next(iter(ALGORITHMS)) == "patchcore"
+    spec = ALGORITHMS["patchcore"]
+    described = {p["name"]: p for p in spec.describe()["parameters"]}
+    assert described["feature_blocks"] == described["feature_blocks"] | {"data_type": "tuple", "value": "[4, 10]"}
+    assert described["coreset_ratio"]["data_type"] == "float" and described["position_aware"]["value"] == "-1"
+    values = spec.resolve([(413, "0.25"), (414, "1"), (411, "[3, 9]")])
+    assert values["coreset_ratio"] == 0.25 and values["position_aware"] == 1 and values["feature_blocks"] == (3, 9)
+    with pytest.raises(ValueError):
+        spec.resolve([(411, "[4, 99]")])
+
+
+def test_greedy_coreset_keeps_the_outliers_and_covers_the_rest() -> None:
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(size=(2000, 8)).astype(np.float32)
+    cloud[:3] += 40.0  # three far outliers: a coreset must keep them
+    picked = greedy_coreset(cloud, 200, projection=8)
+    assert len(set(picked.tolist())) == 200 and {0, 1, 2} <= set(picked.tolist())
+    covering = nearest_distance(cloud, cloud[picked]).max()
+    random_pick = rng.choice(len(cloud), 200, replace=False)
+    assert covering < nearest_distance(cloud, cloud[random_pick]).max()
+
+
+def test_nearest_distance_is_exact() -> None:
+    rng = np.random.default_rng(1)
+    q, b = rng.normal(size=(50, 6)), rng.normal(size=(70, 6))
+    expected = np.sqrt(((q[:, None] - b[None]) ** 2).sum(-1)).min(axis=1)
+    np.testing.assert_allclose(nearest_distance(q, b, chunk=16), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_patchcore_flags_defects_passes_good_images_and_stores_small() -> None:
+    rng = np.random.default_rng(5)
+    goods = synthetic.good_images("coins", 14, rng, size=128)
+    params = ALGORITHMS["patchcore"].resolve(None)
+    trained = engine.train("patchcore", params, goods[:10])
+    blob = trained.to_bytes()
+    assert len(blob) < 2_000_000  # the memory bank, not the backbone
+    model = engine.TrainedModel.from_bytes(blob)
+    # The threshold comes from the good images alone: above every leave-one-out score.
+    assert model.threshold > model.median and model.info["calibration_images"] == 10
+    for good in goods[10:]:
+        assert engine.predict(model, good).good
+    for family in ("blob", "scratch", "stain"):
+        bad, mask = synthetic.add_defect(goods[12], family, rng, fraction=0.04 if family != "scratch" else 0.02)
+        found = engine.predict(model, bad)
+        assert not found.good, family
+        ys, xs = mask.nonzero()
+        assert any(b["x_min"] <= xs.mean() <= b["x_max"] and b["y_min"] <= ys.mean() <= b["y_max"]
+                   for b in found.boxes), family
+
+
+def _parts(count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """An aligned product: two light squares on a dark plate, shifted by a pixel or two."""
+    out = []
+    for _ in range(count):
+        img = np.full((192, 192, 3), 40, np.uint8)
+        dy, dx = rng.integers(-2, 3, size=2)
+        img[30 + dy : 54 + dy, 30 + dx : 54 + dx] = 200
+        img[130 + dy : 154 + dy, 130 + dx : 154 + dx] = 200
+        out.append(np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8))
+    return out
+
+
+def test_aligned_parts_are_scored_in_place_and_a_missing_part_is_found() -> None:
+    """``position_aware = -1`` sees that the parts are aligned and compares each patch with
+    the training patches of the same place; a missing square is then found where it was."""
+    rng = np.random.default_rng(2)
+    goods = _parts(12, rng)
+    missing = goods[11].copy()
+    missing[126:158, 126:158] = 40
+    spec = ALGORITHMS["patchcore"]
+    auto = engine.train("patchcore", spec.resolve(None), goods[:10])
+    assert auto.info["position_aware"] is True and auto.detector.weight_ > 0
+    assert engine.predict(auto, goods[10]).good
+    found = engine.predict(auto, missing)
+    assert not found.good
+    box = found.boxes[0]
+    assert box["x_min"] <= 142 <= box["x_max"] and box["y_min"] <= 142 <= box["y_max"]
+    assert (box["x_max"] - box["x_min"]) < 96  # about the square, not the whole plate
+    off = engine.train("patchcore", spec.resolve([(414, "0")]), goods[:10])
+    assert off.info["position_aware"] is False and off.detector.weight_ == 0
+
+
+def test_textures_are_not_treated_as_aligned() -> None:
+    rng = np.random.default_rng(3)
+    model = engine.train("patchcore", ALGORITHMS["patchcore"].resolve(None), synthetic.good_images("gravel", 8, rng, size=128))
+    assert model.info["position_aware"] is False
+
+
+def test_labelled_defects_move_the_threshold() -> None:
+    good = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9]
+    # defects that score under the good-only threshold pull it down, but not below the
+    # 95th percentile of the good scores
+    lowered = engine.labelled_threshold(good, [1.85, 1.95, 2.0], base=2.2)
+    assert 1.8 < lowered < 1.85
+    assert engine.labelled_threshold(good, [0.5], base=2.2) == 2.2  # an unreachable defect moves nothing
+    assert engine.labelled_threshold(good, [], base=2.2) == 2.2
+    # far-away defects keep the good-only threshold
+    assert engine.labelled_threshold(good, [5.0, 6.0], base=2.2) == 2.2
+
+
+def test_labelled_defect_images_are_used_in_training() -> None:
+    rng = np.random.default_rng(4)
+    goods = synthetic.good_images("coins", 10, rng, size=128)
+    faint = [synthetic.add_defect(synthetic.good_image("coins", rng, 128), "stain", rng, 0.02)[0] for _ in range(3)]
+    params = ALGORITHMS["patchcore"].resolve([(419, "8.0")])  # a deliberately high good-only threshold
+    plain = engine.train("patchcore", params, goods)
+    helped = engine.train("patchcore", params, goods, defects=faint)
+    assert helped.info["defect_images"] == 3
+    assert helped.threshold <= plain.threshold
+    assert helped.info["good_only_threshold"] == pytest.approx(plain.threshold, rel=1e-3)
+
+
+def test_boxes_grow_from_the_threshold_and_merge_when_close() -> None:
+    norm = np.zeros((64, 64), np.float32)
+    norm[10:20, 10:20] = 0.8
+    norm[14:16, 14:16] = 1.5  # its seed above the threshold
+    norm[10:20, 30:37] = 0.8  # a second defect 10 px to the right
+    norm[14, 33] = 1.2
+    norm[40:50, 40:50] = 0.8  # under the threshold everywhere: not a defect
+    seeds = find_boxes(norm, 1.0, 1, 1.0, (64, 64))
+    assert sorted((b["x_min"], b["x_max"]) for b in seeds) == [(14, 15), (33, 33)]
+    grown = find_boxes(norm, 1.0, 1, 1.0, (64, 64), grow=0.5)
+    assert sorted((b["x_min"], b["x_max"], b["y_min"], b["y_max"]) for b in grown) == [(10, 19, 10, 19), (30, 36, 10, 19)]
+    assert grown[0]["score"] == 1.5  # the strongest first
+    merged = find_boxes(norm, 1.0, 1, 1.0, (64, 64), grow=0.5, merge=12)
+    assert [(b["x_min"], b["x_max"], b["y_min"], b["y_max"]) for b in merged] == [(10, 36, 10, 19)]
+
+
+def test_a_model_without_its_backbone_says_so() -> None:
+    detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve(None))
+    with pytest.raises(RuntimeError, match="backbone"):
+        detector.anomaly_maps([np.zeros((32, 32, 3), np.float32)])
