@@ -1,4 +1,4 @@
-"""The plugin API of the reading service (spec 004, "Plugins") and plugin discovery.
+"""The plugin API of the reading service (docs/reading.md, docs/architecture.md) and plugin discovery.
 
 A plugin is a class in a ``plugins/*_plugin.py`` file, decorated with
 :func:`register_plugin`, with ``name``, ``languages``, ``description`` and a static

@@ -1,4 +1,4 @@
-"""``/v1/auth``: users of the password flow (spec 004 and CONTRACT_NOTES "Reading assessment").
+"""``/v1/auth``: users of the password flow of the reading API (docs/reading.md, "Routes").
 
 The same user tokens authenticate the other user-facing services (search, dataset
 correction, the platform task routes).

@@ -1,4 +1,4 @@
-"""Reading assessment ("Follow My Reading", spec 004): Ray-free algorithms and cores.
+"""Reading assessment ("Follow My Reading", docs/reading.md): Ray-free algorithms and cores.
 
 * :mod:`percept.reading.audio` — ``dbfs_to_fraction``, ``fraction_to_dbfs``, ``split_audio``,
   ``split_silence`` and audio conversion.

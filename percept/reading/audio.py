@@ -1,4 +1,4 @@
-"""Audio algorithms of spec 004 and the upload conversion (pydub over ffmpeg).
+"""Audio algorithms of the reading contract (docs/reading.md) and the upload conversion (pydub over ffmpeg).
 
 ``split_audio`` and ``split_silence`` return the ids of the cut files like the original;
 where the files go is the caller's choice (``save(mp3_bytes) -> id``), so the functions

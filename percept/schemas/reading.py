@@ -1,4 +1,4 @@
-"""Wire models of the reading service (spec 004 "Schemas"), named as the spec names them.
+"""Wire models of the reading service (docs/reading.md), named as the original API names them.
 
 Response models allow extra fields: Percept adds word timings (``words``) to audio
 segments and the word-level ``report`` to comparison results, beyond the original.

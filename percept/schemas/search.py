@@ -1,4 +1,4 @@
-"""Wire models of the image search service (spec 003)."""
+"""Wire models of the image search service (docs/search.md)."""
 
 from __future__ import annotations
 
