@@ -312,8 +312,12 @@ def bare_ocr(plugin: Any, path: str, n: int) -> Run:
 # ---------------------------------------------------------------- the application over HTTP
 
 
+def serve_config() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))
+
+
 def config_args() -> dict[str, Any]:
-    return dict(yaml.safe_load((ROOT / "serve_config.yaml").read_text())["applications"][0]["args"])
+    return dict(serve_config()["applications"][0]["args"])
 
 
 def bench_app_args(root: Path, device: str, batching: bool) -> dict[str, Any]:
@@ -342,7 +346,8 @@ def deploy(root: Path, device: str, batching: bool, port: int) -> None:
 
     from deployments.app import build_app
 
-    serve.run(build_app(bench_app_args(root, device, batching)), name="percept", route_prefix="/")
+    serve.run(build_app(bench_app_args(root, device, batching)), name="percept", route_prefix="/",
+              logging_config=serve_config().get("logging_config"))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
@@ -454,7 +459,7 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
     ray.init(include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=serve_config().get("logging_config"))
     info: dict[str, Any] = {}
     try:
         started = time.perf_counter()
