@@ -6,6 +6,9 @@ from pydantic import Field
 
 from percept.config import ServiceSettings
 
+# The plugin names of the original project (its clients send them), and ours.
+ORIGINAL_MODEL_NAMES = {"whisper": "faster_whisper", "eng_tesseract": "tesseract"}
+
 
 class ReadingSettings(ServiceSettings):
     """Limits and knobs of the reading service (all optional in serve_config.yaml)."""
@@ -25,5 +28,13 @@ class ReadingSettings(ServiceSettings):
         0.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
+    model_aliases: dict[str, str] = Field(
+        default_factory=lambda: dict(ORIGINAL_MODEL_NAMES),
+        description="other names clients may use for a plugin (default: the original project's names, "
+                    "whisper -> faster_whisper, eng_tesseract -> tesseract); listed by /v1/*/models")
     max_phrases: int = Field(200, ge=1, description="phrases per extraction request")
     max_text_chars: int = Field(100_000, ge=1, description="reference text per comparison request")
+
+    def plugin_name(self, name: str) -> str:
+        """The plugin a client's model name means (an alias resolved; other names unchanged)."""
+        return self.model_aliases.get(name, name)

@@ -1,0 +1,187 @@
+"""Acoustic verdicts: phonetic matching, candidate readings, evidence -> report, Whisper paths."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from percept.reading.forced import ForcedAligner, find_whisper_model, silent_stretches
+from percept.reading.phonetic import distance, phonemes, sounds_same
+from percept.reading.report import assess_reading, prepare_assessment
+from percept.reading.verdict import apply_change, changes_between, confidence, phonetic_align
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+def segment(words: list[str], t0: float = 0.0, file: str = "f0", step: float = 0.5) -> dict[str, Any]:
+    timed = [{"word": " " + w, "start": t0 + k * step, "end": t0 + k * step + 0.3, "probability": 0.9}
+             for k, w in enumerate(words)]
+    return {"start": t0, "end": t0 + step * len(words), "text": "".join(w["word"] for w in timed),
+            "words": timed, "file": file}
+
+
+@needs_espeak
+def test_sounds_tell_recognition_noise_from_misreading() -> None:
+    assert sounds_same("their", "there") and sounds_same("3", "three") and sounds_same("hay", "hey")
+    assert not sounds_same("house", "horse") and not sounds_same("ship", "sheep")
+    assert 0 < distance("quiet", "quite") < distance("dog", "table")
+    assert phonemes("some thing") == phonemes("something")
+
+
+@needs_espeak
+def test_phonetic_alignment_joins_split_and_merged_words() -> None:
+    ops = phonetic_align("we went any way to see some thing".split(), "we went anyway to see something".split())
+    assert all(kind == "equal" for kind, _, _ in ops)
+    assert [j for _, _, j in ops] == [0, 1, 2, 3, 4, 5]
+    ops = phonetic_align("the horse ran".split(), "the house ran".split())
+    assert ops[1] == ("replace", 1, 1)
+
+
+@needs_espeak
+def test_changes_and_candidate_readings() -> None:
+    reference = "The train left the station".split()
+    changes = changes_between("the train marble the station".split(), reference)
+    assert changes == [{"kind": "replace", "ref": 2, "word": "marble", "norm": "marble"}]
+    assert apply_change(reference, changes[0]) == (["The", "train", "marble", "the", "station"], 2)
+    skipped = changes_between("train left the station".split(), reference)
+    assert skipped == [{"kind": "delete", "ref": 0, "word": "", "norm": ""}]
+    assert apply_change(reference, skipped[0]) == (["Train", "left", "the", "station"], None)
+    extra = {"kind": "insert", "ref": 1, "word": "little", "norm": "little"}
+    assert apply_change(reference, extra) == (["The", "little", "train", "left", "the", "station"], 1)
+
+
+def answer(base: int, candidates: list[dict[str, Any]], pauses: list[list[float]] | None = None) -> dict[str, Any]:
+    return {"base": [{"start": 0.1 + 0.5 * k, "end": 0.4 + 0.5 * k, "logprob": -0.1} for k in range(base)],
+            "candidates": candidates, "prompted": "", "pauses": pauses or []}
+
+
+@needs_espeak
+def test_evidence_decides_each_difference() -> None:
+    # The transcript heard "dig" for "dog" (the reader misread: strong evidence) and "a" for
+    # "the" (a recognition slip: the audio prefers the text).
+    reading = [segment("the dig ran to a park".split())]
+    reference = "The dog ran to the park"
+    state = prepare_assessment(reading, reference)
+    assert state.requests() == [{"reference": ["The", "dog", "ran", "to", "the", "park"],
+                                 "transcript": ["the", "dig", "ran", "to", "a", "park"]}]
+    assessed = [answer(6, [
+        {"kind": "replace", "ref": 1, "word": "dig", "norm": "dig", "llr": 9.0, "start": 0.6, "end": 0.9},
+        {"kind": "replace", "ref": 4, "word": "a", "norm": "a", "llr": -6.0, "start": 2.1, "end": 2.3},
+    ])]
+    result = assess_reading(reading, reference, assessed, threshold=2.0)
+    words = result["report"]["words"]
+    assert [w["status"] for w in words] == ["correct", "substitution", "correct", "correct", "correct", "correct"]
+    assert (words[1]["spoken"], words[1]["evidence"], words[1]["start"]) == ("dig", 9.0, 0.6)
+    assert words[1]["confidence"] == confidence(9.0, 2.0) and words[1]["confidence"] > 0.99
+    the = words[4]
+    assert (the["method"], the["transcript"], the["evidence"]) == ("acoustic_evidence_cleared", "a", -6.0)
+    assert (the["start"], the["end"]) == (2.1, 2.4)  # the forced times of the reference word
+    assert [(e["at_char"], e["found"], e["expected"]) for e in result["errors"]] == [(5, "dig", "dog")]
+    # A stricter operating point keeps the same verdicts on clear evidence only.
+    strict = assess_reading(reading, reference, assessed, threshold=10.0)
+    assert [w["status"] for w in strict["report"]["words"]].count("substitution") == 0
+    assert strict["errors"] == []
+
+
+@needs_espeak
+def test_repetitions_self_corrections_and_pauses() -> None:
+    reading = [segment("my cat cat likes the horse house".split())]
+    reference = "My cat likes the house"
+    assessed = [answer(5, [
+        {"kind": "insert", "ref": 1, "word": "cat", "norm": "cat", "llr": 4.0, "start": 0.5, "end": 0.8},
+        {"kind": "insert", "ref": 4, "word": "horse", "norm": "horse", "llr": 5.0, "start": 2.5, "end": 2.8},
+    ], pauses=[[0.9, 1.7]])]
+    result = assess_reading(reading, reference, assessed, threshold=1.0, long_pause_s=0.7)
+    words = result["report"]["words"]
+    assert [(w["index"], w["status"]) for w in words] == [
+        (0, "correct"), (1, "repetition"), (2, "correct"), (3, "correct"), (4, "self_correction")]
+    assert words[1]["spoken"] == "cat cat" and words[4]["spoken"] == "horse house"
+    pause = result["report"]["summary"]["long_pauses"]
+    assert len(pause) == 1 and pause[0]["duration"] == 0.8
+    paused = next(w for w in words if w.get("pause_before"))
+    assert paused["index"] == 3 and paused["start"] == 1.7  # the word after the pause starts when it ends
+    assert result["report"]["summary"]["accuracy"] == 1.0
+    assert {e["found"] for e in result["errors"]} == {"cat", "horse"}
+
+
+def test_without_evidence_the_transcript_decides() -> None:
+    reading = [segment("the dog ran".split())]
+    result = assess_reading(reading, "the dog ran home", [None], threshold=0.0)
+    assert [w["status"] for w in result["report"]["words"]] == ["correct", "correct", "correct", "omission"]
+    assert result["report"]["summary"]["forced_scoring"] is False
+
+
+def test_quiet_stretches_inside_speech() -> None:
+    rate = 16000
+    rng = np.random.default_rng(0)
+    tone = np.sin(np.arange(rate // 2) * 2 * np.pi * 220 / rate) * 0.5
+    audio = np.concatenate([tone, np.zeros(int(1.5 * rate)), tone, np.zeros(rate // 5), tone])
+    audio = audio + rng.normal(0, 0.003, len(audio))  # a noise floor
+    stretches = silent_stretches(audio, rate, 1.0)
+    assert len(stretches) == 1
+    start, end = stretches[0]
+    assert abs(start - 0.5) < 0.05 and abs(end - 2.0) < 0.05
+
+
+def test_a_larger_whisper_model_in_the_models_directory_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for size in ("base.en", "small.en"):
+        (tmp_path / "whisper" / size).mkdir(parents=True)
+        (tmp_path / "whisper" / size / "model.bin").write_bytes(b"weights")
+    monkeypatch.delenv("PERCEPT_WHISPER_SIZE", raising=False)
+    assert find_whisper_model(tmp_path) == (str(tmp_path / "whisper" / "small.en"), "small.en")
+    monkeypatch.setenv("PERCEPT_WHISPER_SIZE", "base.en")
+    assert find_whisper_model(tmp_path)[1] == "base.en"
+    monkeypatch.delenv("PERCEPT_WHISPER_SIZE")
+
+    loaded: list[str] = []
+
+    class FakeWhisper:
+        def __init__(self, path: str, **_: Any) -> None:
+            loaded.append(path)
+
+    import faster_whisper
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", FakeWhisper)
+    monkeypatch.setenv("PERCEPT_MODELS_PATH", str(tmp_path))
+    aligner = ForcedAligner(tmp_path, device="cpu")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "plugins"))
+    from faster_whisper_plugin import FasterWhisperPlugin
+
+    monkeypatch.setattr(FasterWhisperPlugin, "model", None)
+    FasterWhisperPlugin.load()
+    # The recogniser and the scorer of the evidence both use the larger model.
+    assert aligner.size == FasterWhisperPlugin.size == "small.en"
+    assert loaded == [str(tmp_path / "whisper" / "small.en")] * 2
+
+
+@needs_espeak
+def test_real_speech_clean_and_misread() -> None:
+    """tiny.en end to end on espeak-ng speech: a clean reading has no miscue, a substituted
+    word is found with its time."""
+    from tests.synthetic.reading import Espeak
+
+    engine = Espeak.get()
+    aligner = ForcedAligner(device="cpu")
+    reference = "The little dog ran to the park and saw a big green tree."
+    for said, expect in ((reference, []), (reference.replace("park", "window"), ["park"])):
+        samples, events = engine.synthesize(said, "en-us", 150)
+        from scipy.signal import resample_poly
+
+        audio = (resample_poly(samples.astype(np.float64), 16000, engine.sample_rate) / 32768).astype(np.float32)
+        text = " ".join(said.rstrip(".").split())
+        seg = {"start": 0.0, "end": len(audio) / 16000, "text": " " + text, "words": [], "file": "f"}
+        state = prepare_assessment([seg], reference)
+        ask = state.requests()[0]
+        assessed = [aligner.assess(audio, ask["reference"], ask["transcript"])]
+        words = assess_reading([seg], reference, assessed, threshold=4.5, prepared=state)["report"]["words"]
+        assert [w["word"] for w in words if w["status"] != "correct"] == expect
+        if expect:
+            flagged = next(w for w in words if w["status"] != "correct")
+            true_start = dict(events)[said.index("window")]
+            assert abs(flagged["start"] - true_start) < 0.25
