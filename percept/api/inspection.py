@@ -112,7 +112,7 @@ def algorithms(_: LicensedClient) -> dict[str, Any]:
 
 @router.get("/v1/models")
 def models(owner: LicensedClient, records: RepoDep, services: ServicesDep) -> dict[str, Any]:
-    return data([model_view(m) for m in jobs.refresh_models(records, services, owner)])
+    return data([model_view(m) for m in jobs.refresh_models(records, services.tasks, owner)])
 
 
 @router.delete("/v1/model")
@@ -124,7 +124,7 @@ def delete_models(body: DeleteModelsRequest, owner: LicensedClient, records: Rep
         if model is None:
             raise api_error(NotFound, "", "No model found")
         docs.append(model)
-    jobs.delete_models(records, services, owner, docs)
+    jobs.delete_models(records, services.blobs, owner, docs)
     return data({"status": "ok"})
 
 
@@ -140,9 +140,9 @@ async def train(body: TrainRequest, owner: LicensedClient, records: RepoDep, ser
         params = algorithm.resolve([(p.algorithm_parameter_id, p.value) for p in body.override_params or []])
     except ValueError as exc:
         raise api_error(BadRequest, "Invalid Request", exc.args[0]) from None
-    require(services.inspection.handles.inspection_trainer)  # 503 before recording anything
+    trainer = require(services.inspection.handles.inspection_trainer)  # 503 before recording anything
     model = await asyncio.to_thread(jobs.create_model, records, owner, algorithm.algorithm_id, body.name, params, body.item_ids)
-    jobs.submit_training(services, records, owner, model)
+    jobs.submit_training(services.runner, services.blobs, trainer, records, owner, model)
     return data(model_view(model))
 
 
@@ -225,16 +225,16 @@ def item(
 @router.post("/v1/serve")
 async def serve_items(body: ServeRequest, owner: LicensedClient, records: RepoDep, services: ServicesDep) -> dict[str, Any]:
     """Predict items with the given model or the active one (runs as a task)."""
-    require(services.inspection.handles.inspection_predictor)  # 503 before touching the items
+    predictor = require(services.inspection.handles.inspection_predictor)  # 503 before touching the items
     items, model = await asyncio.to_thread(jobs.prepare_prediction, records, owner, body.item_ids, body.model_id)
-    jobs.submit_prediction(services, records, owner, items, model)
+    jobs.submit_prediction(services.runner, predictor, records, owner, items, model)
     return data({"item_ids": [i["item_id"] for i in items], "model_version": model["version"]})
 
 
 @router.get("/v1/workers")
 def workers(owner: LicensedClient, services: ServicesDep) -> dict[str, Any]:
     """The client's running training and prediction tasks."""
-    return data(jobs.running(services, owner))
+    return data(jobs.running(services.tasks, owner))
 
 
 def include(app: FastAPI) -> None:

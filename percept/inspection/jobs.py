@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from percept.errors import BadRequest, Forbidden, NotFound
+from percept.handles import Handle
 from percept.inspection.errors import api_error
 from percept.inspection.store import InspectionRepo
 from percept.inspection.views import verdict
-from percept.services import Services
-from percept.storage import owner_prefix
-from percept.tasks import ProgressReporter, TaskStatus
+from percept.storage import BlobStore, owner_prefix
+from percept.tasks import ProgressReporter, TaskManager, TaskRunner, TaskStatus
 
 logger = logging.getLogger(__name__)
 TRAIN_KIND = "inspection.train"
@@ -61,8 +61,9 @@ def create_model(
     return doc
 
 
-def submit_training(services: Services, records: InspectionRepo, owner: str, model: Doc) -> None:
-    trainer = services.inspection.handles.inspection_trainer
+def submit_training(runner: TaskRunner, blobs: BlobStore, trainer: Handle, records: InspectionRepo, owner: str,
+                    model: Doc) -> None:
+    """A task that trains ``model`` on the trainer deployment and records the outcome."""
     model_id = model["model_id"]
 
     async def work(reporter: ProgressReporter) -> Doc:
@@ -82,21 +83,21 @@ def submit_training(services: Services, records: InspectionRepo, owner: str, mod
         if done is not None:  # deleted while training: keep nothing active
             await asyncio.to_thread(records.set_active, owner, model_id)
         else:
-            await asyncio.to_thread(services.blobs.delete, meta["model_key"])
+            await asyncio.to_thread(blobs.delete, meta["model_key"])
         return {"model_id": model_id, **meta}
 
-    record = services.runner.submit(TRAIN_KIND, owner, work, {"model_id": model_id, "name": model["name"],
+    record = runner.submit(TRAIN_KIND, owner, work, {"model_id": model_id, "name": model["name"],
                                                               "algorithm_id": model["algorithm_id"]})
     records.update_model(model_id, lambda d: d.__setitem__("task_id", record.id))
     model["task_id"] = record.id
 
 
-def refresh_models(records: InspectionRepo, services: Services, owner: str) -> list[Doc]:
+def refresh_models(records: InspectionRepo, tasks: TaskManager, owner: str) -> list[Doc]:
     """The client's models; a ``creating`` model whose task died is reported ``failed``."""
     models = records.list_models(owner)
     for model in models:
         if model["status"] == "creating" and model.get("task_id"):
-            task = services.tasks.get(model["task_id"])
+            task = tasks.get(model["task_id"])
             if task is not None and task.status == TaskStatus.failed:
                 reason = task.error or "training failed"
                 records.update_model(model["model_id"], _mark_failed(reason))
@@ -104,12 +105,12 @@ def refresh_models(records: InspectionRepo, services: Services, owner: str) -> l
     return models
 
 
-def delete_models(records: InspectionRepo, services: Services, owner: str, models: list[Doc]) -> None:
+def delete_models(records: InspectionRepo, blobs: BlobStore, owner: str, models: list[Doc]) -> None:
     was_active = any(m.get("active") for m in models)
     for model in models:
         records.delete_model(model["model_id"])
         if model.get("model_key"):
-            services.blobs.delete(model["model_key"])
+            blobs.delete(model["model_key"])
     if was_active:
         remaining = [m for m in records.list_models(owner) if m["status"] == "active"]
         if remaining:
@@ -135,8 +136,9 @@ def prepare_prediction(
     return [i for i in items if i is not None], model
 
 
-def submit_prediction(services: Services, records: InspectionRepo, owner: str, items: list[Doc], model: Doc) -> None:
-    predictor = services.inspection.handles.inspection_predictor
+def submit_prediction(runner: TaskRunner, predictor: Handle, records: InspectionRepo, owner: str, items: list[Doc],
+                      model: Doc) -> None:
+    """A task that scores the items' images on the predictor deployment and records the verdicts."""
     images = [{"image_id": img_id, "blob_key": img["blob_key"], "item_id": item["item_id"]}
               for item in items for img_id in item["image_ids"]
               if (img := records.get_image(img_id)) is not None]
@@ -155,7 +157,7 @@ def submit_prediction(services: Services, records: InspectionRepo, owner: str, i
         await asyncio.to_thread(record_results, records, owner, items, images, model, results)
         return {"model_id": model["model_id"], "items": len(items)}
 
-    services.runner.submit(PREDICT_KIND, owner, work, {"model_id": model["model_id"], "name": model["name"],
+    runner.submit(PREDICT_KIND, owner, work, {"model_id": model["model_id"], "name": model["name"],
                                                        "model_version": model["version"]})
 
 
@@ -194,10 +196,10 @@ def latest_heatmap_key(records: InspectionRepo, owner: str, image: Doc) -> str |
     return result["heatmap_key"] if result else None
 
 
-def running(services: Services, owner: str) -> dict[str, list[str]]:
+def running(tasks: TaskManager, owner: str) -> dict[str, list[str]]:
     """``{"predicting": [...], "training": [...]}``: names of the client's unfinished tasks."""
     out: dict[str, list[str]] = {"predicting": [], "training": []}
-    for task in services.tasks.list(owner=owner):
+    for task in tasks.list(owner=owner):
         if task.status.done:
             continue
         if task.kind == TRAIN_KIND:
