@@ -4,7 +4,7 @@ The keys of :class:`percept.handles.SearchHandles` (also ``deployments.<key>`` i
 
 * ``search`` — :class:`SearchIndexDeployment`: catalog, in-memory vector indexes, colour
   search, blending, crawling, bulk embedding; calls the embedders through their handles.
-* ``search_resnet`` — ResNet34 image embedder (EfficientNet-Lite0 stand-in if configured).
+* ``search_resnet`` — ResNet34 image embedder (EfficientNet-Lite0 stands in while its weights are missing).
 * ``search_clip`` — CLIP image and text embedder.
 * ``search_background`` — background removal (U²-Net ONNX or GrabCut).
 """
@@ -22,10 +22,11 @@ from deployments.base import Batching, ModelDeployment, bind_group
 from percept.config import AppArgs
 from percept.errors import WeightsMissing, unwrap_remote_error
 from percept.handles import Handle, SearchHandles
+from percept.models.weights import find_hf_model
 from percept.registry import SEARCH
 from percept.schemas.search import SearchResponse
 from percept.search.catalog import ImageCatalog
-from percept.search.embedders import ClipEmbedder, EfficientNetEmbedder, ResNetEmbedder
+from percept.search.embedders import RESNET_DIR, RESNET_REPO, load_clip_embedder, load_image_embedder
 from percept.search.engine import SearchEngine, SearchQuery
 from percept.search.highlight import BackgroundRemover
 from percept.storage import BlobStore, open_state_store
@@ -54,10 +55,24 @@ class _Batched(Batching, ModelDeployment[Any]):
         super().load(factory)
 
     async def ready(self) -> Any:
-        """The core, loading it now if its weights appeared since the last try."""
-        if self.core is None and self._factory is not None:
+        """The core, loading it now if its weights appeared since the last try (also when a
+        stand-in serves and the real model's weights have arrived)."""
+        stale = self.core is not None and getattr(self.core, "fallback", None) and self.upgrade_available()
+        if (self.core is None or stale) and self._factory is not None:
             await asyncio.to_thread(super().load, self._factory)
         return self.require()
+
+    def upgrade_available(self) -> bool:
+        """Whether the weights a stand-in replaces are there now (a few file checks)."""
+        return False
+
+    def status(self) -> dict[str, Any]:
+        status = super().status()
+        if self.core is not None:
+            status["model"] = self.core.name
+            if getattr(self.core, "fallback", None):
+                status["fallback"] = self.core.fallback
+        return status
 
     async def embed_images(self, images: list[np.ndarray]) -> tuple[str, np.ndarray]:
         """(model name, unit vectors) of a batch of images."""
@@ -79,17 +94,14 @@ class ResNetEmbedderDeployment(_Batched):
     def __init__(self, args: AppArgs) -> None:
         super().__init__(args)
         fallback = SEARCH.load_settings(args).resnet_fallback
+        self.load(lambda: load_image_embedder(self.models_path, fallback))
 
-        def factory() -> Any:
-            try:
-                return ResNetEmbedder(self.models_path)
-            except WeightsMissing:
-                if fallback != "efficientnet":
-                    raise
-                logger.warning("ResNet34 weights missing: EfficientNet-Lite0 stands in (resnet_fallback)")
-                return EfficientNetEmbedder(self.models_path)
-
-        self.load(factory)
+    def upgrade_available(self) -> bool:
+        try:
+            find_hf_model(self.models_path, RESNET_DIR, RESNET_REPO, "ResNet34")
+        except WeightsMissing:
+            return False
+        return True
 
 
 @serve.deployment(name="SearchClipEmbedder")
@@ -99,7 +111,7 @@ class ClipEmbedderDeployment(_Batched):
 
     def __init__(self, args: AppArgs) -> None:
         super().__init__(args)
-        self.load(lambda: ClipEmbedder(self.models_path))
+        self.load(lambda: load_clip_embedder(self.models_path))
 
     @serve.batch
     async def embed_text(self, texts: list[str]) -> list[tuple[str, np.ndarray]]:
@@ -182,7 +194,7 @@ class SearchIndexDeployment(ModelDeployment[SearchEngine]):
     def __init__(self, args: AppArgs, resnet: Handle, clip: Handle) -> None:
         super().__init__(args)
         self.config = SEARCH.load_settings(args)
-        engine = SearchEngine(_catalog(args), self.config, HandleEmbedders(resnet, clip))
+        engine = SearchEngine(_catalog(args), self.config, HandleEmbedders(resnet, clip), str(self.models_path))
         self.load(lambda: engine)
         try:
             built = engine.warm()

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from percept.api import auth, debug, platform
+from percept.api import auth, debug, platform, ui
 from percept.api.errors import ErrorInfo, install_error_handlers, render, request_id
 from percept.registry import spec_of
 from percept.services import Services
@@ -66,4 +66,5 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(debug.router)
     for service in services.args.services:
         importlib.import_module(spec_of(service).router).include(app)
+    ui.install(app)  # the console at /ui, and /docs + /redoc served offline
     return app

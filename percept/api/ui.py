@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -150,20 +151,19 @@ class FolderRequest(BaseModel):
 
 def scan_folder(folder: Path) -> dict[str, Any]:
     """The spec's ``dataset`` for a folder of class folders: ``classes`` and ``class_files``."""
-    class_files: dict[str, dict[str, dict[str, str]]] = {}
+    found: dict[str, list[Path]] = {}
     count = 0
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            continue
-        entries: dict[str, dict[str, str]] = {}
-        for f in files:
-            count += 1
-            if count > MAX_FOLDER_IMAGES:
-                raise Unprocessable(f"More than {MAX_FOLDER_IMAGES} images in {folder}: start this job from the API")
-            # uuids must be unique over the dataset: class and file stem together
-            entries[str(f)] = {"uuid": f"{class_dir.name}-{f.stem}"}
-        class_files[class_dir.name] = entries
+        count += len(files)
+        if count > MAX_FOLDER_IMAGES:
+            raise Unprocessable(f"More than {MAX_FOLDER_IMAGES} images in {folder}: start this job from the API")
+        if files:
+            found[class_dir.name] = files
+    # an image's uuid is its file name's stem, or class-stem where two classes share a stem
+    stems = Counter(f.stem for files in found.values() for f in files)
+    class_files = {cls: {str(f): {"uuid": f.stem if stems[f.stem] == 1 else f"{cls}-{f.stem}"} for f in files}
+                   for cls, files in found.items()}
     if not class_files:
         raise Unprocessable(f"No class folders with images in {folder} (expected {folder}/<class>/<image>.png)")
     return {"uuid": folder.name, "classes": list(class_files), "class_files": class_files, "images": count}

@@ -24,6 +24,7 @@ from percept.search import pyramid
 from percept.search.background import border_mask
 from percept.search.catalog import ImageCatalog, public_record
 from percept.search.colour import ciede2000, complement_fraction, dominant_hue, rgb_to_hsv, rgb_to_lab
+from percept.search.embedders import fallback_note
 from percept.search.images import collage, decode_image, encode_png, feature_thumb, split_alpha
 from percept.search.scrape import Crawler, ScrapedImage, ScrapeLimits
 from percept.search.settings import SearchSettings
@@ -75,10 +76,12 @@ def on_white(thumbs: np.ndarray) -> np.ndarray:
 class SearchEngine:
     """Every search-service operation on one owner's images."""
 
-    def __init__(self, catalog: ImageCatalog, config: SearchSettings, embedders: Embedders | None = None) -> None:
+    def __init__(self, catalog: ImageCatalog, config: SearchSettings, embedders: Embedders | None = None,
+                 models_path: str | None = None) -> None:
         self.catalog = catalog
         self.config = config
         self.embedders = embedders
+        self.models_path = models_path  # where a stand-in model's answers say the real weights go
         self._indexes: dict[tuple[str, str, str], tuple[int, VectorIndex]] = {}
         self._lock = threading.Lock()
 
@@ -209,8 +212,13 @@ class SearchEngine:
                 await asyncio.to_thread(self.catalog.bump, owner)
             await asyncio.to_thread(progress, 100.0 * (start + len(batch)) / len(todo), f"{done} of {len(todo)} embedded")
         total = len(await asyncio.to_thread(self.catalog.list, owner))
-        return {"model": model, "column": f"embedding_{kind}", "embedded": done, "already": total - len(todo),
-                "failed": failed, "total": total}
+        return {"model": model, **self._note(model), "column": f"embedding_{kind}", "embedded": done,
+                "already": total - len(todo), "failed": failed, "total": total}
+
+    def _note(self, model: str) -> dict[str, str]:
+        """``{"note": ...}`` when ``model`` stands in for a missing one (EfficientNet for ResNet34)."""
+        note = fallback_note(model, self.models_path) if self.models_path else None
+        return {"note": note} if note else {}
 
     async def similar_by_image(self, owner: str, data: bytes, k: int) -> dict[str, Any]:
         """Top-k stored images by cosine similarity of ResNet embeddings."""
@@ -218,7 +226,7 @@ class SearchEngine:
         model, vectors = await self._require_embedders().images("resnet", [shrink_to(image, EMBED_SIDE)])
         index = await asyncio.to_thread(self.index, owner, "resnet", model)
         hits = index.search(vectors, k)[0]
-        return {"query": {"model": model, "index": index.kind, "indexed": len(index)},
+        return {"query": {"model": model, **self._note(model), "index": index.kind, "indexed": len(index)},
                 "results": [{"id": i, "score": round(s, 6)} for i, s in hits]}
 
     async def similar_by_text(self, owner: str, text: str, k: int) -> dict[str, Any]:
@@ -264,7 +272,9 @@ class SearchEngine:
         for hit in found["results"]:
             doc = self.catalog.get(owner, hit["id"])
             tiles.append((self.catalog.read(doc, highlighted=True), f"{hit['score']:.3f}"))
-        return collage(decode_image(query) if query else None, tiles)
+        said = found.get("query") or {}
+        footer = f"model: {said['model']}. {said['note']}" if said.get("note") else None
+        return collage(decode_image(query) if query else None, tiles, footer=footer)
 
     def merge(self, owner: str, first: str, second: str, levels: int | None, direction: str) -> bytes:
         """Laplacian-pyramid blend of two stored images (left/top of the first), as PNG."""

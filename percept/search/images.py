@@ -93,8 +93,10 @@ def collage(
     cell: int = 160,
     columns: int = 5,
     frame: int = 6,
+    footer: str | None = None,
 ) -> bytes:
-    """A PNG grid: the query first inside a coloured frame, then each result with its caption."""
+    """A PNG grid: the query first inside a coloured frame, then each result with its caption;
+    ``footer`` (e.g. which model answered) is written under the grid."""
     tiles: list[tuple[Image.Image, str, bool]] = []
     if query is not None:
         tiles.append((_fit(query, cell), "query", True))
@@ -115,6 +117,21 @@ def collage(
             draw.rectangle([x - frame, y - frame, x + cell + frame - 1, y + cell + frame - 1], fill=QUERY_FRAME)
         sheet.paste(tile, (x, y))
         draw.text((x + 2, y + cell + 2), caption[:28], fill=(20, 20, 20))
+    if footer:
+        sheet = _with_footer(sheet, footer)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _with_footer(sheet: Image.Image, text: str, line_h: int = 14) -> Image.Image:
+    """``sheet`` with ``text`` wrapped into lines under it (the default bitmap font, ~6 px a char)."""
+    import textwrap
+
+    lines = textwrap.wrap(text, max(20, sheet.width // 6 - 2))
+    out = Image.new("RGB", (sheet.width, sheet.height + line_h * len(lines) + 8), (255, 248, 220))
+    out.paste(sheet, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for n, line in enumerate(lines):
+        draw.text((6, sheet.height + 4 + n * line_h), line, fill=(90, 60, 0))
+    return out

@@ -27,7 +27,9 @@ class SearchSettings(ServiceSettings):
         "auto", description="auto: U²-Net when u2net.onnx is in the models dir, else GrabCut"
     )
     resnet_fallback: Literal["none", "efficientnet"] = Field(
-        "none", description="efficientnet: serve EfficientNet-Lite0 where ResNet34 weights are missing"
+        "efficientnet",
+        description="efficientnet (default): EfficientNet-Lite0 stands in while ResNet34 weights are missing, "
+                    "and every answer says so; none: the ResNet routes answer 503",
     )
     ann_threshold: int = Field(20_000, ge=1, description="collections this large use HNSW instead of exact search")
     complement_tolerance_deg: float = Field(30.0, gt=0, le=90)

@@ -63,9 +63,14 @@ def test_search_end_to_end(percept_app: AppUnderTest, site: Site) -> None:
         assert health["search"]["available"] and health["search_background"]["available"]
 
         query = {"image": ("q.png", png_bytes(composite(seed=4)[0]), "image/png")}
-        missing = client.post("/get_top_24_resnet_similar", files=query, headers=ann)
-        assert missing.status_code == 503
-        assert missing.json()["detail"].startswith("unavailable: weights for ResNet34 not found in ")
+        # a fresh install: EfficientNet-Lite0 stands in for ResNet34, and every answer says so
+        assert health["search_resnet"]["model"] == "efficientnet-lite0"
+        assert str(percept_app.root / "models" / "resnet-34") in health["search_resnet"]["fallback"]
+        stand_in = client.post("/get_top_24_resnet_similar", files=query, headers=ann, params={"format": "json"})
+        assert stand_in.status_code == 200 and stand_in.json()["query"]["model"] == "efficientnet-lite0"
+        assert "ResNet34 weights are not installed" in stand_in.json()["query"]["note"]
+        text_missing = client.post("/get_top_25_clip_similar", json={"text_query": "red"}, headers=ann)
+        assert text_missing.status_code == 503 and "CLIP" in text_missing.json()["detail"]
 
         scraped = _finish(client, "/scrape", ann, url=site.url + "/")
         assert scraped["stored"] == 3, scraped
@@ -90,8 +95,13 @@ def test_search_end_to_end(percept_app: AppUnderTest, site: Site) -> None:
         lab = client.post("/find_all_similar_by_lab", files=files, headers=ann, params={"format": "json"}).json()
         assert lab["results"][0]["id"] == records["red.png"]
 
-        build_tiny_models(percept_app.root / "models")
-        assert _finish(client, "/get_all_resnet_embeddings", ann)["embedded"] == 3
+        fallback = _finish(client, "/get_all_resnet_embeddings", ann)
+        assert fallback["model"] == "efficientnet-lite0" and fallback["embedded"] == 3 and "note" in fallback
+        collage = _png(client.post("/get_top_24_resnet_similar", files=query, headers=ann))
+        assert collage.width >= 4 * 160  # a collage on a fresh install (with the model named under it)
+        build_tiny_models(percept_app.root / "models")  # ResNet34 weights arrive: used without a restart
+        resnet = _finish(client, "/get_all_resnet_embeddings", ann)
+        assert resnet["model"].startswith("resnet:") and resnet["embedded"] == 3 and "note" not in resnet
         assert _finish(client, "/get_all_clip_embeddings", ann)["embedded"] == 3
         own = {"image": ("red.png", site.routes["/img/red.png"][2], "image/png")}
         top = client.post("/get_top_24_resnet_similar", files=own, headers=ann, params={"format": "json"}).json()

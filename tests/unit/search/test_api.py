@@ -175,7 +175,7 @@ def test_errors_are_4xx_with_detail(client: TestClient) -> None:
 
 
 def test_missing_weights_answer_503_until_they_arrive(tmp_path: Path, tiny_models: Path) -> None:
-    services = make_services(tmp_path)
+    services = make_services(tmp_path, service_config={"search": {"resnet_fallback": "none"}})
     args = services.args
     resnet = LocalHandle(_plain(ResNetEmbedderDeployment)(args))
     clip = LocalHandle(_plain(ClipEmbedderDeployment)(args))
@@ -196,10 +196,12 @@ def test_missing_weights_answer_503_until_they_arrive(tmp_path: Path, tiny_model
         assert found.status_code == 200 and found.json()["results"] == []
 
 
-def test_efficientnet_stands_in_for_resnet_when_configured(tmp_path: Path) -> None:
-    services = make_services(tmp_path, service_config={"search": {"resnet_fallback": "efficientnet"}})
+def test_efficientnet_stands_in_for_resnet_by_default(tmp_path: Path) -> None:
+    services = make_services(tmp_path)
     embedder = _plain(ResNetEmbedderDeployment)(services.args)
-    assert embedder.status()["available"] and embedder.core.name == "efficientnet-lite0"
+    status = embedder.status()
+    assert status["available"] and embedder.core.name == "efficientnet-lite0"
+    assert status["model"] == "efficientnet-lite0" and "resnet-34" in status["fallback"]
     name, vectors = asyncio.run(embedder.embed_images([composite(seed=1)[0]]))
     assert name == "efficientnet-lite0" and vectors.shape == (1, 1280)
     assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-4)

@@ -90,3 +90,49 @@ def test_open_clip_loads_a_tiny_local_model(tmp_path: Path) -> None:
     assert np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-4)
     again = embedder.embed_texts(["a red dress"])
     assert np.allclose(again[0], texts[0], atol=1e-5)
+
+
+class StandInEmbedders:
+    """The engine's embedders with EfficientNet-Lite0 standing in for ResNet34 (no Ray)."""
+
+    def __init__(self, models: Path) -> None:
+        self.core = load_image_embedder(models)
+
+    async def images(self, kind: str, images: list[np.ndarray]) -> tuple[str, np.ndarray]:
+        return self.core.name, self.core.embed_images(images)
+
+    async def texts(self, texts: list[str]) -> tuple[str, np.ndarray]:
+        raise WeightsMissing("CLIP", "nowhere")
+
+
+def test_every_search_answer_names_the_stand_in(tmp_path: Path) -> None:
+    import asyncio
+    import io
+
+    from PIL import Image
+
+    from percept.search.catalog import ImageCatalog
+    from percept.search.engine import SearchEngine, SearchQuery
+    from percept.search.settings import SearchSettings
+    from percept.testing import make_services
+    from tests.unit.search.synthetic import composite, png_bytes
+
+    services = make_services(tmp_path)
+    models = tmp_path / "models"
+    engine = SearchEngine(ImageCatalog(services.state, services.blobs), SearchSettings(),
+                          StandInEmbedders(models), str(models))
+    for seed in range(3):
+        engine.catalog.add("user:ann", png_bytes(composite(seed=seed)[0]))
+    embedded = asyncio.run(engine.embed_missing("user:ann", "resnet", lambda _p, _m: None))
+    assert embedded["model"] == EFFICIENTNET_NAME and embedded["embedded"] == 3
+    assert str(models / "resnet-34") in embedded["note"]
+
+    query = SearchQuery(method="similar_by_image", k=24, image=png_bytes(composite(seed=0)[0]))
+    answer = asyncio.run(engine.find("user:ann", query, as_json=True))
+    assert answer.query["model"] == EFFICIENTNET_NAME and "ResNet34 weights are not installed" in answer.query["note"]
+    assert len(answer.results) == 3 and answer.results[0].score > 0.999
+
+    with_note = Image.open(io.BytesIO(asyncio.run(engine.find("user:ann", query, as_json=False))))
+    plain = Image.open(io.BytesIO(asyncio.run(
+        SearchEngine(engine.catalog, engine.config, engine.embedders).find("user:ann", query, as_json=False))))
+    assert with_note.width == plain.width and with_note.height > plain.height  # the note is written under it

@@ -104,7 +104,7 @@ export function guarded(box, fn) {
     try {
       await fn(event);
     } catch (err) {
-      console.error(err);
+      console.debug(err);  // handled: the user sees it in plain words
       box.show(err && err.message ? err.message : String(err), "error");
     }
   };

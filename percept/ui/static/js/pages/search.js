@@ -59,7 +59,9 @@ export async function render(root) {
     busy(scrapeBtn, true, "Collecting…");
     try {
       const scraped = await task(`/scrape?url=${encodeURIComponent(url.value.trim())}`, progress);
-      collected.textContent = `${scraped.stored ?? 0} new images stored, ${scraped.skipped ?? 0} skipped. Preparing them for similarity search…`;
+      const count = (x) => (Array.isArray(x) ? x.length : Number(x) || 0);
+      collected.textContent = `${scraped.stored ?? 0} new images stored (${count(scraped.duplicates)} already there, `
+        + `${count(scraped.skipped)} skipped). Preparing them for similarity search…`;
       const embedded = await task("/get_all_resnet_embeddings", progress);
       collected.textContent = `${scraped.stored ?? 0} new images stored; ${embedded.embedded ?? 0} prepared for similarity search with ${embedded.model}.`
         + (embedded.note ? ` ${embedded.note}` : "");
