@@ -73,10 +73,16 @@ async def _download(services: Services, user: Principal, kind: Kind, file_id: UU
 
 
 def _models(services: Services, kind: Kind) -> ModelsDataReponse:
-    return ModelsDataReponse(models=[
-        ModelData(name=p.name, languages=p.languages, description=p.description)
-        for p in services.plugins.values() if p.kind == kind
-    ])
+    """The plugins of a kind, then the other names clients may use for them (the original
+    project's ``whisper`` and ``eng_tesseract`` by default), each listed as an alias."""
+    models = [ModelData(name=p.name, languages=p.languages, description=p.description)
+              for p in services.plugins.values() if p.kind == kind]
+    for alias, target in services.reading.settings.model_aliases.items():
+        info = services.plugins.get(target)
+        if info is not None and info.kind == kind and alias not in services.plugins:
+            models.append(ModelData(name=alias, languages=info.languages,
+                                    description=f"alias of {target}: {info.description}"))
+    return ModelsDataReponse(models=models)
 
 
 @router.post("/audio/upload", response_model=UploadFileResponse, tags=["audio"])

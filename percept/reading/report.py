@@ -331,7 +331,7 @@ def prepare_assessment(segments: list[dict[str, Any]], reference_text: str) -> A
 
 
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
-              threshold: float) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
+              threshold: float, shift: float) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
     """Changes whose evidence clears the threshold, by global reference index: one change
     of a word (``replace``/``delete``), the words inserted before it; and per reference word
     the strongest evidence against a change that was tried and rejected."""
@@ -346,7 +346,8 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
         for cand in answer.get("candidates", []):
             j = a + int(cand["ref"])
             llr = float(cand["llr"])
-            timed = {k: round(offset + float(cand[k]), 3) for k in ("start", "end") if cand.get(k) is not None}
+            timed = {k: round(max(offset, offset + float(cand[k]) + shift), 3)
+                     for k in ("start", "end") if cand.get(k) is not None}
             item = {**cand, **timed, "ref": j, "segment": s}
             if llr <= threshold:
                 rejected[j] = max(rejected.get(j, -1e9), llr)
@@ -362,19 +363,21 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
 
 def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    assessed: list[dict[str, Any] | None], threshold: float, long_pause_s: float = 1.0,
-                   prepared: Assessment | None = None) -> dict[str, Any]:
+                   prepared: Assessment | None = None, time_shift: float = 0.0) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
     :meth:`percept.reading.forced.ForcedAligner.assess`; times relative to the segment), or
     ``None`` where it is missing (those words keep the transcript's alignment).
+    ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
+    times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
     from percept.reading.phonetic import distance
     from percept.reading.verdict import confidence
 
     state = prepared or prepare_assessment(segments, reference_text)
     spoken, reference = state.spoken, state.reference
-    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold)
+    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold, time_shift)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Transcript positions per reference word (free alignment), for times and the errors.
     said_at: dict[int, int] = {}
@@ -388,7 +391,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
         a, _b = state.plan[s]
         offset = float(segments[s].get("start", 0.0))
         for k, word in enumerate(answer.get("base", [])):
-            base[a + k] = {"start": round(offset + word["start"], 3), "end": round(offset + word["end"], 3),
+            base[a + k] = {"start": round(max(offset, offset + word["start"] + time_shift), 3),
+                           "end": round(max(offset, offset + word["end"] + time_shift), 3),
                            "probability": round(math.exp(min(0.0, float(word["logprob"]))), 4), "segment": s}
 
     def owner(j: int) -> int | None:

@@ -28,6 +28,10 @@ class ReadingSettings(ServiceSettings):
         0.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
+    word_time_shift_s: float = Field(
+        0.0, ge=-1, le=1,
+        description="added to Whisper's forced word times, which lag the speech; measured on the tuning "
+                    "half of benchmarks/reading_miscues.py")
     model_aliases: dict[str, str] = Field(
         default_factory=lambda: dict(ORIGINAL_MODEL_NAMES),
         description="other names clients may use for a plugin (default: the original project's names, "
