@@ -21,7 +21,7 @@ from ray.serve import Application
 from deployments.base import bind_group
 from deployments.echo import EchoDeployment
 from deployments.ingress import IngressDeployment
-from deployments.plugin import PluginDeployment
+from deployments.plugin import PluginDeployment, plugin_deployment_name
 from percept.config import AppArgs
 from percept.handles import DebugHandles, HandleGroup
 from percept.logs import configure_logging
@@ -70,7 +70,8 @@ def build_app(args: AppArgs | dict[str, Any] | None = None) -> Application:
     plugin_apps: dict[str, Application] = {}
     for name, info in found.plugins.items():
         options = args.options_for_plugin(name).serve_options(use_gpu=gpu)
-        plugin_apps[name] = PluginDeployment.options(name=f"Plugin_{name}", **options).bind(args, info.model_dump())
+        deployment = PluginDeployment.options(name=plugin_deployment_name(name), **options)
+        plugin_apps[name] = deployment.bind(args, info.model_dump())
 
     ingress = IngressDeployment.options(**args.ingress.serve_options(use_gpu=False))
     return ingress.bind(

@@ -60,6 +60,11 @@ class PluginRunner:
         return results
 
 
+def plugin_deployment_name(plugin: str) -> str:
+    """The Serve name of a plugin's deployment (one per plugin found)."""
+    return f"Plugin_{plugin}"
+
+
 @serve.deployment(name="PluginDeployment")
 class PluginDeployment(Batching, ModelDeployment[PluginRunner]):
     """Batch knobs from ``user_config`` (``plugin_defaults`` / ``plugins.<name>`` in serve_config.yaml)."""

@@ -1,8 +1,9 @@
 """The reading service's deployments: ``ReadingTools`` and the forced aligner.
 
-Upload conversion (ffmpeg, Pillow), cutting recordings on silence, comparison of readings
-with reference texts (forced scoring on ``ReadingAligner``) and the page view run on
-``ReadingTools`` (:class:`percept.reading.workflow.ReadingTools`), off the ingress. Speech and OCR run on
+Upload conversion (ffmpeg, Pillow), the page view and the work of every reading task
+(cutting on silence, recognition on the plugin deployments, forced scoring on
+``ReadingAligner``, comparison) run on ``ReadingTools``
+(:class:`percept.reading.workflow.ReadingTools`), off the ingress. Speech and OCR run on
 the plugin deployments (``plugin:faster_whisper``, ``plugin:rapidocr``, ``plugin:tesseract``).
 """
 
@@ -10,59 +11,54 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
 
 from deployments.base import ModelDeployment, bind_group
+from deployments.plugin import plugin_deployment_name
 from percept.config import AppArgs
 from percept.handles import Handle, ReadingHandles
 from percept.reading.core import ReadingCore
+from percept.reading.files import ReadingFiles
 from percept.reading.forced import ForcedAligner
 from percept.reading.workflow import ReadingTools
 from percept.registry import READING
-from percept.storage import BlobStore
+from percept.storage import BlobStore, open_state_store
 
 logger = logging.getLogger(__name__)
 
 
 @serve.deployment(name="ReadingTools")
-class ReadingToolsDeployment(ModelDeployment[ReadingTools]):
-    """Serves :class:`ReadingTools` (conversion, cutting, comparison with forced scoring).
+# The core needs no weights, so it is always loaded: ModelDeployment's ``core`` (optional)
+# and ReadingTools' ``core`` are the same object.
+class ReadingToolsDeployment(ModelDeployment[ReadingCore], ReadingTools):  # type: ignore[misc]
+    """Serves :class:`ReadingTools` as it is: one call per upload conversion, per task and per
+    page view (``convert_audio``, ``convert_image``, ``view``, ``process_audio``,
+    ``process_image``, ``extract``, ``compare_text``, ``compare_image``).
 
-    Its methods are the tools' methods: ``convert_audio``, ``convert_image``, ``split``,
-    ``cut``, ``extract``, ``view`` and ``compare(owner, segments, reference)``, which calls
-    the aligner deployment itself.
+    A task's work runs here and calls the plugin deployments (looked up by name in this
+    application) and the aligner; the ingress only waits for the result.
     """
 
     model_label = "reading tools"
 
     def __init__(self, args: AppArgs, aligner: Handle) -> None:
-        super().__init__(args)
+        ModelDeployment.__init__(self, args)
+        assert args.state_url is not None
         blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
-        self.load(lambda: ReadingTools(ReadingCore(blobs, READING.load_settings(args)), aligner))
+        self.load(lambda: ReadingCore(blobs, READING.load_settings(args)))
+        self._plugins: dict[str, Handle] = {}
+        ReadingTools.__init__(self, self.require(), aligner, self.plugin,
+                              ReadingFiles(open_state_store(args.state_url), blobs))
 
-    async def convert_audio(self, data: bytes, key: str) -> dict[str, Any]:
-        return await self.require().convert_audio(data, key)
-
-    async def convert_image(self, data: bytes, key: str) -> dict[str, Any]:
-        return await self.require().convert_image(data, key)
-
-    async def split(self, key: str, owner: str) -> list[dict[str, Any]]:
-        return await self.require().split(key, owner)
-
-    async def cut(self, key: str, owner: str, file_id: str, start: float, end: float) -> str:
-        return await self.require().cut(key, owner, file_id, start, end)
-
-    async def compare(self, owner: str, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
-        return await self.require().compare(owner, segments, reference)
-
-    async def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
-        return await self.require().extract(segments, phrases)
-
-    async def view(self, image_key: str, boxes: list[dict[str, Any]], words: list[dict[str, Any]],
-                   box_of_word: list[int | None]) -> bytes:
-        return await self.require().view(image_key, boxes, words, box_of_word)
+    def plugin(self, name: str) -> Handle:
+        """The deployment of plugin ``name`` in this application."""
+        if name not in self._plugins:
+            app = serve.get_replica_context().app_name
+            handle = serve.get_deployment_handle(plugin_deployment_name(name), app_name=app)
+            self._plugins[name] = cast(Handle, handle)  # a DeploymentHandle
+        return self._plugins[name]
 
 
 @serve.deployment(name="ReadingAligner")

@@ -1,8 +1,8 @@
 """``/v1`` task routes of the reading service: processing, extraction, comparison, status.
 
 Task creation checks the model first, then the file (the contract's order: an unknown model
-is reported before an unknown file); the work runs as a platform task
-(:mod:`percept.reading.workflow`). Result routes: unknown or unfinished →
+is reported before an unknown file); the work runs as a platform task that makes one call to
+the ``reading`` deployment (:class:`percept.reading.workflow.ReadingTools`). Result routes: unknown or unfinished →
 406, a task of another kind → 422, each with the contract's message.
 """
 
@@ -19,8 +19,8 @@ from percept.api.deps import ServicesDep
 from percept.api.reading_deps import User, files_of, parse_body
 from percept.auth import Principal
 from percept.errors import NotAcceptable, NotFound, Unprocessable
+from percept.handles import Handle, require
 from percept.reading.files import Kind
-from percept.reading.workflow import ReadingWorkflow
 from percept.schemas.reading import (
     AudioExtractPhrasesRequest,
     AudioExtractPhrasesResponse,
@@ -50,9 +50,9 @@ NOT_READY = "Results are not ready yet or no task with such id exist"
 TaskId = Annotated[UUID, Query()]
 
 
-def workflow(services: Services) -> ReadingWorkflow:
-    """The task work over this app's reading deployments, plugins, files and settings."""
-    return ReadingWorkflow(services.reading.handles, services.plugin_handle, files_of(services))
+def tools(services: Services) -> Handle:
+    """The ``reading`` deployment, which runs each task's work in one call (503 when absent)."""
+    return require(services.reading.handles.reading)
 
 
 def _check_model(services: Services, kind: Kind, name: str) -> None:
@@ -99,10 +99,10 @@ async def process_audio(request: Request, services: ServicesDep, user: User) -> 
     body = await parse_body(request, AudioProcessingRequest)
     _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
-    flow = workflow(services)
+    flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.process_audio(user.id, key, body.audio_model, reporter)
+        return await flow.process_audio.remote(user.id, key, body.audio_model, reporter)
 
     return submit(services, AUDIO_PROCESS, user, work, body.model_dump(mode="json"))
 
@@ -121,10 +121,10 @@ async def extract_text_from_audio(request: Request, services: ServicesDep, user:
         raise Unprocessable(f"Too many phrases: the limit is {services.reading.settings.max_phrases}")
     _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
-    flow = workflow(services)
+    flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.extract(user.id, key, body.audio_model, body.phrases, reporter)
+        return await flow.extract.remote(user.id, key, body.audio_model, body.phrases, reporter)
 
     return submit(services, AUDIO_EXTRACT, user, work, body.model_dump(mode="json"))
 
@@ -141,10 +141,10 @@ async def process_image(request: Request, services: ServicesDep, user: User) -> 
     body = await parse_body(request, ImageProcessingRequest)
     _check_model(services, "image", body.image_model)
     key = await _file_key(services, "image", user, body.image_file)
-    flow = workflow(services)
+    flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.process_image(key, body.image_model, reporter)
+        return await flow.process_image.remote(key, body.image_model, reporter)
 
     return submit(services, IMAGE_PROCESS, user, work, body.model_dump(mode="json"))
 
@@ -163,10 +163,10 @@ async def compare_audio_image(request: Request, services: ServicesDep, user: Use
     _check_model(services, "audio", body.audio_model)
     image_key = await _file_key(services, "image", user, body.image_file)
     audio_key = await _file_key(services, "audio", user, body.audio_file)
-    flow = workflow(services)
+    flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.compare_image(user.id, audio_key, body.audio_model, image_key, body.image_model, reporter)
+        return await flow.compare_image.remote(user.id, audio_key, body.audio_model, image_key, body.image_model, reporter)
 
     return submit(services, COMPARE_IMAGE, user, work, {**body.model_dump(mode="json"), "image_key": image_key})
 
@@ -207,10 +207,10 @@ async def compare_audio_text(request: Request, services: ServicesDep, user: User
         raise Unprocessable(f"The text is too long: the limit is {limit} characters")
     _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
-    flow = workflow(services)
+    flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.compare_text(user.id, key, body.audio_model, body.text, reporter)
+        return await flow.compare_text.remote(user.id, key, body.audio_model, body.text, reporter)
 
     return submit(services, COMPARE_TEXT, user, work, {"audio_file": str(body.audio_file),
                                                          "audio_model": body.audio_model})
