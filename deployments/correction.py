@@ -26,6 +26,7 @@ from percept.correction.sinks import BlobSink
 from percept.errors import BadRequest, Forbidden, NotFound
 from percept.handles import CorrectionHandles
 from percept.registry import CORRECTION
+from percept.schemas.correction import CorrectionJobSummary, TaskSummary
 from percept.storage import BlobStore, owner_prefix
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class CorrectionDeployment(ModelDeployment[JobPolicy]):
         return {**request, "config_params": params}
 
     async def run_job(self, job_id: str, owner: str, request: dict[str, Any], reporter: Any,
-                      sock_addr: str = "") -> dict[str, Any]:
+                      sock_addr: str = "") -> CorrectionJobSummary:
         """Run one job; returns the summary kept in the task record."""
         from pipelines.correction import ray_data_executor
 
@@ -100,15 +101,16 @@ class CorrectionDeployment(ModelDeployment[JobPolicy]):
             raise
         key = await asyncio.to_thread(self.blobs.put_bytes, f"{prefix}/result.json", json.dumps(output).encode())
         events.finished(True)
-        return {
-            "result_key": key,
-            "report_key": output["job"]["report"],
-            "images": output["job"]["images"],
-            "failed_images": output["job"]["failed_images"],
-            "tasks": [{"name": t["name"], **{k: len(t[k]) for k in ("outliers", "removed", "corrected")
-                                               if isinstance(t.get(k), list)}}
-                      | ({"error": t["error"]} if "error" in t else {}) for t in output["tasks"]],
-        }
+        return CorrectionJobSummary(
+            result_key=key,
+            report_key=output["job"]["report"],
+            images=output["job"]["images"],
+            failed_images=output["job"]["failed_images"],
+            tasks=[TaskSummary(name=t["name"], error=t.get("error"),
+                               **{k: len(t[k]) for k in ("outliers", "removed", "corrected")
+                                  if isinstance(t.get(k), list)})
+                   for t in output["tasks"]],
+        )
 
     async def image_metadata(self, path: str) -> dict[str, Any]:
         """``get_image_metadata`` for a server-side path inside the allowed roots."""

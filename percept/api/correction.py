@@ -23,6 +23,7 @@ from percept.handles import require
 from percept.schemas.correction import (
     CorrectionJobRequest,
     CorrectionJobResponse,
+    CorrectionJobSummary,
     ImageMetadataRequest,
     ImageMetadataResponse,
 )
@@ -87,7 +88,8 @@ async def create_job(body: CorrectionJobRequest, services: ServicesDep, user: Li
     owner = user.id
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await handle.run_job.remote(reporter.task_id, owner, request, reporter)
+        summary: CorrectionJobSummary = await handle.run_job.remote(reporter.task_id, owner, request, reporter)
+        return summary.model_dump(exclude_none=True)  # the task record keeps it as JSON
 
     record = services.runner.submit(KIND, owner, work, {"images": len(parsed.items),
                                                         "tasks": [t["name"] for t in parsed.tasks]})

@@ -29,6 +29,26 @@ class CorrectionJobRequest(BaseModel):
 JobStatus = Literal["pending", "running", "completed", "failed"]
 
 
+class TaskSummary(BaseModel):
+    """One task of a finished job: how many images it flagged, removed and corrected."""
+
+    name: str
+    outliers: int | None = None
+    removed: int | None = None
+    corrected: int | None = None
+    error: str | None = None
+
+
+class CorrectionJobSummary(BaseModel):
+    """What the correction deployment answers for a finished job (kept in the task record)."""
+
+    result_key: str = Field(description="blob key of the spec's output JSON")
+    report_key: str | None = Field(None, description="blob key of the HTML report")
+    images: int
+    failed_images: int
+    tasks: list[TaskSummary]
+
+
 class CorrectionJobResponse(BaseModel):
     """A job's status (``completed`` is the spec's name for the platform's ``finished``)."""
 
@@ -39,7 +59,7 @@ class CorrectionJobResponse(BaseModel):
     error: str | None = None
     created_at: float
     finished_at: float | None = None
-    summary: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = Field(None, description="a finished job's CorrectionJobSummary")
 
 
 class ImageMetadataRequest(BaseModel):

@@ -18,6 +18,7 @@ from percept.api.app import create_app
 from percept.handles import CorrectionHandles, InspectionHandles, ReadingHandles, SearchHandles
 from percept.plugins import PluginInfo
 from percept.reading.files import ReadingFiles
+from percept.schemas.correction import CorrectionJobSummary
 from percept.schemas.search import SearchResponse
 from percept.services import Services
 from percept.testing import LocalHandle, make_services
@@ -119,7 +120,7 @@ def test_training_is_one_call_to_the_trainer(tmp_path: Path) -> None:
 
 
 def test_a_correction_job_is_one_call(tmp_path: Path) -> None:
-    runner = Recorder(run_job={"result_key": "r", "report_key": "", "images": 0, "failed_images": 0, "tasks": []})
+    runner = Recorder(run_job=CorrectionJobSummary(result_key="r", images=0, failed_images=0, tasks=[]))
     services = make_services(tmp_path, CorrectionHandles(correction=LocalHandle(runner)), services=["correction"])
     image = services.args.data_dir / "a" / "x.png"
     request = {"dataset": {"uuid": "d", "classes": ["a"], "class_files": {"a": {str(image): {"uuid": "u1"}}}},
