@@ -12,10 +12,12 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from scipy import ndimage
 
 from percept.errors import BadRequest
+from percept.imaging import UnreadableImage
+from percept.imaging import decode_image as pixels_of
 
 Image.MAX_IMAGE_PIXELS = 80_000_000
 
@@ -23,10 +25,8 @@ Image.MAX_IMAGE_PIXELS = 80_000_000
 def decode_image(data: bytes) -> np.ndarray:
     """RGB uint8 array from encoded bytes (any format Pillow reads); 400 when unreadable."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        return pixels_of(data)
+    except UnreadableImage as exc:
         raise BadRequest(f"not a readable image: {exc}") from None
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from percept.errors import Unprocessable
+from percept.imaging import ImageTooLarge, UnreadableImage
+from percept.imaging import decode_image as pixels_of
 
 MAX_PIXELS = 40_000_000
 FEATURE_SIDE = 32
@@ -18,21 +19,14 @@ QUERY_FRAME = (220, 30, 30)
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """RGB or RGBA uint8 array from encoded bytes; 422 when it is not a readable image."""
+    """RGB or RGBA uint8 array from encoded bytes (EXIF orientation applied); 422 when it is
+    not a readable image or has more than ``max_pixels`` pixels."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-            if opened.width * opened.height > max_pixels:
-                raise Unprocessable(f"Image too large: more than {max_pixels} pixels")
-            image: Image.Image = ImageOps.exif_transpose(opened)
-            image.load()
-    except Unprocessable:
-        raise
-    except Exception:
+        return pixels_of(data, max_pixels=max_pixels, orient=True, keep_alpha=True)
+    except ImageTooLarge as exc:
+        raise Unprocessable(str(exc)) from None
+    except UnreadableImage:
         raise Unprocessable("The file is not a readable image") from None
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
 
 
 def image_format(data: bytes) -> str | None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from percept.imaging import shrink_to
+from percept.imaging import UnreadableImage, shrink_to
+from percept.imaging import decode_image as decode_image_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +100,9 @@ def decode_base64(content: object, limit_bytes: int) -> bytes:
 
 def decode_image(data: bytes, short_side: int = FRAME_SHORT_SIDE) -> np.ndarray:
     """RGB uint8 pixels of an image file (first frame of an animated one)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.seek(0)
-            rgb = np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        rgb = decode_image_pixels(data)
+    except UnreadableImage as exc:
         raise DocumentRejected(NOT_SUITABLE, f"undecodable image: {exc}") from None
     if rgb.size == 0 or min(rgb.shape[:2]) < 2:
         raise DocumentRejected(NOT_SUITABLE, "image too small")
