@@ -76,6 +76,16 @@ class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
         with self.blobs.local_path(key) as path:
             return self.require().align(str(path), words)
 
+    def _assess(self, key: str, reference: list[str], transcript: list[str], long_pause_s: float) -> dict[str, Any]:
+        with self.blobs.local_path(key) as path:
+            return self.require().assess(str(path), reference, transcript, long_pause_s)
+
+    async def assess(self, key: str, reference: list[str], transcript: list[str],
+                     long_pause_s: float) -> dict[str, Any]:
+        """The acoustic evidence about one stored segment (:meth:`ForcedAligner.assess`)."""
+        self.require()
+        return await asyncio.to_thread(self._assess, key, reference, transcript, long_pause_s)
+
     async def align(self, key: str, words: list[str]) -> list[dict[str, Any]]:
         """Per word ``{word, start, end, probability}`` in a stored recording piece."""
         self.require()

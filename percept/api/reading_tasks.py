@@ -55,10 +55,14 @@ def tools(services: Services) -> Handle:
     return require(services.reading.handles.reading)
 
 
-def _check_model(services: Services, kind: Kind, name: str) -> None:
-    info = services.plugins.get(name)
+def _check_model(services: Services, kind: Kind, name: str) -> str:
+    """The plugin a model name means (aliases such as the original's ``whisper`` resolved);
+    404 when there is none of that kind."""
+    plugin = name if name in services.plugins else services.reading.settings.plugin_name(name)
+    info = services.plugins.get(plugin)
     if info is None or info.kind != kind:
         raise NotFound(f"No such {kind} model available")
+    return plugin
 
 
 async def _file_key(services: Services, kind: Kind, user: Principal, file_id: UUID) -> str:
@@ -97,12 +101,12 @@ async def _result(services: Services, user: Principal, task_id: UUID, kind: str,
 async def process_audio(request: Request, services: ServicesDep, user: User) -> TaskCreateResponse:
     """Recognise a recording with an audio model: text and timed segments."""
     body = await parse_body(request, AudioProcessingRequest)
-    _check_model(services, "audio", body.audio_model)
+    audio_model = _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
     flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.process_audio.remote(user.id, key, body.audio_model, reporter)
+        return await flow.process_audio.remote(user.id, key, audio_model, reporter)
 
     return submit(services, AUDIO_PROCESS, user, work, body.model_dump(mode="json"))
 
@@ -119,12 +123,12 @@ async def extract_text_from_audio(request: Request, services: ServicesDep, user:
     body = await parse_body(request, AudioExtractPhrasesRequest)
     if len(body.phrases) > services.reading.settings.max_phrases:
         raise Unprocessable(f"Too many phrases: the limit is {services.reading.settings.max_phrases}")
-    _check_model(services, "audio", body.audio_model)
+    audio_model = _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
     flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.extract.remote(user.id, key, body.audio_model, body.phrases, reporter)
+        return await flow.extract.remote(user.id, key, audio_model, body.phrases, reporter)
 
     return submit(services, AUDIO_EXTRACT, user, work, body.model_dump(mode="json"))
 
@@ -139,12 +143,12 @@ async def get_extracted_results(services: ServicesDep, user: User, task_id: Task
 async def process_image(request: Request, services: ServicesDep, user: User) -> TaskCreateResponse:
     """Recognise the text of a page image with an image model: text and word boxes."""
     body = await parse_body(request, ImageProcessingRequest)
-    _check_model(services, "image", body.image_model)
+    image_model = _check_model(services, "image", body.image_model)
     key = await _file_key(services, "image", user, body.image_file)
     flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.process_image.remote(key, body.image_model, reporter)
+        return await flow.process_image.remote(key, image_model, reporter)
 
     return submit(services, IMAGE_PROCESS, user, work, body.model_dump(mode="json"))
 
@@ -159,14 +163,14 @@ async def get_image_response(services: ServicesDep, user: User, task_id: TaskId)
 async def compare_audio_image(request: Request, services: ServicesDep, user: User) -> TaskCreateResponse:
     """Compare a reading with the text of a page photo."""
     body = await parse_body(request, AudioToImageComparisonRequest)
-    _check_model(services, "image", body.image_model)
-    _check_model(services, "audio", body.audio_model)
+    image_model = _check_model(services, "image", body.image_model)
+    audio_model = _check_model(services, "audio", body.audio_model)
     image_key = await _file_key(services, "image", user, body.image_file)
     audio_key = await _file_key(services, "audio", user, body.audio_file)
     flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.compare_image.remote(user.id, audio_key, body.audio_model, image_key, body.image_model, reporter)
+        return await flow.compare_image.remote(user.id, audio_key, audio_model, image_key, image_model, reporter)
 
     return submit(services, COMPARE_IMAGE, user, work, {**body.model_dump(mode="json"), "image_key": image_key})
 
@@ -205,12 +209,12 @@ async def compare_audio_text(request: Request, services: ServicesDep, user: User
     limit = services.reading.settings.max_text_chars
     if sum(len(t) for t in body.text) > limit:
         raise Unprocessable(f"The text is too long: the limit is {limit} characters")
-    _check_model(services, "audio", body.audio_model)
+    audio_model = _check_model(services, "audio", body.audio_model)
     key = await _file_key(services, "audio", user, body.audio_file)
     flow = tools(services)
 
     async def work(reporter: ProgressReporter) -> Any:
-        return await flow.compare_text.remote(user.id, key, body.audio_model, body.text, reporter)
+        return await flow.compare_text.remote(user.id, key, audio_model, body.text, reporter)
 
     return submit(services, COMPARE_TEXT, user, work, {"audio_file": str(body.audio_file),
                                                          "audio_model": body.audio_model})

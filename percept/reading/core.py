@@ -13,7 +13,7 @@ from typing import Any
 from percept.reading.audio import convert_to_mp3, load_audio, split_audio, split_silence
 from percept.reading.files import blob_key
 from percept.reading.images import convert_to_png, render_view
-from percept.reading.report import compare_reading, reference_plan
+from percept.reading.report import assess_reading, compare_reading, reference_plan
 from percept.reading.settings import ReadingSettings
 from percept.reading.text import find_phrases, tokenize
 from percept.storage import BlobStore
@@ -83,6 +83,12 @@ class ReadingCore:
         """The contract's errors and the word-level report (see :mod:`percept.reading.report`)."""
         return compare_reading(segments, reference, self.config.long_pause_s, forced,
                                self.config.accept_substitution, self.config.accept_omission)
+
+    def assess(self, segments: list[dict[str, Any]], reference: str,
+               assessed: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """Errors and report from the aligner's acoustic evidence (:mod:`percept.reading.verdict`)."""
+        return assess_reading(segments, reference, assessed, self.config.miscue_threshold, self.config.long_pause_s,
+                              time_shift=self.config.word_time_shift_s)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

@@ -171,11 +171,9 @@ class ForcedAligner:
                 jumps = np.pad(np.diff(text_index), (1, 0), constant_values=1).astype(bool)
                 jump_times = time_index[jumps] / per_second
                 times = np.pad(jump_times, (0, max(0, len(tokens) + 1 - len(jump_times))), mode="edge")
-            words = []
-            for a, b in bounds:
-                words.append({"start": round(float(times[a]), 3), "end": round(float(times[b]), 3),
-                              "logprob": round(float(logp[a:b].sum()), 4)})
-            scored.append({"logprob": round(float(logp.sum()), 4), "words": words})
+            per_word = [{"start": round(float(times[a]), 3), "end": round(float(times[b]), 3),
+                         "logprob": round(float(logp[a:b].sum()), 4)} for a, b in bounds]
+            scored.append({"logprob": round(float(logp.sum()), 4), "words": per_word})
         return scored
 
     def assess(self, source: str | Any, reference: list[str], transcript: list[str],

@@ -434,7 +434,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                 entry["transcript"] = free.token.text
         elif seg not in scored_segments and free is None:
             entry["status"] = "omission"  # no evidence either way: the transcript's verdict
-        elif seg not in scored_segments and free.token.norm != token.norm and distance(free.token.norm, token.norm) > 0:
+        elif seg not in scored_segments and free is not None and distance(free.token.norm, token.norm) > 0:
             entry["status"], entry["spoken"] = "substitution", free.token.text
         if "confidence" not in entry:
             entry["confidence"] = entry["forced_probability"] if timed else entry["probability"]

@@ -18,6 +18,7 @@ from typing import Any
 from percept.handles import Handle, is_running
 from percept.reading.core import ReadingCore
 from percept.reading.files import ReadingFiles, blob_key
+from percept.reading.report import prepare_assessment
 from percept.reading.text import tokenize
 from percept.tasks import ProgressReporter
 
@@ -87,35 +88,35 @@ class ReadingTools:
         return await asyncio.to_thread(self.core.view, image_key, boxes, words, box_of_word)
 
     async def compare(self, owner: str, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
-        """The contract's errors and the word-level report, forced scores included when available."""
-        forced = await self.forced_scores(owner, segments, reference)
-        return await asyncio.to_thread(self.core.compare, segments, reference, forced)
+        """The contract's errors and the word-level report: verdicts from the aligner's
+        acoustic evidence when it is available, else from the transcript alone."""
+        assessed = await self.assess(owner, segments, reference)
+        if assessed is not None:
+            return await asyncio.to_thread(self.core.assess, segments, reference, assessed)
+        return await asyncio.to_thread(self.core.compare, segments, reference, None)
 
-    async def forced_scores(self, owner: str, segments: list[dict[str, Any]],
-                            reference: str) -> dict[int, dict[str, Any]] | None:
-        """Forced scores of the reference words, segment by segment (None: not available).
-
-        Without the aligner (not deployed, or failing) the report keeps the transcript's
-        verdicts and says so (``summary.forced_scoring: false``).
-        """
+    async def assess(self, owner: str, segments: list[dict[str, Any]],
+                     reference: str) -> list[dict[str, Any] | None] | None:
+        """The aligner's evidence per segment (see :meth:`ForcedAligner.assess`); ``None`` when
+        the aligner is not deployed, turned off (``forced_scoring: false``) or failing."""
         if not self.core.config.forced_scoring or not segments or not is_running(self.aligner):
             return None
         try:
-            plan = await asyncio.to_thread(self.core.plan, segments, reference)
-            jobs = [(seg, part) for seg, part in zip(segments, plan, strict=True) if part["words"]]
-            scored = await asyncio.gather(*(
-                self.aligner.align.remote(blob_key("audio", owner, seg["file"]), part["words"]) for seg, part in jobs
+            state = await asyncio.to_thread(prepare_assessment, segments, reference)
+            asks = state.requests()
+            jobs = [(s, seg, ask) for s, (seg, ask) in enumerate(zip(segments, asks, strict=True)) if ask["reference"]]
+            answers = await asyncio.gather(*(
+                self.aligner.assess.remote(blob_key("audio", owner, seg["file"]), ask["reference"], ask["transcript"],
+                                           self.core.config.long_pause_s)
+                for _, seg, ask in jobs
             ))
-        except Exception as exc:  # the report is still useful without re-scoring
-            logger.warning("forced scoring skipped: %s", exc)
+        except Exception as exc:  # the report is still useful from the transcript alone
+            logger.warning("acoustic assessment skipped: %s", exc)
             return None
-        forced: dict[int, dict[str, Any]] = {}
-        for (seg, part), words in zip(jobs, scored, strict=True):
-            for k, word in enumerate(words):
-                forced[part["first"] + k] = {"probability": word["probability"],
-                                             "start": _round(seg["start"] + word["start"]),
-                                             "end": _round(seg["start"] + word["end"])}
-        return forced
+        assessed: list[dict[str, Any] | None] = [None] * len(segments)
+        for (s, _, _), answer in zip(jobs, answers, strict=True):
+            assessed[s] = answer
+        return assessed
 
     async def _report(self, reporter: ProgressReporter, percent: float, message: str) -> None:
         await asyncio.to_thread(reporter, percent, message)

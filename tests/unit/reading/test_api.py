@@ -14,12 +14,16 @@ from pydub import AudioSegment
 from pydub.generators import Sine
 
 from percept.api.app import create_app
+from percept.handles import ReadingHandles
 from percept.plugins import PluginInfo
-from percept.reading.config import ReadingConfig
 from percept.reading.core import ReadingCore
-from percept.reading.synth import render_page
+from percept.reading.files import ReadingFiles
+from percept.reading.settings import ORIGINAL_MODEL_NAMES, ReadingSettings
+from percept.reading.verdict import changes_between
+from percept.reading.workflow import ReadingTools
 from percept.services import Services
 from percept.testing import LocalHandle, make_services
+from tests.synthetic.reading import render_page
 
 BOOK = [(" I", 0.1, 0.3), (" red", 0.4, 0.6), (" the", 0.7, 0.8), (" book", 0.9, 1.2)]
 
@@ -51,9 +55,11 @@ class FakeOcr:
 class FakeAligner:
     """The audio supports every reference word except "read"."""
 
-    def align(self, key: str, words: list[str]) -> list[dict[str, Any]]:
-        return [{"word": w, "start": 0.1 * k, "end": 0.1 * k + 0.1, "probability": 0.01 if w == "read" else 0.9}
-                for k, w in enumerate(words)]
+    def assess(self, key: str, reference: list[str], transcript: list[str], long_pause_s: float) -> dict[str, Any]:
+        candidates = [{**c, "llr": 8.0 if reference[min(c["ref"], len(reference) - 1)] == "read" else -8.0,
+                       "source": "transcript"} for c in changes_between(transcript, reference)]
+        return {"base": [{"start": 0.1 * k, "end": 0.1 * k + 0.1, "logprob": -0.1} for k in range(len(reference))],
+                "candidates": candidates, "prompted": "", "pauses": []}
 
 
 def plugin(name: str, kind: str) -> PluginInfo:
@@ -63,14 +69,14 @@ def plugin(name: str, kind: str) -> PluginInfo:
 
 def build(tmp_path: Path, **reading: Any) -> tuple[Services, FakeAsr]:
     config = {"max_audio_mb": 1, "max_image_mb": 1, **reading}
-    services = make_services(tmp_path, services=["reading"], service_config={"reading": config})
     asr = FakeAsr()
-    services.handles.update({
-        "reading": LocalHandle(ReadingCore(services.blobs, ReadingConfig.model_validate(config))),
-        "reading_aligner": LocalHandle(FakeAligner()),
-        "plugin:fake_asr": LocalHandle(asr),
-        "plugin:fake_ocr": LocalHandle(FakeOcr()),
-    })
+    services = make_services(tmp_path, services=["reading"], service_config={"reading": config},
+                             plugins={"fake_asr": asr, "fake_ocr": FakeOcr()})
+    services.reading.handles = ReadingHandles(
+        reading=LocalHandle(ReadingTools(ReadingCore(services.blobs, ReadingSettings.model_validate(config)),
+                                         LocalHandle(FakeAligner()), services.plugin_handle,
+                                         ReadingFiles(services.state, services.blobs))),
+    )
     services.plugins.update({"fake_asr": plugin("fake_asr", "audio"), "fake_ocr": plugin("fake_ocr", "image")})
     return services, asr
 
@@ -255,11 +261,33 @@ def test_compare_with_image_and_view(app: tuple[TestClient, FakeAsr]) -> None:
 
 
 def test_rate_limit_is_per_user(tmp_path: Path) -> None:
-    services, _ = build(tmp_path, rate_limit_per_minute=3)
+    services, _ = build(tmp_path, rate_limit_per_minute=10)  # the original's limit
     with TestClient(create_app(services)) as client:
         ann, bob = login(client, "ann"), login(client, "bob")
-        codes = [client.get("/v1/audio/models", headers=ann).status_code for _ in range(4)]
-        assert codes == [200, 200, 200, 429]
+        codes = [client.get("/v1/audio/models", headers=ann).status_code for _ in range(11)]
+        assert codes == [200] * 10 + [429]
         limited = client.get("/v1/audio/models", headers={**ann, "X-Forwarded-For": "1.2.3.4"})
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
         assert client.get("/v1/audio/models", headers=bob).status_code == 200
+
+
+def test_the_original_model_names_are_aliases(tmp_path: Path) -> None:
+    assert ORIGINAL_MODEL_NAMES == {"whisper": "faster_whisper", "eng_tesseract": "tesseract"}
+    assert ReadingSettings().plugin_name("whisper") == "faster_whisper"
+    services, _ = build(tmp_path, model_aliases={"whisper": "fake_asr", "eng_tesseract": "fake_ocr"})
+    with TestClient(create_app(services)) as client:
+        ann = login(client, "ann")
+        audio = client.get("/v1/audio/models", headers=ann).json()["models"]
+        assert [(m["name"], m["description"]) for m in audio] == [("fake_asr", "fake audio"),
+                                                                  ("whisper", "alias of fake_asr: fake audio")]
+        image = client.get("/v1/image/models", headers=ann).json()["models"]
+        assert [m["name"] for m in image] == ["fake_ocr", "eng_tesseract"]
+        audio_id = upload(client, ann, "audio", wav(), "audio/wav").json()["file_id"]
+        body = {"audio_file": audio_id, "audio_model": "whisper", "text": ["I read the book."]}
+        task_id = client.post("/v1/comparison/audio/text/task", json=body, headers=ann).json()["task_id"]
+        assert wait(client, ann, task_id)["status"] == "finished"
+        result = client.get("/v1/comparison/audio/text/result", params={"task_id": task_id}, headers=ann).json()
+        assert [(e["found"], e["expected"]) for e in result["errors"]] == [("red", "read")]
+        wrong_kind = {"audio_file": audio_id, "audio_model": "eng_tesseract", "text": ["I read"]}
+        answer = client.post("/v1/comparison/audio/text/task", json=wrong_kind, headers=ann)
+        assert answer.status_code == 404 and answer.json() == {"detail": "No such audio model available"}
