@@ -38,8 +38,8 @@ def open_image(source: bytes | str | Path, *, max_pixels: int | None = None, ori
             image = ImageOps.exif_transpose(image)
         image.load()
         return image
-    except UnreadableImage:
-        raise
+    except (UnreadableImage, FileNotFoundError, IsADirectoryError):
+        raise  # a missing path is the caller's to report
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise UnreadableImage(str(exc)) from None
 
