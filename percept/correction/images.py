@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from percept.imaging import UnreadableImage, open_image
+
 logger = logging.getLogger(__name__)
 
 PIXEL_SIDE = 16
@@ -46,19 +48,14 @@ class ImageInfo:
 
 def decode(data: bytes | str | Path) -> Any:
     """A PIL image from bytes or a path; :class:`ImageDecodeError` when it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
     name = "<bytes>" if isinstance(data, bytes) else str(data)
     try:
-        source: Any = io.BytesIO(data) if isinstance(data, bytes) else str(data)
-        image = Image.open(source)
-        image.load()
-        return image
+        return open_image(data if isinstance(data, bytes) else str(data))
     except FileNotFoundError:
         raise ImageDecodeError(f"file not found: {name}") from None
     except IsADirectoryError:
         raise ImageDecodeError(f"not a file: {name}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnreadableImage as exc:
         raise ImageDecodeError(f"undecodable image: {exc}") from None
 
 
