@@ -159,19 +159,6 @@ class ImageNetModel:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
-    def classify_and_embed(
-        self, images: list[Any], top_k: int = 5
-    ) -> tuple[list[list[tuple[str, float]]], np.ndarray]:
-        if not images:
-            return [], np.zeros((0, self.dim), dtype=np.float32)
-        probs, pooled = self._forward(images)
-        labels = []
-        for p in probs:
-            order = np.argsort(p)[::-1][:top_k]
-            labels.append([(self.labels[i], float(p[i])) for i in order])
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return labels, (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
-
     def feature_maps(self, images: list[Any] | np.ndarray, blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
         """Outputs of the MBConv ``blocks`` (indices 0–15) for whole images resized to ``size``.
 
