@@ -1,4 +1,4 @@
-"""Text algorithms of spec 004: ``match_words``, ``match_phrases``, ``find_phrases``.
+"""Text algorithms of the reading contract (docs/reading.md): ``match_words``, ``match_phrases``, ``find_phrases``.
 
 Texts are compared word by word after normalisation (lower case, letters only). Numbers
 written with digits are compared in their spoken form ("3" ~ "three"), because a speech
