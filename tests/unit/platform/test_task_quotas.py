@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from deployments.echo import Echo
 from percept.api.app import create_app
 from percept.errors import TooManyRequests
+from percept.handles import DebugHandles
 from percept.storage.state import SqliteStateStore
 from percept.tasks import ACTIVE, ProgressReporter, TaskManager, TaskQuota, TaskQuotas, TaskRunner, TaskStatus
-from percept.testing import make_services
+from percept.testing import LocalHandle, make_services
 
 
 def _runner(tmp_path: Path, **quota: int) -> TaskRunner:
@@ -93,7 +94,8 @@ def test_a_task_left_by_a_dead_replica_stops_counting(tmp_path: Path) -> None:
 
 
 def test_selftest_quota_is_the_platform_429_with_retry_after(tmp_path: Path) -> None:
-    services = make_services(tmp_path, {"echo": Echo()})
+    services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
+                             admins=["user:ann"])
     with TestClient(create_app(services)) as client:
         client.put("/v1/auth/register", params={"username": "ann", "password": "pw"})
         token = client.post("/v1/auth/token", data={"username": "ann", "password": "pw"}).json()["access_token"]
