@@ -1,23 +1,32 @@
-"""The inspection service's deployments: a trainer and a multiplexed predictor.
+"""The inspection service's deployments: a trainer, a multiplexed predictor and the backbone.
 
 * ``inspection_trainer`` (``InspectionTrainer``): fits a model from good images (a task
   awaits it) and stores it in the blob store.
 * ``inspection_predictor`` (``InspectionPredictor``): loads each tenant's models on demand
   with Serve model multiplexing (the model id is the model's blob key), so many clients
-  share a few replicas; scores images and writes their anomaly maps.
+  share a few replicas; scores images and writes their anomaly maps. A model is small
+  (PatchCore's memory bank, ~1 MB): the network is not part of it.
+* ``inspection_backbone`` (``InspectionBackbone``): the one copy of PatchCore's feature
+  network (EfficientNet-Lite0 or a TorchScript backbone from the models directory), on a
+  fractional GPU share where there is one; single-image calls from concurrent predictions
+  are batched (``@serve.batch``, knobs in serve_config.yaml's ``user_config``). Trainer
+  and predictor call it through :class:`HandleBackbone`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections import defaultdict
+from typing import Any, ClassVar
 
+import numpy as np
 from ray import serve
 
-from deployments.base import ModelDeployment, bind_group
+from deployments.base import Batching, ModelDeployment, bind_group
 from percept.config import AppArgs
-from percept.handles import InspectionHandles
+from percept.handles import Handle, InspectionHandles
 from percept.inspection.engine import TrainedModel
+from percept.inspection.patchcore import FeatureBackbone, load_backbone
 from percept.inspection.worker import InspectionWorker
 from percept.registry import INSPECTION
 from percept.storage.blobs import BlobStore
@@ -26,9 +35,59 @@ from percept.tasks import ProgressReporter
 MAX_MODELS_PER_REPLICA = 8
 
 
-def _worker(args: AppArgs) -> InspectionWorker:
+class HandleBackbone:
+    """:class:`FeatureBackbone` over the backbone deployment (called from worker threads).
+
+    One image goes through the batched method, so concurrent predictions share a forward
+    pass; a training set goes in one call.
+    """
+
+    def __init__(self, handle: Handle, name: str) -> None:
+        self.handle = handle
+        self.name = name
+
+    def feature_maps(self, images: list[np.ndarray], blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
+        if len(images) == 1:
+            return list(self.handle.feature_maps_single.remote((images[0], tuple(blocks), tuple(size))).result())
+        return list(self.handle.feature_maps.remote(images, tuple(blocks), tuple(size)).result())
+
+
+def _worker(args: AppArgs, backbone: Handle) -> InspectionWorker:
     assert args.blob_url is not None
-    return InspectionWorker(BlobStore(args.blob_url), INSPECTION.load_settings(args).work_size)
+    settings = INSPECTION.load_settings(args)
+    return InspectionWorker(BlobStore(args.blob_url), settings.work_size,
+                            backbone=lambda: HandleBackbone(backbone, settings.backbone),
+                            batch_size=settings.predict_batch)
+
+
+@serve.deployment(name="InspectionBackbone")
+class InspectionBackbone(Batching, ModelDeployment[FeatureBackbone]):
+    """PatchCore's feature network: whole batches (training) or batched single images."""
+
+    model_label = "inspection backbone"
+    batched_methods: ClassVar[tuple[str, ...]] = ("feature_maps_single",)
+
+    def __init__(self, args: AppArgs) -> None:
+        super().__init__(args)
+        name = INSPECTION.load_settings(args).backbone
+        self.load(lambda: load_backbone(name, self.models_path, "auto"))
+
+    async def feature_maps(self, images: list[np.ndarray], blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
+        return await asyncio.to_thread(self.require().feature_maps, images, blocks, size)
+
+    @serve.batch
+    async def feature_maps_single(self, requests: list[tuple[np.ndarray, tuple[int, ...], tuple[int, int]]]) -> list[list[np.ndarray]]:
+        """``(image, blocks, size)`` per call; calls asking the same blocks and size share a pass."""
+        backbone = self.require()
+        groups: dict[tuple[Any, Any], list[int]] = defaultdict(list)
+        for index, (_, blocks, size) in enumerate(requests):
+            groups[(tuple(blocks), tuple(size))].append(index)
+        out: list[list[np.ndarray]] = [[] for _ in requests]
+        for (blocks, size), indices in groups.items():
+            maps = await asyncio.to_thread(backbone.feature_maps, [requests[i][0] for i in indices], blocks, size)
+            for j, index in enumerate(indices):
+                out[index] = [m[j : j + 1] for m in maps]
+        return out
 
 
 @serve.deployment(name="InspectionTrainer")
@@ -37,16 +96,17 @@ class InspectionTrainer(ModelDeployment[InspectionWorker]):
 
     model_label = "inspection trainer"
 
-    def __init__(self, args: AppArgs) -> None:
+    def __init__(self, args: AppArgs, backbone: Handle) -> None:
         super().__init__(args)
-        self.load(lambda: _worker(args))
+        self.load(lambda: _worker(args, backbone))
 
     async def train(
         self, owner: str, model_id: int, algorithm_id: str, params: dict[str, Any],
-        image_keys: list[str], reporter: ProgressReporter,
+        image_keys: list[str], reporter: ProgressReporter, defect_keys: list[str] | None = None,
     ) -> dict[str, Any]:
         worker = self.require()
-        return await asyncio.to_thread(worker.train, owner, model_id, algorithm_id, params, image_keys, reporter)
+        return await asyncio.to_thread(worker.train, owner, model_id, algorithm_id, params, image_keys, reporter,
+                                       defect_keys)
 
 
 @serve.deployment(name="InspectionPredictor")
@@ -55,9 +115,9 @@ class InspectionPredictor(ModelDeployment[InspectionWorker]):
 
     model_label = "inspection predictor"
 
-    def __init__(self, args: AppArgs) -> None:
+    def __init__(self, args: AppArgs, backbone: Handle) -> None:
         super().__init__(args)
-        self.load(lambda: _worker(args))
+        self.load(lambda: _worker(args, backbone))
 
     @serve.multiplexed(max_num_models_per_replica=MAX_MODELS_PER_REPLICA)
     async def get_model(self, model_key: str) -> TrainedModel:
@@ -69,6 +129,8 @@ class InspectionPredictor(ModelDeployment[InspectionWorker]):
 
 
 def bind(args: AppArgs, gpu: bool) -> InspectionHandles:
-    """The trainer and the multiplexed predictor (resources from serve_config.yaml)."""
-    return bind_group(InspectionHandles, args, gpu, inspection_trainer=InspectionTrainer,
-                      inspection_predictor=InspectionPredictor)
+    """The backbone, the trainer and the multiplexed predictor that call it (resources
+    from serve_config.yaml)."""
+    return bind_group(InspectionHandles, args, gpu, inspection_backbone=InspectionBackbone,
+                      inspection_trainer=(InspectionTrainer, lambda group: (group.inspection_backbone,)),
+                      inspection_predictor=(InspectionPredictor, lambda group: (group.inspection_backbone,)))

@@ -102,6 +102,7 @@ class ReadingHandles(HandleGroup):
 class InspectionHandles(HandleGroup):
     inspection_trainer: Handle = absent()
     inspection_predictor: Handle = absent()  # multiplexed by model key
+    inspection_backbone: Handle = absent()  # PatchCore's feature maps, batched (trainer and predictor call it)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from percept.auth import Principal
 from percept.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from percept.handles import require
 from percept.inspection import jobs
-from percept.inspection.algorithms import ALGORITHMS
+from percept.inspection.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from percept.inspection.errors import api_error
 from percept.inspection.license import LicenseError, verify_license
 from percept.inspection.uploads import parse_bool, store_uploads
@@ -131,7 +131,7 @@ def delete_models(body: DeleteModelsRequest, owner: LicensedClient, records: Rep
 @router.post("/v1/train")
 async def train(body: TrainRequest, owner: LicensedClient, records: RepoDep, services: ServicesDep) -> dict[str, Any]:
     """Start training; the model is ``creating`` until the task makes it ``active`` or ``failed``."""
-    algorithm = ALGORITHMS.get(body.algorithm_id)
+    algorithm = ALGORITHMS.get(body.algorithm_id or DEFAULT_ALGORITHM)  # "" = the default (patchcore)
     if algorithm is None:
         raise api_error(NotFound, "No algorithms found", f"Unknown algorithm {body.algorithm_id}")
     if not body.item_ids:

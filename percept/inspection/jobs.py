@@ -44,6 +44,9 @@ def create_model(
     good = [i for i in items if i and (i.get("good") is True or (i["is_training_data"] and i.get("good") is None))]
     image_keys = [img["blob_key"] for i in good for img_id in i["image_ids"]
                   if (img := records.get_image(img_id)) is not None]
+    # Items labelled defective never enter the model; they place its threshold.
+    defect_keys = [img["blob_key"] for i in items if i and i.get("good") is False for img_id in i["image_ids"]
+                   if (img := records.get_image(img_id)) is not None]
     if not image_keys:
         raise api_error(BadRequest, "Invalid Request", "No good training images among the item ids")
     now = time.time()
@@ -52,7 +55,7 @@ def create_model(
         "owner": owner, "model_id": model_id, "algorithm_id": algorithm_id,
         "name": name or time.strftime("%m/%d/%y %H:%M:%S", time.gmtime(now)),
         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
-        "item_ids": list(item_ids), "image_keys": image_keys, "status": "creating", "active": False,
+        "item_ids": list(item_ids), "image_keys": image_keys, "defect_keys": defect_keys, "status": "creating", "active": False,
         "created_at": now, "updated_at": now,
         "version": "model-" + time.strftime("%Y%m%d%H:%M:%S", time.gmtime(now)) + f"-{model_id}",
         "task_id": None, "model_key": None, "error": None, "metrics": {},
@@ -69,7 +72,8 @@ def submit_training(runner: TaskRunner, blobs: BlobStore, trainer: Handle, recor
     async def work(reporter: ProgressReporter) -> Doc:
         try:
             meta = await trainer.train.remote(
-                owner, model_id, model["algorithm_id"], model["params"], model["image_keys"], reporter
+                owner, model_id, model["algorithm_id"], model["params"], model["image_keys"], reporter,
+                model.get("defect_keys") or [],
             )
         except Exception as exc:
             reason = str(getattr(exc, "detail", exc))[:500]

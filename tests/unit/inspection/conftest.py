@@ -67,5 +67,5 @@ def texture_set() -> dict[str, object]:
     """Small brick crops: 8 good for training, 2 good and 2 defective for testing."""
     rng = np.random.default_rng(7)
     goods = synthetic.good_crops("brick", 12, 96, rng)
-    defects = [synthetic.add_defect(img, kind, rng) for img, kind in zip(goods[10:], ("blob", "stain"), strict=True)]
+    defects = [synthetic.add_defect(img, kind, rng, 0.05) for img, kind in zip(goods[10:], ("blob", "stain"), strict=True)]
     return {"train": goods[:8], "test_good": goods[8:10], "defects": defects}

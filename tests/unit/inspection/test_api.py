@@ -17,7 +17,6 @@ from percept.services import Services
 
 from .conftest import make_sdk, write_images
 
-FAST = [{"algorithm_parameter_id": 105, "value": "1500"}]
 
 
 def wait_done(sdk: VisualInspectionSDK, item_ids: list[str], timeout: float = 60) -> list[dict[str, Any]]:
@@ -130,7 +129,7 @@ def test_full_flow_and_tenancy(sdk: VisualInspectionSDK, http: TestClient, servi
     assert items["summary"]["training"] == {"defect": 0, "good": 8}
 
     algorithms = {a["algorithm_id"]: a for a in sdk.get_algorithms()}
-    assert {"OC", "hacarus-dictionary-learning"} <= set(algorithms)
+    assert {"patchcore", "OC", "hacarus-dictionary-learning"} <= set(algorithms)
     oc = {p["name"]: p for p in algorithms["OC"]["parameters"]}
     assert oc["nu_max"]["data_type"] == "float" and oc["patch_size"]["value"] == "[16, 16]"
 
@@ -144,7 +143,7 @@ def test_full_flow_and_tenancy(sdk: VisualInspectionSDK, http: TestClient, servi
         sdk.train("OC", "m", [{"algorithm_parameter_id": 999, "value": "1"}], ["good_0"])
     assert err.value.status == 400 and "999" in err.value.detail[0]
 
-    model = sdk.train("hacarus-dictionary-learning", "first", FAST, [f"good_{i}" for i in range(8)])
+    model = sdk.train("patchcore", "first", None, [f"good_{i}" for i in range(8)])
     assert model["status"] == "creating" and model["active"] is False
     model = wait_model(sdk, model["model_id"])
     assert model["status"] == "active" and model["active"] is True, model
@@ -230,3 +229,30 @@ def test_server_errors_keep_the_envelope(services: Services, credentials: tuple[
             sdk.train("OC", "m", None, ["g_0"])
         assert err.value.status == 503 and err.value.title == "サービスを利用できません"
         assert sdk.get_models() == []
+
+
+def test_patchcore_is_the_default_and_uses_labelled_defects(sdk: VisualInspectionSDK, tmp_path: Path) -> None:
+    """An empty algorithm_id trains PatchCore; items uploaded as defective are not learnt as
+    good but place the threshold (the model's metrics say how many); defects come out NG."""
+    import numpy as np
+
+    from tests.synthetic import inspection as synthetic
+
+    rng = np.random.default_rng(9)
+    goods = synthetic.good_images("coins", 12, rng, size=128)
+    labelled = [synthetic.add_defect(goods[10], "blob", rng, 0.03)[0]]
+    bad, mask = synthetic.add_defect(goods[11], "stain", rng, 0.04)
+    good_ids = sdk.upload(write_images(tmp_path / "g", "good_", goods[:10]), True)["item_ids"]
+    defect_ids = sdk.upload(write_images(tmp_path / "d", "known_bad_", labelled), False)["item_ids"]
+    assert sdk.get_items()["summary"]["training"] == {"defect": 1, "good": 10}
+    assert sdk.get_algorithms()[0]["algorithm_id"] == "patchcore"
+    model = wait_model(sdk, sdk.train("", "line-2", None, good_ids + defect_ids)["model_id"], timeout=180)
+    assert model["status"] == "active" and model["algorithm_id"] == "patchcore", model
+    assert model["metrics"]["images"] == 10 and model["metrics"]["defect_images"] == 1
+    test_ids = sdk.upload(write_images(tmp_path / "t", "unit_", [bad]))["item_ids"]
+    sdk.serve(test_ids)
+    item = wait_done(sdk, test_ids, timeout=120)[0]
+    assert item["computed_assessment"]["good"] is False
+    ys, xs = mask.nonzero()
+    boxes = item["images"][0]["detected_boxes"]
+    assert any(b["x_min"] <= xs.mean() <= b["x_max"] and b["y_min"] <= ys.mean() <= b["y_max"] for b in boxes)

@@ -47,12 +47,12 @@ def test_clients_and_licenses_from_the_command_line(tmp_path: Path) -> None:
     assert ClientStore(store).get(client_id) is None
 
 
-def test_bind_returns_the_two_deployments(tmp_path: Path) -> None:
+def test_bind_returns_the_three_deployments(tmp_path: Path) -> None:
     from deployments.inspection import bind
 
     args = AppArgs(data_dir=tmp_path, models_path=tmp_path / "m", plugins_dir=tmp_path / "p").resolved(tmp_path)
     group = bind(args, False)
-    assert {key for key, _ in group.items()} == {"inspection_trainer", "inspection_predictor"}
+    assert {key for key, _ in group.items()} == {"inspection_trainer", "inspection_predictor", "inspection_backbone"}
 
 
 def test_upload_limit_is_413_in_the_envelope(tmp_path: Path) -> None:
