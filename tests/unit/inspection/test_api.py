@@ -18,7 +18,6 @@ from percept.services import Services
 from .conftest import make_sdk, write_images
 
 
-
 def wait_done(sdk: VisualInspectionSDK, item_ids: list[str], timeout: float = 60) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
