@@ -129,6 +129,15 @@ class AppArgs(BaseModel):
             raise ValueError(f"unknown services {unknown}; known: {list(known)}")
         return value
 
+    @field_validator("deployments")
+    @classmethod
+    def _known_deployments(cls, value: dict[str, DeploymentOptions]) -> dict[str, DeploymentOptions]:
+        known = _deployment_keys()
+        unknown = sorted(set(value) - set(known))
+        if unknown:  # a misspelt key would silently leave its deployment on the generic defaults
+            raise ValueError(f"unknown deployments {unknown}; known: {sorted(known)}")
+        return value
+
     def resolved(self, root: Path | None = None) -> AppArgs:
         """A copy with absolute paths and the store URLs filled in."""
         base = (root or Path.cwd()).resolve()
@@ -166,3 +175,9 @@ def _service_names() -> tuple[str, ...]:
     from percept.registry import SERVICE_NAMES  # the registry imports the services' settings models
 
     return SERVICE_NAMES
+
+
+def _deployment_keys() -> tuple[str, ...]:
+    from percept.registry import DEPLOYMENT_KEYS
+
+    return DEPLOYMENT_KEYS

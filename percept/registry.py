@@ -18,13 +18,14 @@ and a deployments module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
 from percept.config import AppArgs, ServiceSettings
 from percept.correction.settings import CorrectionSettings
 from percept.handles import (
     CorrectionHandles,
+    DebugHandles,
     HandleGroup,
     InspectionHandles,
     ReadingHandles,
@@ -75,6 +76,8 @@ CORRECTION = ServiceSpec(
 
 SERVICES: tuple[ServiceSpec[Any, Any], ...] = (READING, INSPECTION, TAGGER, SEARCH, CORRECTION)
 SERVICE_NAMES = tuple(spec.name for spec in SERVICES)
+# Every deployment key (``args.deployments.<key>``): the fields of the handle groups.
+DEPLOYMENT_KEYS = tuple(f.name for group in (*(spec.handles for spec in SERVICES), DebugHandles) for f in fields(group))
 
 
 def spec_of(name: str) -> ServiceSpec[Any, Any]:
