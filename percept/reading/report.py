@@ -331,8 +331,9 @@ def prepare_assessment(segments: list[dict[str, Any]], reference_text: str) -> A
 
 
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
-              threshold: float, shift: float) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
-    """Changes whose evidence clears the threshold, by global reference index: one change
+              threshold: float, added: float, shift: float) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
+    """Changes whose evidence clears the threshold (``added`` for added words), by global
+    reference index: one change
     of a word (``replace``/``delete``), the words inserted before it; and per reference word
     the strongest evidence against a change that was tried and rejected."""
     change_at: dict[int, dict[str, Any]] = {}
@@ -349,7 +350,7 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             timed = {k: round(max(offset, offset + float(cand[k]) + shift), 3)
                      for k in ("start", "end") if cand.get(k) is not None}
             item = {**cand, **timed, "ref": j, "segment": s}
-            if llr <= threshold:
+            if llr <= (added if cand["kind"] == "insert" else threshold):
                 rejected[j] = max(rejected.get(j, -1e9), llr)
                 continue
             if cand["kind"] == "insert":
@@ -363,13 +364,15 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
 
 def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    assessed: list[dict[str, Any] | None], threshold: float, long_pause_s: float = 1.0,
-                   prepared: Assessment | None = None, time_shift: float = 0.0) -> dict[str, Any]:
+                   prepared: Assessment | None = None, time_shift: float = 0.0,
+                   added_threshold: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
     :meth:`percept.reading.forced.ForcedAligner.assess`; times relative to the segment), or
     ``None`` where it is missing (those words keep the transcript's alignment).
-    ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
+    ``threshold`` applies to replaced and skipped words, ``added_threshold`` (default: the
+    same) to added ones (insertions, repetitions, false starts). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
     from percept.reading.phonetic import distance
@@ -377,7 +380,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
 
     state = prepared or prepare_assessment(segments, reference_text)
     spoken, reference = state.spoken, state.reference
-    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold, time_shift)
+    added = threshold if added_threshold is None else added_threshold
+    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold, added, time_shift)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Transcript positions per reference word (free alignment), for times and the errors.
     said_at: dict[int, int] = {}
@@ -405,7 +409,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
             entries.append({"index": None, "at_index": j, "word": "", "status": "insertion", "spoken": extra["word"],
                             "start": extra.get("start"), "end": extra.get("end"), "segment": extra["segment"],
                             "probability": None, "method": ACOUSTIC, "evidence": extra["llr"],
-                            "confidence": confidence(extra["llr"], threshold)})
+                            "confidence": confidence(extra["llr"], added)})
         timed = base.get(j)
         i = said_at.get(j)
         free = spoken[i] if i is not None else None
@@ -444,7 +448,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
         entries.append({"index": None, "at_index": len(reference), "word": "", "status": "insertion",
                         "spoken": extra["word"], "start": extra.get("start"), "end": extra.get("end"),
                         "segment": extra["segment"], "probability": None, "method": ACOUSTIC,
-                        "evidence": extra["llr"], "confidence": confidence(extra["llr"], threshold)})
+                        "evidence": extra["llr"], "confidence": confidence(extra["llr"], added)})
     _repetitions(entries)
     pauses = _pauses(segments, assessed, entries, long_pause_s)
     errors = _errors(entries, segments, spoken, said_at, reference)
@@ -453,6 +457,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     summary["rescored_words"] = sum(1 for e in entries if e["method"] == MISS)
     summary["forced_scoring"] = bool(scored_segments)
     summary["miscue_threshold"] = threshold
+    summary["added_word_threshold"] = added
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 
 

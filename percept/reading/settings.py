@@ -28,6 +28,10 @@ class ReadingSettings(ServiceSettings):
         0.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
+    added_word_threshold: float = Field(
+        0.0, ge=-50, le=50,
+        description="the same for an added word (insertion, repetition, false start): Whisper scores an "
+                    "extra word more weakly than a replaced one; chosen with miscue_threshold")
     word_time_shift_s: float = Field(
         0.0, ge=-1, le=1,
         description="added to Whisper's forced word times, which lag the speech; measured on the tuning "

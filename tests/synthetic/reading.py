@@ -327,7 +327,7 @@ def plan_suite(count: int, seed: int = 11, clean_share: float = 0.35) -> list[Su
         variant = rng.choice(variants)
         voice = voices[(n // 2) % len(voices)] + (f"+{variant}" if variant else "")
         rate = rng.choice(rates)
-        condition = CONDITIONS[(n // 2) % len(CONDITIONS)] if n >= 2 else "clean"
+        condition = rng.choice(CONDITIONS) if n >= 2 else "clean"  # independent of the miscues
         clean = (n // 2) % 3 == 0 or rng.random() < clean_share - 1 / 3
         kinds: list[str] = []
         if not clean:
@@ -336,6 +336,14 @@ def plan_suite(count: int, seed: int = 11, clean_share: float = 0.35) -> list[Su
             turn[part] += 1
         readings.append(_make_reading(f"{part}-{n // 2:03d}", part, reference, voice, rate, condition, kinds, rng))
     return readings
+
+
+def _confusable(word: str) -> str:
+    """A real word that sounds close to ``word`` but not the same ("" when there is none)."""
+    from percept.reading.phonetic import sounds_same
+
+    other = CONFUSABLE.get(word, "")
+    return other if other and other.isalpha() and not sounds_same(other, word) else ""
 
 
 def _make_reading(name: str, part: str, reference: str, voice: str, rate: int, condition: str,
@@ -355,15 +363,15 @@ def _make_reading(name: str, part: str, reference: str, voice: str, rate: int, c
             if kind in ("substitution", "self_correction") and not plain[slot].isalpha():
                 continue
             if kind == "substitution":
-                confusable = CONFUSABLE.get(plain[slot], "")
+                confusable = _confusable(plain[slot])
                 if confusable and rng.random() < 0.6:
                     subtype[slot] = "confusable"
                 elif len(plain[slot]) >= 3:
                     subtype[slot] = "unrelated"
                 else:
                     continue
-            if kind == "self_correction" and not CONFUSABLE.get(plain[slot]) and len(plain[slot]) < 3:
-                continue
+            if kind == "self_correction" and not _confusable(plain[slot]):
+                continue  # a false start sounds like the word it starts
             plan[slot] = kind
             break
     ssml: list[str] = []
@@ -383,7 +391,7 @@ def _make_reading(name: str, part: str, reference: str, voice: str, rate: int, c
             ssml.append(extra)
             said.append((None, extra))
         if kind == "self_correction":
-            wrong = CONFUSABLE.get(plain[index]) or rng.choice(UNRELATED)
+            wrong = _confusable(plain[index])
             ssml.append(wrong)
             said.append((None, wrong))
         if kind == "substitution":
@@ -421,7 +429,7 @@ def render(reading: SuiteReading, cache: str | None = None, rate_hz: int = 16000
     import numpy as np
 
     key = hashlib.sha1(json.dumps([reading.name, reading.voice, reading.rate, reading.condition,
-                                   reading._ssml, rate_hz, 3]).encode()).hexdigest()[:16]  # type: ignore[attr-defined]
+                                   reading._ssml, rate_hz, 4]).encode()).hexdigest()[:16]  # type: ignore[attr-defined]
     folder = cache or os.path.join(tempfile.gettempdir(), "percept-reading-suite")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{reading.name}-{key}.npz")

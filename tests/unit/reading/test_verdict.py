@@ -106,6 +106,11 @@ def test_repetitions_self_corrections_and_pauses() -> None:
     assert paused["index"] == 3 and paused["start"] == 1.7  # the word after the pause starts when it ends
     assert result["report"]["summary"]["accuracy"] == 1.0
     assert {e["found"] for e in result["errors"]} == {"cat", "horse"}
+    # Added words have their own operating point.
+    strict = assess_reading(reading, reference, assessed, threshold=1.0, long_pause_s=0.7, added_threshold=4.5)
+    assert [w["status"] for w in strict["report"]["words"]] == [
+        "correct", "correct", "correct", "correct", "self_correction"]
+    assert strict["report"]["summary"]["added_word_threshold"] == 4.5
 
 
 def test_without_evidence_the_transcript_decides() -> None:
