@@ -1,8 +1,9 @@
 """The inspection flow over real HTTP against the Serve app, driven by the SDK.
 
 Operators' side through the CLI (client + license on the app's own state store), then
-upload -> annotate -> train (a task on InspectionTrainer) -> serve (multiplexed
-InspectionPredictor) -> item detail, in English and Japanese, and tenancy.
+upload -> annotate -> train (a task on InspectionTrainer, PatchCore features from the
+InspectionBackbone deployment) -> serve (multiplexed InspectionPredictor, batched backbone
+calls) -> item detail, in English and Japanese, and tenancy.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def poll(fn: Any, done: Any, timeout: float = 120) -> Any:
 def test_inspection_flow_over_http(percept_app: AppUnderTest, tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     goods = synthetic.good_crops("brick", 12, 128, rng)
-    defects = [synthetic.add_defect(img, kind, rng) for img, kind in zip(goods[10:], ("scratch", "stain"), strict=True)]
+    defects = [synthetic.add_defect(img, kind, rng, 0.04) for img, kind in zip(goods[10:], ("scratch", "stain"), strict=True)]
     sdk = new_client(percept_app, tmp_path, "factory")
     assert sdk.get_version_number() == "1.0.0.0"
 
@@ -75,9 +76,11 @@ def test_inspection_flow_over_http(percept_app: AppUnderTest, tmp_path: Path) ->
     predict = sdk.upload(save(tmp_path / "test", "ng_", [img for img, _ in defects]))["item_ids"]
     assert sdk.get_items()["summary"]["training"] == {"defect": 0, "good": 10}
 
-    ids = {a["algorithm_id"] for a in sdk.get_algorithms()}
-    assert {"OC", "hacarus-dictionary-learning"} <= ids
-    model = sdk.train("OC", "line-1", [{"algorithm_parameter_id": 205, "value": "2000"}], training)
+    ids = [a["algorithm_id"] for a in sdk.get_algorithms()]
+    assert ids[0] == "patchcore" and {"OC", "hacarus-dictionary-learning"} <= set(ids)
+    # the default algorithm: PatchCore, its features from the InspectionBackbone deployment
+    model = sdk.train("", "line-1", None, training)
+    assert model["algorithm_id"] == "patchcore"
     assert model["status"] == "creating"
     model = poll(lambda: next(m for m in sdk.get_models() if m["model_id"] == model["model_id"]),
                  lambda m: m["status"] != "creating")
