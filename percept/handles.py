@@ -76,11 +76,10 @@ def require(handle: Handle) -> Handle:
 class HandleGroup:
     """Base of the per-service groups: every field is a :class:`Handle`, absent by default."""
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Absent) and not value.name:
-                value.name = f.name
+    def __setattr__(self, key: str, value: Handle) -> None:
+        if isinstance(value, Absent) and not value.name:
+            value.name = key  # its 503 names the deployment
+        super().__setattr__(key, value)
 
     def items(self) -> Iterator[tuple[str, Handle]]:
         """``(key, handle)`` of every deployment of the group that runs here."""
