@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,14 +29,13 @@ from percept.correction.images import (
     MEASURES,
     PIXEL_SIDE,
     ImageDecodeError,
-    channel_stats,
+    channel_stats_batch,
     decode,
     gray_of,
+    measure_gray,
     native_array,
     pixel_features_batch,
     quality_measures,
-    shrink,
-    to_rgb,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,6 +66,8 @@ def read_array(path: str) -> np.ndarray:
     import cv2
 
     raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if raw is None and not os.path.isfile(path):
+        raise ImageDecodeError("file not found")
     if raw is None or raw.dtype not in (np.uint8, np.uint16) or raw.ndim not in (2, 3):
         return native_array(decode(path))
     scale = np.float32(1.0 / (255.0 if raw.dtype == np.uint8 else 65535.0))
@@ -81,6 +81,14 @@ def read_array(path: str) -> np.ndarray:
 
 
 FEATURE_DIMS = {"pixels": PIXEL_SIDE * PIXEL_SIDE + 324, "imagenet": 1280}
+# Pixel features cost ~0.1 ms an image, so batches must be large for the per-batch overhead
+# (a Ray task, an object-store block) to vanish; EfficientNet batches are bounded by memory.
+AUTO_BATCH = {"pixels": 512, "imagenet": 32}
+
+
+def batch_size_for(kind: str, configured: int) -> int:
+    """The batch size a job uses: the configured one, or by feature kind when it is 0."""
+    return configured if configured > 0 else AUTO_BATCH.get(kind, 32)
 
 
 class Featurizer:
@@ -107,37 +115,37 @@ class Featurizer:
         n = len(paths)
         cols = empty_columns(n, FEATURE_DIMS[self.kind])
         cols["uuid"] = np.asarray([str(u) for u in batch["uuid"]], dtype=object)
-        grays: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
-        rgbs: dict[int, np.ndarray] = {}
+        groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
         for i, path in enumerate(paths):
             try:
-                if not path_allowed(path, self.allowed_roots):
-                    raise ImageDecodeError("path outside the allowed roots")
-                if not Path(path).is_file():
-                    raise ImageDecodeError("file not found")
-                array = read_array(path)
-                mean, std, rgb_sum, rgb_sq, pixels = channel_stats(array)
-                rgb = to_rgb(array)
-                gray = gray_of(rgb)
-                if min(gray.shape) > MEASURE_SIDE:
-                    gray = shrink(gray, MEASURE_SIDE)
-                cols["channels"][i], cols["height"][i], cols["width"][i] = array.shape[2], array.shape[0], array.shape[1]
-                cols["mean"][i], cols["std_dev"][i] = json.dumps(mean), json.dumps(std)
-                cols["rgb_sum"][i], cols["rgb_sq_sum"][i], cols["pixels"][i] = rgb_sum, rgb_sq, pixels
-                grays.setdefault(gray.shape, []).append((i, gray))
-                if self.kind == "imagenet":
-                    rgbs[i] = (rgb * 255.0 + 0.5).astype(np.uint8)
+                array = self._read(path)
+                groups.setdefault(array.shape, []).append((i, array))
             except ImageDecodeError as exc:
                 cols["error"][i] = str(exc)
             except Exception as exc:  # one bad file must never sink the batch
                 logger.warning("image %s failed: %s", path, exc)
                 cols["error"][i] = f"{type(exc).__name__}: {exc}"
-        for group in grays.values():
+        rgbs: dict[int, np.ndarray] = {}
+        for (h, w, c), group in groups.items():
             index = [i for i, _ in group]
-            stack = np.stack([g for _, g in group])
-            cols["measures"][index] = quality_measures(stack)
+            arrays = np.stack([a for _, a in group])
+            mean, std, rgb_sum, rgb_sq, pixels = channel_stats_batch(arrays)
+            cols["channels"][index], cols["height"][index], cols["width"][index] = c, h, w
+            cols["rgb_sum"][index], cols["rgb_sq_sum"][index], cols["pixels"][index] = rgb_sum, rgb_sq, pixels
+            for k, i in enumerate(index):
+                cols["mean"][i] = json.dumps(np.round(mean[k], 6).tolist())
+                cols["std_dev"][i] = json.dumps(np.round(std[k], 6).tolist())
+            rgb = arrays if c == 3 else (np.repeat(arrays, 3, axis=3) if c == 1 else arrays[..., :3])
+            grays = arrays[..., 0] if c == 1 else gray_of(rgb)
+            if min(h, w) > MEASURE_SIDE:  # large images: measured at 256 px, one at a time
+                cols["measures"][index] = np.stack([measure_gray(g) for g in grays])
+            else:
+                cols["measures"][index] = quality_measures(grays)
             if self.kind == "pixels":
-                cols["features"][index] = pixel_features_batch(stack)
+                cols["features"][index] = pixel_features_batch(grays)
+            else:
+                for k, i in enumerate(index):
+                    rgbs[i] = (rgb[k] * 255.0 + 0.5).astype(np.uint8)
         if self.model is not None and rgbs:
             order = sorted(rgbs)
             vectors = self.model.embed([rgbs[i] for i in order])
@@ -147,6 +155,11 @@ class Featurizer:
         cols["sharpness"] = np.exp(m[:, MEASURES.index("steep")])
         cols["brightness"] = m[:, MEASURES.index("mean")].copy()
         return cols
+
+    def _read(self, path: str) -> np.ndarray:
+        if self.allowed_roots is not None and not path_allowed(path, self.allowed_roots):
+            raise ImageDecodeError("path outside the allowed roots")
+        return read_array(path)
 
 
 def empty_columns(n: int, dims: int) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def class_splitting(state: JobState, action: str, cache: dict[str, Any]) -> dict
                 _features(state), labels, len(state.classes),
                 ratio=state.config.split_ratio, min_gain=state.config.split_min_gain,
                 min_fraction=state.config.split_min_fraction,
-                seed=state.config.seed, trusted=trusted)
+                seed=state.config.seed, trusted=trusted, reduced=cache.get("reduced"))
         else:
             cache["splits"] = ([], {})
     found, scores = cache["splits"]

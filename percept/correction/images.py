@@ -217,11 +217,12 @@ def pixel_features_batch(grays: np.ndarray) -> np.ndarray:
     # where the angle falls as the cosine rises, and look the cosine up among the boundaries.
     flip = (gy < 0) | ((gy == 0) & (gx < 0))
     cosine = np.where(flip, -gx, gx) / np.maximum(mag, np.float32(1e-12))
-    bounds = -np.cos(np.deg2rad(20.0 * np.arange(1, 9))).astype(np.float32)
-    bins = np.searchsorted(bounds, -cosine.ravel(), side="right").reshape(mid.shape)
+    bins = np.zeros(mid.shape, np.uint8)
+    for k in range(1, 9):  # angle ≥ 20°·k exactly when the cosine ≤ cos(20°·k)
+        np.add(bins, cosine <= np.float32(np.cos(np.deg2rad(20.0 * k))), out=bins, casting="unsafe")
     # One bincount over (image, cell row, cell column, orientation) for the whole batch.
     cell = (np.arange(32) // 8)
-    index = ((np.arange(b)[:, None, None] * 4 + cell[None, :, None]) * 4 + cell[None, None, :]) * 9 + bins
+    index = ((np.arange(b)[:, None, None] * 4 + cell[None, :, None]) * 4 + cell[None, None, :]) * 9 + bins.astype(np.int64)
     cells = np.bincount(index.ravel(), weights=mag.ravel(), minlength=b * 144).reshape(b, 4, 4, 9) / 64.0
     blocks = np.stack([cells[:, i:i + 2, j:j + 2].reshape(b, -1) for i in range(3) for j in range(3)], axis=1)
     blocks = blocks / np.sqrt((blocks**2).sum(axis=2, keepdims=True) + 1e-10)
@@ -233,6 +234,22 @@ def pixel_features_batch(grays: np.ndarray) -> np.ndarray:
 def pixel_features(gray: np.ndarray) -> np.ndarray:
     """:func:`pixel_features_batch` of one luma image."""
     return pixel_features_batch(gray[None])[0]
+
+
+def channel_stats_batch(arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`channel_stats` of equal-size images (B, H, W, C): means and std_devs (B, C),
+    RGB sums and squared sums (B, 3), pixels per image."""
+    b, h, w, c = arrays.shape
+    flat = arrays.reshape(b, h * w, c)
+    mean = flat.mean(axis=1, dtype=np.float64)
+    sq = np.einsum("bpc,bpc->bc", flat, flat, dtype=np.float64) / (h * w)
+    std = np.sqrt(np.maximum(sq - mean**2, 0.0))
+    n = h * w
+    if c == 1:
+        rgb_sum, rgb_sq = np.repeat(mean * n, 3, axis=1), np.repeat(sq * n, 3, axis=1)
+    else:
+        rgb_sum, rgb_sq = mean[:, :3] * n, sq[:, :3] * n
+    return mean, std, rgb_sum, rgb_sq, n
 
 
 def channel_stats(array: np.ndarray) -> tuple[list[float], list[float], list[float], list[float], int]:

@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from percept.correction import analysis
-from percept.correction.features import Featurizer, choose_kind, run_local
+from percept.correction.features import Featurizer, batch_size_for, choose_kind, run_local
 from percept.correction.handlers import HANDLERS
 from percept.correction.images import pooled_stats
 from percept.correction.job_state import Emit, ImageRecord, JobState
@@ -34,7 +34,7 @@ def local_executor(items: list[dict[str, Any]], kind: str, config: JobConfig,
                    allowed_roots: list[str] | None, progress: Callable[[int, int], None]) -> list[dict[str, Any]]:
     """Featurize in this process (tests and tiny datasets)."""
     featurizer = Featurizer(kind, config.models_path, allowed_roots)
-    return run_local(items, featurizer, config.batch_size, progress)
+    return run_local(items, featurizer, batch_size_for(kind, config.batch_size), progress)
 
 
 def _no_emit(percent: float, message: str) -> None:
@@ -61,7 +61,11 @@ def run_job(
     def progress(done: int, total: int) -> None:
         emit(2.0 + 68.0 * done / max(total, 1), f"measured {done}/{total} images")
 
+    stages: dict[str, float] = {"prepare": time.monotonic() - started}
+    mark = time.monotonic()
     rows = executor(items, kind, config, allowed_roots, progress)
+    stages["featurize"] = time.monotonic() - mark
+    mark = time.monotonic()
     by_uuid = {str(r["uuid"]): r for r in rows}
     records: list[ImageRecord] = []
     for item in parsed.items:
@@ -71,17 +75,22 @@ def run_job(
                                    features=np.asarray(feats if feats is not None else [], np.float32)))
     state = JobState(job_id=job_id, classes=list(parsed.classes), records=records, config=config,
                      sink=sink, warnings=list(parsed.warnings))
+    stages["records"] = time.monotonic() - mark
     # BLAS thread pools oversubscribe a shared machine badly (14 s instead of 1 s here).
     with threadpool_limits(1):
-        return _analyse(parsed, state, kind, started, emit)
+        return _analyse(parsed, state, kind, started, emit, stages)
 
 
-def _analyse(parsed: ParsedRequest, state: JobState, kind: str, started: float, emit: Emit) -> dict[str, Any]:
-    """Probabilities, projections, the tasks, the report and the output."""
+def _analyse(parsed: ParsedRequest, state: JobState, kind: str, started: float, emit: Emit,
+             stages: dict[str, float]) -> dict[str, Any]:
+    """Probabilities, projections, the tasks, the report and the output; ``stages`` gets
+    the seconds each took."""
     job_id, records = state.job_id, state.records
     emit(72.0, "out-of-sample probabilities")
     cache: dict[str, Any] = {}
+    mark = time.monotonic()
     _probabilities(state, cache)
+    stages["probabilities"] = time.monotonic() - mark
     emit(80.0, "running tasks")
     original_classes = list(state.classes)
     task_results: list[dict[str, Any]] = []
@@ -93,21 +102,27 @@ def _analyse(parsed: ParsedRequest, state: JobState, kind: str, started: float, 
                                  "mislabeled_images|class_splitting|image_blur|lighting_conditions"})
             continue
         action, task_kind = parsed_name
+        mark = time.monotonic()
         try:
             outcome = HANDLERS[task_kind](state, action, cache)
         except Exception as exc:  # one task's failure is reported, the others still run
             logger.exception("task %s failed", name)
             outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        stages[f"task {name}"] = stages.get(f"task {name}", 0.0) + time.monotonic() - mark
         task_results.append({"name": name, **outcome})
         emit(80.0 + 15.0 * (n + 1) / len(parsed.tasks), f"task {name} done")
     emit(96.0, "writing the report")
     report = None
+    mark = time.monotonic()
     try:
         report = build_report(state, task_results, original_classes)
     except Exception:
         logger.exception("report of job %s failed", job_id)
         state.warnings.append("the report could not be drawn")
+    stages["report"] = time.monotonic() - mark
+    mark = time.monotonic()
     output = _output(parsed.dataset, state, task_results, kind)
+    stages["output"] = time.monotonic() - mark
     output["job"] = {
         "id": job_id,
         "features": kind,
@@ -118,6 +133,7 @@ def _analyse(parsed: ParsedRequest, state: JobState, kind: str, started: float, 
         "warnings": state.warnings,
         "report": report,
         "seconds": round(time.monotonic() - started, 3),
+        "stages": {k: round(v, 3) for k, v in stages.items()},
     }
     return output
 
@@ -130,10 +146,13 @@ def _probabilities(state: JobState, cache: dict[str, Any]) -> None:
         return
     labels = np.array([state.class_index(r.item.cls) for r in good])
     feats = np.stack([r.features for r in good])
+    # One PCA for every later use (probabilities, neighbours, sub-classes, the scatter).
+    reduced = analysis.reduce_features(feats, dims=50, seed=state.config.seed) if len(good) >= 3 else None
+    cache["reduced"] = reduced
     if len(good) >= 2 and len(set(labels.tolist())) >= 2:
         probs, small = analysis.out_of_sample_probabilities(
             feats, labels, len(state.classes), folds=state.config.folds, seed=state.config.seed,
-            knn_weight=min(max(state.config.knn_weight, 0.0), 1.0))
+            knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced)
     else:
         probs = np.zeros((len(good), len(state.classes)))
         probs[np.arange(len(good)), labels] = 1.0
@@ -143,10 +162,10 @@ def _probabilities(state: JobState, cache: dict[str, Any]) -> None:
     for c in small:
         state.warnings.append(f"class {state.classes[c]!r} has fewer than two readable images: "
                               "its images are not checked for label errors")
-    coords = analysis.project_2d(feats, seed=state.config.seed)
-    for r, p, xy in zip(good, probs, coords, strict=True):
-        r.probs = [round(float(v), 5) for v in p]
-        r.projection = [round(float(xy[0]), 5), round(float(xy[1]), 5)]
+    coords = analysis.project_2d(feats, seed=state.config.seed, reduced=reduced)
+    for r, p, xy in zip(good, np.round(probs, 5).tolist(), np.round(coords, 5).tolist(), strict=True):
+        r.probs = p
+        r.projection = xy[:2]
 
 
 def _output(dataset: dict[str, Any], state: JobState, tasks: list[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -34,8 +34,8 @@ class JobConfig:
 
     models_path: str | None = None
     features: str = "auto"
-    batch_size: int = 32
-    concurrency: int = 1
+    batch_size: int = 0  # 0: chosen by feature kind (see percept.correction.features.batch_size_for)
+    concurrency: int = 0  # 0: as many Ray Data workers as the cluster's free CPUs (GPUs) allow
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     folds: int = 5
@@ -59,8 +59,8 @@ class JobConfig:
         known = {k: params[k] for k in cls.__dataclass_fields__ if k in params and params[k] is not None}
         try:
             config = cls(**known)
-            config.batch_size = max(1, int(config.batch_size))
-            config.concurrency = max(1, int(config.concurrency))
+            config.batch_size = max(0, int(config.batch_size))
+            config.concurrency = max(0, int(config.concurrency))
             config.folds = max(2, int(config.folds))
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))

@@ -14,9 +14,11 @@ class JobDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(32, ge=1, description="images per Ray Data batch")
-    concurrency: int = Field(1, ge=1, description="Ray Data actors of the per-image step")
-    num_cpus: float = Field(1.0, gt=0, description="CPUs each of those actors reserves")
+    batch_size: int = Field(0, ge=0, description="images per Ray Data batch; 0: by feature kind "
+                            "(512 for pixel features, 32 for EfficientNet)")
+    concurrency: int = Field(0, ge=0, description="parallel Ray Data workers of the per-image step; "
+                             "0: as many as the cluster's CPUs (GPUs for EfficientNet on GPUs) allow")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs each of those workers reserves")
 
 
 class CorrectionSettings(ServiceSettings):

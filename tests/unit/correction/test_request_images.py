@@ -65,7 +65,7 @@ def test_request_fills_uuids_and_classes() -> None:
         "a": {"/d/one.png": {}}, "b": {"/d/two.png": {"uuid": "u2"}}}}, "tasks": [{"name": "x"}]})
     assert [i.uuid for i in parsed.items] == ["one", "u2"]
     assert parsed.classes == ["a", "b"] and parsed.warnings
-    assert JobConfig.from_params({"batch_size": 0}).batch_size == 1
+    assert JobConfig.from_params({"batch_size": -3}).batch_size == 0  # 0: chosen by feature kind
 
 
 def _png(array: np.ndarray, mode: str | None = None) -> bytes:

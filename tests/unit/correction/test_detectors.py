@@ -1,0 +1,95 @@
+"""Blur and lighting judged against each image's own class, and the Ray-free pipeline pieces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from percept.correction import analysis
+from percept.correction.features import Featurizer, batch_size_for, rows_of
+from percept.correction.images import MEASURES, quality_measures
+from percept.correction.request import JobConfig
+from pipelines.correction import choose_concurrency, featurize_pixels
+from tests.synthetic.correction import corrupt, natural_variation
+
+
+def _two_classes(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0: dark squares on light paper; class 1: light strokes on black. 60 each, (B, 32, 32)."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label in (0, 1):
+        for _ in range(60):
+            img = np.full((32, 32), 0.88 if label == 0 else 0.02, np.float32)
+            x, y = rng.integers(4, 18, 2)
+            img[y:y + 10, x:x + 10] = 0.15 if label == 0 else 0.9
+            images.append(natural_variation(rng, img[..., None])[..., 0])
+            labels.append(label)
+    return np.stack(images), np.array(labels)
+
+
+def test_lighting_is_judged_against_the_images_own_class() -> None:
+    images, labels = _two_classes()
+    # Darken one paper image to about the black class's level, and brighten one black image.
+    images[3] = corrupt(images[3][..., None], "gain_dark", 0.3)[..., 0]
+    images[70] = corrupt(images[70][..., None], "gamma_bright", 3.0)[..., 0]
+    found = analysis.find_badly_lit(quality_measures(images), labels)
+    assert np.flatnonzero(found["dark"]).tolist() == [3]
+    assert np.flatnonzero(found["bright"]).tolist() == [70]
+    # The same two classes pooled into one: the dataset-wide yardstick would flag whole classes.
+    assert not found["dark"][labels == 1].any() and not found["bright"][labels == 0].any()
+
+
+def test_blur_is_judged_against_the_images_own_class() -> None:
+    import cv2
+
+    images, labels = _two_classes(1)
+    images[labels == 1] = np.stack([cv2.GaussianBlur(x, (0, 0), 1.0) for x in images[labels == 1]])
+    images[5] = cv2.GaussianBlur(images[5], (0, 0), 1.5)  # blurred within a sharp class
+    images[100] = cv2.GaussianBlur(images[100], (0, 0), 3.0)  # much blurrier than its soft class
+    found = analysis.find_blurred(quality_measures(images), labels, np.full(len(labels), 32))
+    assert np.flatnonzero(found["blurred"]).tolist() == [5, 100]
+    assert found["sigma"][100] > found["sigma"][5] > 0.5
+    assert not found["sigma"][labels == 1].mean() > 0.5  # the class's own softness is not blur
+
+
+def test_no_tonal_range_left_is_hopeless() -> None:
+    images, labels = _two_classes(2)
+    images[7] = corrupt(images[7][..., None], "gain_dark", 0.03)[..., 0]
+    found = analysis.find_badly_lit(quality_measures(images), labels)
+    assert found["dark"][7] and found["hopeless"][7]
+    assert found["hopeless"].sum() == 1
+
+
+def test_reference_class_is_the_prediction_when_there_is_one() -> None:
+    labels = np.array([0, 0, 1])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.0, 0.0]])
+    assert analysis.reference_groups(labels, probs).tolist() == [0, 1, 1]
+    assert analysis.reference_groups(labels, None).tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("values", [np.zeros(40), np.r_[np.zeros(30), np.full(10, 0.6)]])
+def test_group_z_has_a_floor(values: np.ndarray) -> None:
+    z = analysis.group_robust_z(values[:, None], np.zeros(len(values), int), np.array([0.05]))
+    assert np.abs(z).max() <= analysis.Z_CLIP and np.isfinite(z).all()
+
+
+def test_pixel_batches_as_a_ray_task_equal_the_featurizer(tmp_path: Path) -> None:
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    batch = {"path": paths, "uuid": ["a", "b", "c"]}
+    by_task = rows_of(featurize_pixels(batch, None))
+    direct = rows_of(Featurizer("pixels")(batch))
+    assert np.allclose(by_task[1]["features"], direct[1]["features"])
+    assert by_task[2]["measures"].shape == (len(MEASURES),) and by_task[2]["channels"] == 1
+
+
+def test_batch_and_concurrency_choices() -> None:
+    assert batch_size_for("pixels", 0) == 512 and batch_size_for("imagenet", 0) == 32
+    assert batch_size_for("pixels", 64) == 64
+    assert choose_concurrency("pixels", JobConfig(concurrency=3)) == 3
