@@ -52,7 +52,7 @@ from percept.reading.workflow import assemble_segment  # noqa: E402
 from percept.storage import BlobStore  # noqa: E402
 from tests.synthetic.reading import KINDS, SuiteReading, plan_suite, render, wav_bytes  # noqa: E402
 
-GRID = [float(t) for t in range(-6, 13)]  # thresholds tried on the tuning part (nats)
+GRID = [float(t) for t in range(-10, 13)]  # thresholds tried on the tuning part (nats)
 
 
 def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:

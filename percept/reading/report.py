@@ -36,7 +36,7 @@ INTERPOLATED = "text_alignment_interpolated_times"  # the model gave no word tim
 RULE = "+rule"
 RESCORED = "forced_rescoring"
 LOW_CONFIDENCE = 0.5
-SELF_CORRECTION_DISTANCE = 0.5  # a false start sounds at most this far from the word
+SELF_CORRECTION_DISTANCE = 0.67  # a false start sounds at most this far from the word (chosen on the tuning half)
 BUFFER_S = 0.05  # the silence split widens each segment by this much on both sides
 
 
