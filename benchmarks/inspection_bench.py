@@ -17,8 +17,10 @@ pixel AUROC, box recall and precision at IoU ≥ 0.3 (a defect is found when one
 box overlaps its box by IoU ≥ 0.3; precision = predicted boxes that match a defect / all
 predicted boxes, those on good images included), false-positive rate on the good images
 (NG verdicts), training time from 20 good images and the median predict time per image.
+``--labelled N`` adds a row where PatchCore also gets N defect images labelled NG (other
+than the test images), which only move its threshold.
 
-    python -m benchmarks.inspection_bench [--split held-out|tune|all] [--algorithms ...]
+    python -m benchmarks.inspection_bench [--split held-out|tune|all] [--algorithms ...] [--threads 1]
 """
 
 from __future__ import annotations
@@ -113,11 +115,18 @@ def make_category(name: str, seed: int, n_good: int, per_family: int) -> tuple[l
     return train, tests
 
 
-def run(algorithm: Algorithm, train: list[np.ndarray], tests: list[Sample]) -> Outcome:
+def labelled_defects(name: str, seed: int, count: int) -> list[np.ndarray]:
+    """``count`` defective images (families in turn) a user labelled NG, apart from the tests."""
+    rng = np.random.default_rng([seed, list(synthetic.CATEGORIES).index(name), 1])
+    families = [synthetic.FAMILIES[i % len(synthetic.FAMILIES)] for i in range(count)]
+    return [synthetic.add_defect(synthetic.good_image(name, rng), f, rng)[0] for f in families]
+
+
+def run(algorithm: Algorithm, train: list[np.ndarray], tests: list[Sample], defects: list[np.ndarray] | None = None) -> Outcome:
     params = algorithm.resolve(None)
     out = Outcome()
     started = time.perf_counter()
-    model = engine.train(algorithm, params, train)
+    model = engine.train(algorithm, params, train, defects=defects or ())
     out.train_s = time.perf_counter() - started
     for sample in tests:
         t0 = time.perf_counter()
@@ -199,13 +208,21 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=4, help="defective images per family and category")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default="", help="also write the figures here")
+    parser.add_argument("--labelled", type=int, default=0,
+                        help="also run PatchCore with this many labelled defect images per category (threshold only)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1, as in a Serve replica; more threads on a shared machine thrash)")
     ns = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(max(1, ns.threads))
     split = {"held-out": synthetic.HELD_OUT, "tune": synthetic.TUNE, "all": tuple(synthetic.CATEGORIES)}[ns.split]
     categories = [c for c in ns.categories.split(",") if c] or list(split)
     algorithms = [KNN if a == KNN.algorithm_id else ALGORITHMS[a] for a in ns.algorithms.split(",") if a]
     engine.default_backbone()  # load once, outside the timings
 
     results: dict[str, dict[str, Outcome]] = {a.algorithm_id: {} for a in algorithms}
+    labelled_key = f"patchcore+{ns.labelled}-labelled"
     for category in categories:
         train, tests = make_category(category, ns.seed, ns.good, ns.per_family)
         print(header(f"{category}: {synthetic.CATEGORIES[category].description}; 20 good to train, "
@@ -214,22 +231,26 @@ def main() -> None:
             out = run(algorithm, train, tests)
             results[algorithm.algorithm_id][category] = out
             print(row(f"{algorithm.algorithm_id} ({ROLES.get(algorithm.algorithm_id, '')})", figures(out)), flush=True)
+        if ns.labelled:
+            out = run(ALGORITHMS["patchcore"], train, tests, labelled_defects(category, ns.seed, ns.labelled))
+            results.setdefault(labelled_key, {})[category] = out
+            print(row(labelled_key, figures(out)), flush=True)
 
     summary: dict[str, Any] = {"split": ns.split, "categories": categories, "algorithms": {}}
     print(header(f"mean over {len(categories)} categories ({ns.split}); box recall/precision and FPR pooled"))
-    for algorithm in algorithms:
-        outs = list(results[algorithm.algorithm_id].values())
+    for key, by_category in results.items():
+        outs = list(by_category.values())
         mean = pooled(outs)
-        summary["algorithms"][algorithm.algorithm_id] = {
+        summary["algorithms"][key] = {
             "mean": mean,
-            "categories": {c: figures(o) for c, o in results[algorithm.algorithm_id].items()},
+            "categories": {c: figures(o) for c, o in by_category.items()},
             "families": {f: pooled(outs, (f,)) for f in synthetic.FAMILIES},
         }
-        print(row(algorithm.algorithm_id, mean) + f"   worst image AUROC {mean['worst_image_auroc']:.3f}")
+        print(row(key, mean) + f"   worst image AUROC {mean['worst_image_auroc']:.3f}")
     for family in synthetic.FAMILIES:
         print(header(f"defect family {family} (goods + {family} defects, {ns.split} categories)"))
-        for algorithm in algorithms:
-            print(row(algorithm.algorithm_id, summary["algorithms"][algorithm.algorithm_id]["families"][family]))
+        for key in results:
+            print(row(key, summary["algorithms"][key]["families"][family]))
     if ns.json:
         with open(ns.json, "w") as fh:
             json.dump(summary, fh, indent=1)

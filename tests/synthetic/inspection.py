@@ -100,7 +100,7 @@ def _scaled(category: str) -> np.ndarray:
 
 def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Illumination, white balance, slight blur and sensor noise."""
-    out = img.astype(np.float32)
+    out: np.ndarray = img.astype(np.float32)
     if rng.random() < 0.3:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, 0.8)))
     gain = rng.uniform(0.9, 1.1) * rng.uniform(0.97, 1.03, size=3)
@@ -150,8 +150,8 @@ def _irregular_mask(shape: tuple[int, int], centre: tuple[int, int], area: float
     u = dx * np.cos(theta) + dy * np.sin(theta)
     v = -dx * np.sin(theta) + dy * np.cos(theta)
     radius = np.sqrt((u / a) ** 2 + (v / (a * ratio)) ** 2)
-    noise = cv2.GaussianBlur(rng.normal(size=(h, w)).astype(np.float32), (0, 0), max(2.0, a / 3))
-    noise /= max(1e-6, float(np.abs(noise).max()))
+    noise: np.ndarray = cv2.GaussianBlur(rng.normal(size=(h, w)).astype(np.float32), (0, 0), max(2.0, a / 3))
+    noise = noise / max(1e-6, float(np.abs(noise).max()))
     return np.asarray(radius + 0.35 * noise < 1.0)
 
 
