@@ -28,6 +28,7 @@ from percept.registry import TAGGER
 from percept.tagger.aggregate import Detection
 from percept.tagger.classifier import load_classifier, top_k
 from percept.tagger.detector import load_detector
+from percept.tagger.process import MediaLabeller
 from percept.tagger.usage import usage
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         self.batches = 0
         self.largest_batch = 0
         self.load(core_factory or (lambda: load_classifier(settings, self.models_path)))
+        self.labeller = MediaLabeller(settings, self.classify)
 
     @serve.batch
     async def _predict_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -63,6 +65,10 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         else:
             probs = (await asyncio.to_thread(core.predict, [image]))[0]
         return top_k(probs, core.labels, k)
+
+    async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]:
+        """Decode one document here and label it: its frames go through the batch queue."""
+        return await self.labeller.tag(data, kind, num_labels)
 
     def usage(self) -> dict[str, float]:
         """RAM and GPU memory of this replica (GiB)."""
