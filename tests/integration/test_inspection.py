@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from percept.cli import main as cli
-from tests.synthetic import inspection as synthetic
 from percept.sdk import APIError, VisualInspectionSDK
+from tests.synthetic import inspection as synthetic
 
 AppUnderTest = Any  # the percept_app fixture's object (url, root, client())
 
