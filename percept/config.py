@@ -7,29 +7,21 @@ absolute once, here, so every replica (whatever its working directory) sees the 
 Every per-deployment figure (resources, scaling, batch knobs in ``user_config``) lives in
 ``serve_config.yaml`` only; a deployment missing there gets the generic
 :class:`DeploymentOptions` defaults. Each service's own settings are a
-:class:`ServiceSettings` model (``service_config.<service>``), named in the service registry
-(:mod:`percept.registry`).
+:class:`percept.settings.ServiceSettings` model (``service_config.<service>``), named in the
+service registry (:mod:`percept.registry`), which also gives the service and deployment names
+``AppArgs`` accepts.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from percept.registry import DEPLOYMENT_KEYS, SERVICE_NAMES
 from percept.settings import get_settings
-
-
-class ServiceSettings(BaseModel):
-    """Base of every service's settings model (``service_config.<service>``; all optional)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @classmethod
-    def from_section(cls, section: dict[str, Any] | None) -> Self:
-        """Validate the free-form YAML section (absent: every default)."""
-        return cls.model_validate(section or {})
+from percept.tasks import TaskQuotas
 
 
 class AutoscalingOptions(BaseModel):
@@ -101,7 +93,7 @@ class AppArgs(BaseModel):
         "auto",
         description="auto: keep num_gpus where the cluster has GPUs, drop them where it has none",
     )
-    services: list[str] = Field(default_factory=lambda: list(_service_names()))
+    services: list[str] = Field(default_factory=lambda: list(SERVICE_NAMES))
     ingress: DeploymentOptions = Field(default_factory=DeploymentOptions)
     deployments: dict[str, DeploymentOptions] = Field(
         default_factory=dict, description="per deployment key (a handle field of percept.handles)"
@@ -109,6 +101,10 @@ class AppArgs(BaseModel):
     plugin_defaults: DeploymentOptions = Field(default_factory=DeploymentOptions)
     plugins: dict[str, DeploymentOptions] = Field(default_factory=dict)
     rate_limit_per_minute: int = Field(600, ge=1, description="default per principal and path")
+    task_quotas: TaskQuotas = Field(
+        default_factory=TaskQuotas,
+        description="per principal and task kind: max_running, max_queued (429 with Retry-After past both)",
+    )
     service_config: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="one section per service, validated by its settings model"
     )
@@ -123,19 +119,17 @@ class AppArgs(BaseModel):
     @field_validator("services")
     @classmethod
     def _known_services(cls, value: list[str]) -> list[str]:
-        known = _service_names()
-        unknown = sorted(set(value) - set(known))
+        unknown = sorted(set(value) - set(SERVICE_NAMES))
         if unknown:
-            raise ValueError(f"unknown services {unknown}; known: {list(known)}")
+            raise ValueError(f"unknown services {unknown}; known: {list(SERVICE_NAMES)}")
         return value
 
     @field_validator("deployments")
     @classmethod
     def _known_deployments(cls, value: dict[str, DeploymentOptions]) -> dict[str, DeploymentOptions]:
-        known = _deployment_keys()
-        unknown = sorted(set(value) - set(known))
+        unknown = sorted(set(value) - set(DEPLOYMENT_KEYS))
         if unknown:  # a misspelt key would silently leave its deployment on the generic defaults
-            raise ValueError(f"unknown deployments {unknown}; known: {sorted(known)}")
+            raise ValueError(f"unknown deployments {unknown}; known: {sorted(DEPLOYMENT_KEYS)}")
         return value
 
     def resolved(self, root: Path | None = None) -> AppArgs:
@@ -169,15 +163,3 @@ class AppArgs(BaseModel):
 
     def service_section(self, service: str) -> dict[str, Any]:
         return dict(self.service_config.get(service, {}))
-
-
-def _service_names() -> tuple[str, ...]:
-    from percept.registry import SERVICE_NAMES  # the registry imports the services' settings models
-
-    return SERVICE_NAMES
-
-
-def _deployment_keys() -> tuple[str, ...]:
-    from percept.registry import DEPLOYMENT_KEYS
-
-    return DEPLOYMENT_KEYS

@@ -121,7 +121,7 @@ def build_services(
         state=state,
         blobs=blobs,
         tasks=tasks,
-        runner=TaskRunner(tasks, args.state_url),
+        runner=TaskRunner(tasks, args.state_url, args.task_quotas),
         users=UserStore(state),
         clients=ClientStore(state),
         tokens=TokenIssuer(state),

@@ -108,3 +108,10 @@ def test_selftest_quota_is_the_platform_429_with_retry_after(tmp_path: Path) -> 
         assert refused.status_code == 429, refused.text
         assert refused.headers["Retry-After"] == str(limit.retry_after_s)
         assert "Too many tasks" in refused.text
+
+
+def test_quotas_come_from_the_application_args(tmp_path: Path) -> None:
+    services = make_services(tmp_path, task_quotas={"default": {"max_running": 3, "max_queued": 7},
+                                                    "kinds": {"reading.audio": {"max_running": 1, "max_queued": 0}}})
+    assert services.runner.quotas.for_kind("search.scrape").max_queued == 7
+    assert services.runner.quotas.for_kind("reading.audio").max_running == 1
