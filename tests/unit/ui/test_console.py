@@ -19,9 +19,7 @@ SERVICES = ["inspection", "tagger", "correction"]  # the console's helpers need 
 
 
 def console_app(tmp_path: Path) -> tuple[FastAPI, TestClient]:
-    app = create_app(make_services(tmp_path, services=SERVICES))
-    if not any(getattr(r, "path", None) == "/ui/" for r in app.routes):
-        ui.install(app)  # until the app factory registers the console itself
+    app = create_app(make_services(tmp_path, services=SERVICES))  # the factory installs the console
     return app, TestClient(app)
 
 
