@@ -19,9 +19,8 @@ and a deployments module.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from percept.config import AppArgs, ServiceSettings
 from percept.correction.settings import CorrectionSettings
 from percept.handles import (
     CorrectionHandles,
@@ -35,7 +34,11 @@ from percept.handles import (
 from percept.inspection.settings import InspectionSettings
 from percept.reading.settings import ReadingSettings
 from percept.search.settings import SearchSettings
+from percept.settings import ServiceSettings
 from percept.tagger.settings import TaggerSettings
+
+if TYPE_CHECKING:  # percept.config imports this module for the names it accepts
+    from percept.config import AppArgs
 
 H = TypeVar("H", bound=HandleGroup)
 S = TypeVar("S", bound=ServiceSettings)

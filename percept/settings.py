@@ -1,4 +1,5 @@
-"""Process-level settings (environment variables with the ``PERCEPT_`` prefix).
+"""Process-level settings (environment variables with the ``PERCEPT_`` prefix), and the base
+of every service's settings model.
 
 Read through :func:`get_settings`, never at import time. Application-level configuration
 (what ``serve_config.yaml`` says) lives in :mod:`percept.config`; these settings only supply
@@ -9,8 +10,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Self
 
+from pydantic import BaseModel, ConfigDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseModel):
+    """Base of every service's settings model (``service_config.<service>``; all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any] | None) -> Self:
+        """Validate the free-form YAML section (absent: every default)."""
+        return cls.model_validate(section or {})
 
 
 class Settings(BaseSettings):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from percept.config import ServiceSettings
+from percept.settings import ServiceSettings
 
 
 class JobDefaults(BaseModel):

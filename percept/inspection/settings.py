@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from percept.config import ServiceSettings
+from percept.settings import ServiceSettings
 
 
 class InspectionSettings(ServiceSettings):

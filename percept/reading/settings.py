@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from percept.config import ServiceSettings
+from percept.settings import ServiceSettings
 
 # The plugin names of the original project (its clients send them), and ours.
 ORIGINAL_MODEL_NAMES = {"whisper": "faster_whisper", "eng_tesseract": "tesseract"}

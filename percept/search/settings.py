@@ -11,9 +11,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from percept.config import ServiceSettings
 from percept.search.scrape import ScrapeLimits
-from percept.settings import get_settings
+from percept.settings import ServiceSettings, get_settings
 
 
 class SearchSettings(ServiceSettings):

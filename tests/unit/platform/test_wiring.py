@@ -13,10 +13,11 @@ from fastapi.testclient import TestClient
 
 from deployments.echo import Echo
 from percept.api.app import create_app
-from percept.config import AppArgs, DeploymentOptions, ServiceSettings
+from percept.config import AppArgs, DeploymentOptions
 from percept.handles import DebugHandles, HandleGroup
 from percept.registry import SERVICE_NAMES, SERVICES
 from percept.services import Services
+from percept.settings import ServiceSettings
 from percept.testing import LocalHandle, make_services, serve_config_args
 
 DEBUG_PATHS = ("/platform/echo", "/platform/echo/hop", "/platform/tasks/selftest")
@@ -87,3 +88,47 @@ def test_a_deployment_not_running_here_answers_503(tmp_path: Path) -> None:
                              headers=_token(client, "ann"))
     assert answer.status_code == 503
     assert answer.json()["detail"] == "unavailable: deployment 'correction' is not running in this application"
+
+
+def _module_imports(path: Path, known: set[str]) -> set[str]:
+    """The project modules a file imports at module level (``TYPE_CHECKING`` blocks left out)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            continue
+        for sub in ast.walk(node) if isinstance(node, (ast.Import, ast.ImportFrom, ast.Try, ast.If)) else ():
+            if isinstance(sub, ast.Import):
+                found |= {a.name for a in sub.names}
+            elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
+                found |= {sub.module} | {f"{sub.module}.{a.name}" for a in sub.names}
+    return found & known
+
+
+def test_no_import_circles() -> None:
+    modules: dict[str, Path] = {}
+    for package in ("percept", "deployments", "pipelines"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {name: _module_imports(path, set(modules)) for name, path in modules.items()}
+    state: dict[str, int] = {}
+    trail: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        trail.append(name)
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                circles.append(trail[trail.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep)
+        trail.pop()
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert circles == []
