@@ -147,7 +147,7 @@ class Pipeline:
     def run(self, reading: SuiteReading, fresh: bool) -> dict[str, Any]:
         """Segments and the aligner's answers of one reading (cached), with the time taken."""
         audio = wav_bytes(reading)
-        key = hashlib.sha1(audio + self.plugin.size.encode() + b"v7").hexdigest()[:20]
+        key = hashlib.sha1(audio + self.plugin.size.encode() + b"v8").hexdigest()[:20]
         path = self.cache / f"{reading.name}-{key}.json"
         if path.exists() and not fresh:
             cached: dict[str, Any] = json.loads(path.read_text())

@@ -75,6 +75,12 @@ def distance(a: str, b: str) -> float:
     return float(Levenshtein.normalized_distance(pa, pb))
 
 
+def coarse(text: str) -> str:
+    """The phonemes with vowel quality, length and stress detail dropped (espeak writes the weak
+    vowels of compounds differently from the same vowels in separate words)."""
+    return "".join(ch for ch in phonemes(text).lower() if ch.isalpha())
+
+
 def sounds_same(a: str, b: str) -> bool:
     """Homophones ("there"/"their", "hay"/"hey", "3"/"three", "some thing"/"something")."""
     return distance(a, b) == 0.0

@@ -25,13 +25,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from percept.reading.phonetic import distance
+from percept.reading.phonetic import coarse, distance
 from percept.reading.text import Op, Token, normalise_word, tokenize
 
 INSERT_COST = 1.0
-# Two words heard as one (or one as two) when their sounds differ at most this much (the
-# weak vowels of compounds: "any way" /EniweI/ vs "anyway" /EnI2weI/).
-SPLIT_DISTANCE = 0.3
 
 
 def _sub_cost(a: str, b: str) -> float:
@@ -67,9 +64,11 @@ def phonetic_align(spoken: list[str], reference: list[str]) -> list[Op]:
                 moves.append((i + 1, j, INSERT_COST, "insert"))
             if j < m:
                 moves.append((i, j + 1, INSERT_COST, "delete"))
-            if i + 1 < n and j < m and distance(spoken[i] + " " + spoken[i + 1], reference[j]) <= SPLIT_DISTANCE:
+            # Two words heard as one (or one as two) only when they sound the same but for the
+            # weak vowels of compounds ("any way" /EniweI/, "anyway" /EnI2weI/).
+            if i + 1 < n and j < m and coarse(spoken[i] + " " + spoken[i + 1]) == coarse(reference[j]):
                 moves.append((i + 2, j + 1, 0.0, "merge"))
-            if i < n and j + 1 < m and distance(spoken[i], reference[j] + " " + reference[j + 1]) <= SPLIT_DISTANCE:
+            if i < n and j + 1 < m and coarse(spoken[i]) == coarse(reference[j] + " " + reference[j + 1]):
                 moves.append((i + 1, j + 2, 0.0, "split"))
             for a, b, c, kind in moves:
                 if here + c < cost[a][b] - 1e-9:
