@@ -20,6 +20,18 @@ from percept.testing import LocalHandle, make_services
 from tests.synthetic import inspection as synthetic
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """The backbone on one thread, as in a Serve replica (two threads on a shared 2-core
+    machine spend most of their time waiting for each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture()
 def services(tmp_path: Path) -> Services:
     svc = make_services(tmp_path, services=["inspection"])
