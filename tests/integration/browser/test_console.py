@@ -65,6 +65,8 @@ def test_phone_menu_and_home(console: Console) -> None:
     console.shot("menu-open")
     page.get_by_role("link", name="Status").first.click()
     page.get_by_role("heading", name="Status").wait_for()
+    page.locator("#deployments tbody tr").first.wait_for()
+    assert not nav.is_visible()  # choosing a page folds the menu
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1, f"the status page scrolls sideways on a phone ({width}px)"
     console.shot("status")

@@ -37,6 +37,8 @@ export async function route() {
     location.hash = "#/signin";
     return;
   }
+  document.getElementById("nav").classList.remove("open");  // a chosen page folds the phone menu
+  document.querySelector(".menu-toggle").setAttribute("aria-expanded", "false");
   if (cleanup) { try { cleanup(); } catch { /* a page that failed to clean up must not block */ } cleanup = null; }
   document.querySelectorAll("nav a").forEach((a) => {
     if (a.dataset.page === page) a.setAttribute("aria-current", "page");
@@ -51,8 +53,6 @@ export async function route() {
   const heading = main.querySelector("h1");
   document.title = heading ? `${heading.textContent} · Percept` : "Percept console";
   main.focus({ preventScroll: true });
-  document.getElementById("nav").classList.remove("open");
-  document.querySelector(".menu-toggle").setAttribute("aria-expanded", "false");
 }
 
 document.querySelector(".menu-toggle").addEventListener("click", (e) => {
