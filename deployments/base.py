@@ -69,14 +69,34 @@ class ModelDeployment(Generic[CoreT]):
         return None
 
 
-class BatchKnobs(BaseModel):
-    """A deployment's ``user_config`` batch knobs; a knob left out keeps its current value."""
+class DeviceBatchKnobs(BaseModel):
+    """Batch knobs of one kind of device (``devices.cuda`` …), over the deployment's own."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_batch_size: int | None = Field(None, ge=1)
     batch_wait_timeout_s: float | None = Field(None, ge=0)
+    concurrent_batches: int | None = Field(None, ge=1)
+
+
+class BatchKnobs(DeviceBatchKnobs):
+    """A deployment's ``user_config`` batch knobs; a knob left out keeps its current value.
+
+    ``devices`` overrides them per kind of device the replica's model runs on (``cpu``,
+    ``cuda``, ``mps``): one config fits a laptop and a GPU node. ``concurrent_batches``:
+    batches run at once (each forward pass then gets ``int(num_cpus) // concurrent_batches``
+    threads, at least one; see :mod:`percept.tagger.threads`).
+    """
+
     batching: bool = Field(True, description="false: one forward pass per call (no @serve.batch)")
+    devices: dict[str, DeviceBatchKnobs] = Field(default_factory=dict)
+
+    def for_device(self, device: str) -> BatchKnobs:
+        """These knobs with the override of ``device`` (``cuda:0`` counts as ``cuda``) applied."""
+        override = self.devices.get(str(device).split(":")[0])
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
 class Batching:
@@ -89,17 +109,46 @@ class Batching:
 
     batched_methods: ClassVar[tuple[str, ...]] = ()
     batching: bool = True
+    concurrent_batches: int = 1
+
+    def batch_device(self) -> str:
+        """The device the batches run on (the core's ``device``; cpu without a core)."""
+        return str(getattr(getattr(self, "core", None), "device", "cpu"))
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        knobs = BatchKnobs.model_validate(user_config or {})
+        knobs = BatchKnobs.model_validate(user_config or {}).for_device(self.batch_device())
         self.batching = knobs.batching
+        if knobs.concurrent_batches is not None:
+            self.concurrent_batches = knobs.concurrent_batches
         for name in self.batched_methods:
             method = getattr(self, name)
             if knobs.max_batch_size is not None:
                 method.set_max_batch_size(knobs.max_batch_size)
             if knobs.batch_wait_timeout_s is not None:
                 method.set_batch_wait_timeout_s(knobs.batch_wait_timeout_s)
+            if knobs.concurrent_batches is not None:
+                _set_concurrent_batches(method, knobs.concurrent_batches)
+        self.batches_configured(knobs)
         logger.info("%s batch knobs %s", type(self).__name__, knobs.model_dump(exclude_none=True))
+
+    def batches_configured(self, knobs: BatchKnobs) -> None:
+        """Hook: a subclass sizes its threads or parallel passes to the new knobs."""
+
+
+def _set_concurrent_batches(method: Any, n: int) -> None:
+    """``max_concurrent_batches`` of a ``@serve.batch`` method (Serve fixes it at decoration;
+    its lazily built queue reads it from the wrapper, so set both)."""
+    import asyncio
+
+    wrapper = getattr(getattr(method, "set_max_batch_size", None), "__self__", None)
+    if wrapper is None or not hasattr(wrapper, "max_concurrent_batches"):
+        logger.warning("cannot set concurrent batches on %s", method)
+        return
+    wrapper.max_concurrent_batches = n
+    queue = getattr(wrapper, "_queue", None)
+    if queue is not None and queue.max_concurrent_batches != n:
+        queue.max_concurrent_batches = n
+        queue.semaphore = asyncio.Semaphore(n)
 
 
 def bind_group(group_type: type[G], args: AppArgs, gpu: bool, **parts: Any) -> G:

@@ -29,10 +29,22 @@ from percept.tagger.aggregate import Detection
 from percept.tagger.classifier import load_classifier, top_k
 from percept.tagger.detector import load_detector
 from percept.tagger.process import MediaLabeller
+from percept.tagger.threads import apply_threads, threads_for
 from percept.tagger.usage import usage
 
 logger = logging.getLogger(__name__)
 RETRY_LOAD_S = 5.0
+CLASSIFIER_KEY = "tagger_classifier"
+MAX_PARALLEL = 8
+
+
+def in_replica() -> bool:
+    """Inside a Serve replica (thread settings belong to the replica, not to a test process)."""
+    try:
+        serve.get_replica_context()
+    except Exception:
+        return False
+    return True
 
 
 class TaggerClassifier(Batching, ModelDeployment[Any]):
@@ -46,8 +58,16 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         settings = TAGGER.load_settings(args)
         self.batches = 0
         self.largest_batch = 0
-        self.load(core_factory or (lambda: load_classifier(settings, self.models_path)))
+        self.cpu_share = args.options_for_deployment(CLASSIFIER_KEY).num_cpus
+        self.threads: dict[str, int] = {}
+        # Passes may overlap (up to MAX_PARALLEL); user_config's concurrent_batches says how many do.
+        self.load(core_factory or (lambda: load_classifier(settings, self.models_path, parallel=MAX_PARALLEL)))
         self.labeller = MediaLabeller(settings, self.classify)
+
+    def batches_configured(self, knobs: Any) -> None:
+        """Thread pools sized from the replica's CPU share, split over the concurrent passes."""
+        if in_replica():  # a test process keeps its own settings
+            self.threads = apply_threads(threads_for(self.cpu_share, self.concurrent_batches))
 
     @serve.batch
     async def _predict_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -75,9 +95,10 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         return usage()
 
     def status(self) -> dict[str, Any]:
-        """Availability plus batching figures (batches run, largest batch seen)."""
+        """Availability plus batching figures (batches run, largest batch seen, threads)."""
         return {**super().status(), "batching": self.batching, "batches": self.batches,
-                "largest_batch": self.largest_batch}
+                "largest_batch": self.largest_batch, "concurrent_batches": self.concurrent_batches,
+                "threads": self.threads}
 
 
 class TaggerDetector(Batching, ModelDeployment[Any]):

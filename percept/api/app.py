@@ -10,19 +10,68 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from percept.api import auth, debug, platform, ui
-from percept.api.errors import ErrorInfo, install_error_handlers, render, request_id
+from percept.api.errors import ErrorInfo, install_error_handlers, render
 from percept.registry import spec_of
 from percept.services import Services
 
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 512 * 1024 * 1024
+
+
+class RequestContext:
+    """Request id, body-size guard and the one log line of every request.
+
+    A plain ASGI middleware (``@app.middleware("http")`` wraps every request in a task
+    group and re-streams the response: about a millisecond per request). The request id
+    (``X-Request-ID`` or a new one) goes to ``request.state.request_id`` and the response.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        length = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+            request = Request(scope, receive)
+            response = render(request, ErrorInfo(413, f"Request body larger than {MAX_REQUEST_BYTES // 2**20} MB",
+                                                 "Payload Too Large", {}))
+            response.headers["X-Request-ID"] = rid
+            await response(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        header = (b"x-request-id", rid.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status,
+                        (time.perf_counter() - started) * 1000, extra={"request_id": rid})
 
 
 def create_app(services: Services) -> FastAPI:
@@ -36,29 +85,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.error_renderers = []
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request_id(request)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-            return render(
-                request,
-                ErrorInfo(413, f"Request body larger than {MAX_REQUEST_BYTES // 2**20} MB", "Payload Too Large", {}),
-            )
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        logger.info(
-            "%s %s -> %d in %.1f ms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-            extra={"request_id": rid},
-        )
-        return response
+    app.add_middleware(RequestContext)
 
     app.include_router(platform.router)
     app.include_router(auth.router)
