@@ -456,8 +456,10 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
     page_path = root / "page.png"
     page_path.write_bytes(page)
 
+    # The application's runtime_env (serve_config.yaml) applies to its replicas, as under `serve run`.
+    app_env = (serve_config()["applications"][0].get("runtime_env") or {}).get("env_vars", {})
     ray.init(include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", **app_env}})
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=serve_config().get("logging_config"))
     info: dict[str, Any] = {}
