@@ -29,6 +29,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from percept.api.deps import CurrentUser, ServicesDep
 from percept.errors import Forbidden, NotFound, Unprocessable
@@ -42,6 +43,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".bmp": "image/bmp",
          ".gif": "image/gif", ".webp": "image/webp", ".tif": "image/tiff", ".tiff": "image/tiff"}
 MAX_FOLDER_IMAGES = 20_000
+MAX_UPLOAD_FILES = 5_000  # per browser upload of a dataset folder
 DASHBOARD_ENV = "PERCEPT_RAY_DASHBOARD_URL"
 
 router = APIRouter(include_in_schema=False)
@@ -179,6 +181,43 @@ def correction_folder(body: FolderRequest, services: ServicesDep, user: CurrentU
     if not folder.is_dir():
         raise NotFound(f"No folder {body.path}")
     return scan_folder(folder)
+
+
+def _safe_part(text: str) -> str:
+    """One path segment from a browser-given name: letters, digits, ``._-``; never ``..``."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in text.strip())[:100].lstrip(".")
+    return cleaned or "_"
+
+
+@api.post("/correction/datasets")
+async def upload_dataset(request: Request, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+    """A dataset folder chosen in the browser (``<class>/<image>`` relative names, field ``files``),
+    saved under ``<data_dir>/uploads/<user>/<name>``: a folder the correction job can read."""
+    data_dir = Path(services.args.data_dir)
+    if not inside(data_dir, allowed_roots(services)):
+        raise Forbidden("Uploads are off: service_config.correction.allowed_roots does not include the data directory")
+    form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=5)
+    name = _safe_part(str(form.get("name") or "dataset"))
+    target = data_dir / "uploads" / _safe_part(user.id) / name
+    saved = 0
+    for item in form.getlist("files"):
+        if isinstance(item, str) or not item.filename:
+            continue
+        parts = [p for p in str(item.filename).replace("\\", "/").split("/") if p]
+        if len(parts) < 2 or Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+            continue  # not <class>/<image>: skipped (e.g. notes or a loose file at the top)
+        path = target / _safe_part(parts[-2]) / _safe_part(parts[-1])
+        data = await item.read()
+        await run_in_threadpool(_write, path, data)
+        saved += 1
+    if not saved:
+        raise Unprocessable("No images in class folders: choose a folder with one sub-folder per class")
+    return {"path": str(target), "images": saved}
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _original_path(result: dict[str, Any], uuid: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -136,3 +137,27 @@ def test_original_and_search_images_are_the_callers_own(tmp_path: Path) -> None:
     assert client.get(f"/ui/api/search/images/{doc['id']}", headers=bob).status_code == 404
     assert client.get(f"/ui/api/search/images/{doc['id']}").status_code == 401
     assert client.get("/ui/api/correction/jobs/nope/original/x", headers=ann).status_code == 404
+
+
+def test_a_dataset_folder_uploaded_from_the_browser_lands_inside_the_data_dir(tmp_path: Path) -> None:
+    app, client = console_app(tmp_path)
+    headers = signed_in(client)
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 90, dtype=np.uint8)).save(buf, format="PNG")
+    png = buf.getvalue()
+    files = [("files", ("pets/cat/a.png", png, "image/png")), ("files", ("pets/dog/b.png", png, "image/png")),
+             ("files", ("pets/readme.txt", b"x", "text/plain")),  # not <class>/<image>: skipped
+             ("files", ("../../../evil/c.png", png, "image/png"))]  # cannot climb out of the upload
+    answer = client.post("/ui/api/correction/datasets", data={"name": "pets"}, files=files, headers=headers)
+    assert answer.status_code == 200, answer.text
+    folder = Path(answer.json()["path"])
+    data_dir = Path(app.state.services.args.data_dir)
+    assert folder == data_dir / "uploads" / "user_ann" / "pets" and answer.json()["images"] == 3
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == ["cat/a.png", "dog/b.png",
+                                                                                      "evil/c.png"]
+    scanned = client.post("/ui/api/correction/folder", json={"path": str(folder)}, headers=headers).json()
+    assert scanned["classes"] == ["cat", "dog", "evil"]
+    empty = client.post("/ui/api/correction/datasets", data={"name": "x"},
+                        files=[("files", ("x/notes.txt", b"x", "text/plain"))], headers=headers)
+    assert empty.status_code == 422 and "class folders" in empty.json()["detail"]
+    assert client.post("/ui/api/correction/datasets", files=files).status_code == 401

@@ -23,8 +23,24 @@ export async function render(root) {
     TASKS.map(([name, text, on]) => el("div", {}, el("label", {},
       el("input", { type: "checkbox", name: "task", value: name, checked: on }), ` ${text}`))));
   const start = el("button", { type: "submit" }, "Start the job");
+  const upload = el("input", { type: "file", webkitdirectory: true, multiple: true, name: "dataset_upload" });
+  const uploadState = el("span", { class: "hint", "aria-live": "polite" });
+  upload.addEventListener("change", guarded(box, async () => {
+    const files = [...upload.files];
+    if (!files.length) return;
+    const form = new FormData();
+    const top = (files[0].webkitRelativePath || "dataset").split("/")[0];
+    form.append("name", top);
+    files.forEach((f) => form.append("files", f, f.webkitRelativePath || f.name));
+    uploadState.textContent = `Uploading ${files.length} files…`;
+    const saved = await call("/ui/api/correction/datasets", { method: "POST", form });
+    folder.value = saved.path;
+    uploadState.textContent = `${saved.images} images uploaded to ${saved.path}.`;
+  }));
   const form = el("form", { class: "card", "aria-label": "New correction job" },
-    field("Dataset folder", folder), folders, el("p", { class: "hint" }, rootsHint), tasks,
+    field("Dataset folder", folder), folders, el("p", { class: "hint" }, rootsHint),
+    field("Or upload a dataset folder from this computer", upload, "One sub-folder per class; the images are copied to the server."),
+    uploadState, tasks,
     el("div", { class: "row" }, start), progress, box);
   root.append(el("h1", {}, "Correction"),
     el("p", { class: "lead" }, "Find wrong labels, blurred and badly lit images in a labelled dataset."), form, results);
