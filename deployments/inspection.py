@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +25,7 @@ from deployments.base import Batching, ModelDeployment, bind_group
 from percept.config import AppArgs
 from percept.handles import Handle, InspectionHandles
 from percept.inspection.engine import TrainedModel
-from percept.inspection.patchcore import FeatureBackbone, load_backbone
+from percept.inspection.patchcore import FeatureBackbone, feature_maps_grouped, load_backbone
 from percept.inspection.worker import InspectionWorker
 from percept.registry import INSPECTION
 from percept.storage.blobs import BlobStore
@@ -78,16 +77,7 @@ class InspectionBackbone(Batching, ModelDeployment[FeatureBackbone]):
     @serve.batch
     async def feature_maps_single(self, requests: list[tuple[np.ndarray, tuple[int, ...], tuple[int, int]]]) -> list[list[np.ndarray]]:
         """``(image, blocks, size)`` per call; calls asking the same blocks and size share a pass."""
-        backbone = self.require()
-        groups: dict[tuple[Any, Any], list[int]] = defaultdict(list)
-        for index, (_, blocks, size) in enumerate(requests):
-            groups[(tuple(blocks), tuple(size))].append(index)
-        out: list[list[np.ndarray]] = [[] for _ in requests]
-        for (blocks, size), indices in groups.items():
-            maps = await asyncio.to_thread(backbone.feature_maps, [requests[i][0] for i in indices], blocks, size)
-            for j, index in enumerate(indices):
-                out[index] = [m[j : j + 1] for m in maps]
-        return out
+        return await asyncio.to_thread(feature_maps_grouped, self.require(), requests)
 
 
 @serve.deployment(name="InspectionTrainer")

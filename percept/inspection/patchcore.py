@@ -101,6 +101,22 @@ class TorchScriptBackbone:
         return [outputs[b].float().cpu().numpy() for b in blocks]
 
 
+def feature_maps_grouped(
+    backbone: FeatureBackbone, requests: list[tuple[np.ndarray, tuple[int, ...], tuple[int, int]]]
+) -> list[list[np.ndarray]]:
+    """Many single-image requests ``(image, blocks, size)`` in as few forward passes as
+    possible (one per distinct ``blocks``/``size``): what a batching deployment runs."""
+    groups: dict[tuple[tuple[int, ...], tuple[int, int]], list[int]] = {}
+    for index, (_, blocks, size) in enumerate(requests):
+        groups.setdefault((tuple(blocks), (int(size[0]), int(size[1]))), []).append(index)
+    out: list[list[np.ndarray]] = [[] for _ in requests]
+    for (blocks, size), indices in groups.items():
+        maps = backbone.feature_maps([requests[i][0] for i in indices], blocks, size)
+        for j, index in enumerate(indices):
+            out[index] = [m[j : j + 1] for m in maps]
+    return out
+
+
 def load_backbone(name: str | None, models_path: str | Path | None, device: str = "cpu") -> FeatureBackbone:
     """``efficientnet-lite0`` (default) or a TorchScript file ``<models_path>/<name>.pt``."""
     if not name or name == DEFAULT_BACKBONE:

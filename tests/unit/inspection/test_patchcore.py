@@ -146,3 +146,30 @@ def test_a_model_without_its_backbone_says_so() -> None:
     detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve(None))
     with pytest.raises(RuntimeError, match="backbone"):
         detector.anomaly_maps([np.zeros((32, 32, 3), np.float32)])
+
+
+def test_single_image_requests_share_forward_passes() -> None:
+    """What the batched backbone deployment runs: requests with the same blocks and size go
+    through the network together and each gets exactly its own maps back."""
+    from percept.inspection.engine import default_backbone
+    from percept.inspection.patchcore import feature_maps_grouped
+
+    real = default_backbone()
+    calls: list[int] = []
+
+    class Counting:
+        name = real.name
+
+        def feature_maps(self, images: list[np.ndarray], blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
+            calls.append(len(images))
+            return real.feature_maps(images, blocks, size)
+
+    rng = np.random.default_rng(6)
+    images = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    requests = [(images[0], (4, 10), (64, 64)), (images[1], (4,), (96, 96)), (images[2], (4, 10), (64, 64))]
+    out = feature_maps_grouped(Counting(), requests)
+    assert sorted(calls) == [1, 2]
+    alone = real.feature_maps([images[2]], (4, 10), (64, 64))
+    assert [m.shape for m in out[2]] == [(1, 40, 8, 8), (1, 112, 4, 4)]
+    np.testing.assert_allclose(out[2][0], alone[0], atol=1e-4)
+    assert out[1][0].shape == (1, 40, 12, 12)
