@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from percept.registry import DEPLOYMENT_KEYS, SERVICE_NAMES
 from percept.settings import get_settings
+from percept.api.limits import BodyLimits
 from percept.tasks import TaskQuotas
 
 
@@ -101,6 +102,9 @@ class AppArgs(BaseModel):
     plugin_defaults: DeploymentOptions = Field(default_factory=DeploymentOptions)
     plugins: dict[str, DeploymentOptions] = Field(default_factory=dict)
     rate_limit_per_minute: int = Field(600, ge=1, description="default per principal and path")
+    request_limits: BodyLimits = Field(
+        default_factory=BodyLimits, description="request body caps: default_mb, routes {path: MB} (413 past them)"
+    )
     task_quotas: TaskQuotas = Field(
         default_factory=TaskQuotas,
         description="per principal and task kind: max_running, max_queued (429 with Retry-After past both)",

@@ -114,6 +114,9 @@ def info_for(exc: BaseException, request: Request) -> ErrorInfo:
             dict(exc.headers or {}),
             kind="http",
         )
+    if isinstance(exc, RecursionError):  # a JSON body nested deeper than the parser follows
+        return ErrorInfo(400, "Malformed request: the JSON body is nested too deeply", "Bad Request", {},
+                         kind="validation_depth")
     if isinstance(exc, _unavailable_types()):
         return ErrorInfo(503, "unavailable: the service is overloaded or restarting, retry later",
                          "Service Unavailable", {"Retry-After": "1"}, kind="unavailable")
@@ -130,4 +133,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, handle)
     app.add_exception_handler(RequestValidationError, handle)
     app.add_exception_handler(StarletteHTTPException, handle)
+    app.add_exception_handler(RecursionError, handle)  # JSON too deep: a 400, handled (not re-raised)
     app.add_exception_handler(Exception, handle)

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from percept.api.deps import CLIENT_AUDIENCE, ServicesDep
 from percept.api.errors import register_error_renderer
 from percept.api.inspection_deps import ClientDep, LicensedClient, RepoDep, render_error
+from percept.api.limits import check_filename
 from percept.api.uploads import read_limited
 from percept.auth import Principal
 from percept.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -161,6 +162,9 @@ async def upload(request: Request, owner: LicensedClient, records: RepoDep, serv
     training_field = form.get("training")
     training = parse_bool(training_field, "training") if training_field not in (None, "") else good is not None
     limit = int(settings.max_upload_mb * 2**20)
+    for _, part in files:
+        if (reason := check_filename(part.filename)) is not None:
+            raise api_error(BadRequest, "Invalid Request", reason)
     payloads = [(part.filename or "", await read_limited(cast(FastUpload, part), limit)) for _, part in files]
     item_ids = await asyncio.to_thread(store_uploads, records, services.blobs, owner, payloads, bool(training), good)
     return data({"item_ids": item_ids})

@@ -1,0 +1,123 @@
+"""Limits at the edge: body caps per route (before the body is read), JSON depth, file names."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from percept.api.app import create_app
+from percept.api.limits import check_filename
+from percept.handles import TaggerHandles
+from percept.inspection.license import issue_license
+from percept.testing import LocalHandle, make_services
+from tests.synthetic.tagger import document, encode_image
+from tests.unit.tagger.conftest import FakeClassifier, solid
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _user(client: TestClient, name: str = "ann") -> dict[str, str]:
+    client.put("/v1/auth/register", params={"username": name, "password": "pw"})
+    token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def app_client(tmp_path: Path) -> TestClient:
+    handles = TaggerHandles(tagger_classifier=LocalHandle(FakeClassifier()))
+    services = make_services(tmp_path, handles, service_config={"tagger": {"max_document_mb": 0.05}},
+                             request_limits={"routes": {"/process": 0.5}})
+    return TestClient(create_app(services))
+
+
+def test_json_nested_100000_deep_is_a_4xx_on_every_json_route(app_client: TestClient) -> None:
+    ann = _user(app_client)
+    json_headers = {**ann, "Content-Type": "application/json"}
+    for path in ("/v1/comparison/audio/text/task", "/process", "/correction/jobs", "/hello", "/merge_imgs"):
+        r = app_client.post(path, content=DEEP, headers=json_headers)
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text[:200])
+    r = app_client.post("/process", content=DEEP, headers=json_headers)
+    assert r.json()["status"]["code"] == r.status_code == 400 and r.json()["error"]  # the Detect envelope
+
+
+def test_tagger_one_oversized_document_is_reported_and_an_oversized_request_is_413(app_client: TestClient) -> None:
+    small = encode_image(solid((200, 20, 20)))
+    big = encode_image((__import__("numpy").random.default_rng(0).integers(0, 255, (200, 200, 3))).astype("uint8"))
+    assert 0.05 * 2**20 < len(big) < 0.3 * 2**20
+    r = app_client.post("/process", json={"documents": [document(small, "png", "ok"), document(big, "png", "big")]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["number_documents_treated"] == 1
+    assert body["list_id_not_treated"][0]["big"].startswith("File too large")
+    huge = {"documents": [document(big, "png", f"d{i}") for i in range(4)]}  # > 0.5 MB request
+    r = app_client.post("/process", json=huge)
+    assert r.status_code == 413 and r.json()["status"]["code"] == 413 and "limit of this route" in r.json()["error"]
+
+
+def test_the_cap_holds_without_a_content_length(app_client: TestClient) -> None:
+    ann = _user(app_client)
+
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b" " * 65536  # 2.5 MB of JSON whitespace, streamed (chunked)
+
+    r = app_client.post("/hello", content=chunks(), headers={**ann, "Content-Type": "application/json"})
+    assert r.status_code == 413 and "limit of this route" in r.json()["detail"]
+
+
+def test_a_declared_oversized_body_is_refused_before_it_is_read(app_client: TestClient) -> None:
+    ann = _user(app_client)
+    sent: list[int] = []
+
+    def body() -> Any:
+        for _ in range(3):
+            sent.append(1)
+            yield b"x" * 10
+
+    r = app_client.post("/v1/auth/token", content=body(),
+                        headers={"Content-Length": str(50 * 2**20), "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+    r = app_client.post("/hello", json={"img_path": "x" * (2 * 2**20)}, headers=ann)
+    assert r.status_code == 413
+
+
+def test_upload_routes_keep_their_own_finer_limits(app_client: TestClient) -> None:
+    ann = _user(app_client)
+    # 3 MB of audio: above the 1 MB default, below the reading upload's own cap: the service answers.
+    r = app_client.post("/v1/audio/upload", headers=ann,
+                        files={"upload_file": ("a.wav", b"RIFF" + b"\0" * (3 * 2**20), "audio/wav")})
+    assert r.status_code != 413
+
+
+def test_inspection_upload_refuses_a_path_as_file_name(tmp_path: Path) -> None:
+    services = make_services(tmp_path, services=["inspection"])
+    client_id, secret = services.clients.create("factory")
+    with TestClient(create_app(services)) as http:
+        token = http.post("/api/auth/token", json={"client_id": client_id, "client_secret": secret})
+        assert token.status_code == 200, token.text
+        headers = {"Authorization": f"Bearer {token.json()['data']['access_token']}"}
+        lic = issue_license(services.state, client_id)
+        assert http.post("/api/v1/license", headers=headers, files={"license": ("l.key", lic.encode())}).status_code == 200
+        png = io.BytesIO()
+        Image.new("RGB", (32, 32), (90, 90, 90)).save(png, "PNG")
+        r = http.post("/api/v1/upload", headers=headers, data={"training": "true", "good": "true"},
+                      files={"files[0]": ("../../etc/evil.png", png.getvalue(), "image/png")})
+        assert r.status_code == 400, r.text
+        error = r.json()["errors"]
+        assert error["title"] == "Invalid Request" and error["status"] == 400 and "file name" in error["detail"]
+        ok = http.post("/api/v1/upload", headers=headers, data={"training": "true", "good": "true"},
+                       files={"files[0]": ("good.png", png.getvalue(), "image/png")})
+        assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("photo.png", True), ("写真 1.png", True), (None, True), ("../../etc/evil.png", False), ("a/b.png", False),
+    ("..\\evil.png", False), ("..", False), ("bad\x00.png", False), ("x" * 300, False),
+])
+def test_file_names(name: str | None, ok: bool) -> None:
+    assert (check_filename(name) is None) is ok
