@@ -18,6 +18,7 @@ from percept.config import AppArgs
 from percept.handles import Handle, HandleGroup
 from percept.logs import configure_logging
 from percept.models.weights import use_models_dir
+from percept.retry import retry_idempotent
 from percept.services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class IngressDeployment:
     ) -> None:
         configure_logging()
         use_models_dir(args.models_path)
+        handles = [retry_idempotent(group) for group in handles]  # a dead model replica: sent once more
         self.services: Services = build_services(args, handles, plugins, plugin_errors, plugin_handles)
         logger.info(
             "ingress ready: %d deployments, %d plugins, state %s",
