@@ -19,8 +19,9 @@ import numpy as np
 
 from percept.config import AppArgs
 from percept.imaging import shrink_to
+from percept.registry import SEARCH
 from percept.search.catalog import ImageCatalog
-from percept.search.embedders import ClipEmbedder, ResNetEmbedder, model_name
+from percept.search.embedders import load_clip_embedder, load_image_embedder, model_name
 from percept.search.engine import EMBED_SIDE
 from percept.search.images import decode_image
 from percept.storage import BlobStore, open_state_store
@@ -31,8 +32,9 @@ logger = logging.getLogger(__name__)
 class EmbedBatch:
     """``{"id", "img_path"}`` batches → ``{"id", "embedding"}`` (one model load per actor)."""
 
-    def __init__(self, models_path: str, blob_url: str, kind: str) -> None:
-        self.core = ResNetEmbedder(models_path) if kind == "resnet" else ClipEmbedder(models_path)
+    def __init__(self, models_path: str, blob_url: str, kind: str, fallback: str = "efficientnet") -> None:
+        # the same model the search service would use (EfficientNet-Lite0 standing in for ResNet34)
+        self.core = load_image_embedder(models_path, fallback) if kind == "resnet" else load_clip_embedder(models_path)
         self.blobs = BlobStore(blob_url)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -50,14 +52,15 @@ def embed_with_ray_data(
     args = args.resolved()
     assert args.state_url and args.blob_url
     catalog = ImageCatalog(open_state_store(args.state_url), BlobStore(args.blob_url))
-    model = model_name(args.models_path, kind)
+    fallback = SEARCH.load_settings(args).resnet_fallback
+    model = model_name(args.models_path, kind, fallback)
     todo = catalog.missing_embeddings(owner, kind, model)
     if not todo:
         return {"model": model, "embedded": 0}
     dataset = ray.data.from_items([{"id": d["id"], "img_path": d["img_path"]} for d in todo])
     vectors = dataset.map_batches(
         EmbedBatch,
-        fn_constructor_args=(str(args.models_path), args.blob_url, kind),
+        fn_constructor_args=(str(args.models_path), args.blob_url, kind, fallback),
         batch_size=batch_size,
         concurrency=actors,
         num_cpus=num_cpus,

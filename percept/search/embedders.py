@@ -180,11 +180,22 @@ class EfficientNetEmbedder:
         return self.model.embed(images)
 
 
-def model_name(models_path: str | Path, kind: str) -> str:
-    """The name an embedder of ``kind`` will record, found without loading the model."""
+def model_name(models_path: str | Path, kind: str, fallback: str = "efficientnet") -> str:
+    """The name the embedder of ``kind`` that :func:`load_image_embedder` / :func:`load_clip_embedder`
+    would load records, found without loading it (WeightsMissing when there is none)."""
     if kind == "resnet":
-        return f"resnet:{Path(find_hf_model(models_path, RESNET_DIR, RESNET_REPO, 'ResNet34')).name}"
-    return f"clip:{Path(find_hf_model(models_path, CLIP_DIR, CLIP_REPO, 'CLIP')).name}"
+        try:
+            return f"resnet:{Path(find_hf_model(models_path, RESNET_DIR, RESNET_REPO, 'ResNet34')).name}"
+        except WeightsMissing:
+            if fallback != "efficientnet":
+                raise
+            return EFFICIENTNET_NAME
+    try:
+        return f"clip:{Path(find_hf_model(models_path, CLIP_DIR, CLIP_REPO, 'CLIP')).name}"
+    except WeightsMissing:
+        if (Path(models_path) / OPEN_CLIP_DIR / "open_clip_config.json").is_file():
+            return f"open_clip:{OPEN_CLIP_DIR}"
+        raise
 
 
 def fallback_note(model: str | None, models_path: str | Path) -> str | None:

@@ -20,6 +20,7 @@ from percept.search.embedders import (
     fallback_note,
     load_clip_embedder,
     load_image_embedder,
+    model_name,
 )
 
 
@@ -37,6 +38,10 @@ def test_efficientnet_stands_in_and_says_where_resnet_weights_go(tmp_path: Path)
     with pytest.raises(WeightsMissing) as err:
         load_image_embedder(tmp_path, fallback="none")
     assert "ResNet34" in str(err.value.detail)
+    # the bulk pipeline records the same model name without loading it
+    assert model_name(tmp_path, "resnet") == EFFICIENTNET_NAME
+    with pytest.raises(WeightsMissing):
+        model_name(tmp_path, "resnet", fallback="none")
 
 
 def test_resnet_is_used_when_its_weights_are_there(tiny_models: Path) -> None:
