@@ -184,17 +184,19 @@ def test_inspection_flow(console: Console, flow_timer: Any, percept_app: Any, tm
     assert console.errors == []
 
 
-def test_correction_flow(console: Console, flow_timer: Any, percept_app: Any) -> None:
+def test_correction_flow(console: Console, flow_timer: Any, tmp_path: Path) -> None:
     from tests.synthetic.correction import make_digits_dataset
 
-    folder = percept_app.root / "data" / "datasets" / "digits"
+    folder = tmp_path / "digits"  # on the user's computer: uploaded through the browser
     truth = make_digits_dataset(folder, per_class=20, classes=[0, 1, 3], flip_fraction=0.1, merge=None,
                                 n_blur=2, n_dark=2, n_bright=0)
     page = console.page
     console.sign_up()
     with flow_timer("correction"):
         console.open("correction")
-        page.get_by_label("Dataset folder").fill(str(folder))
+        page.get_by_label("Or upload a dataset folder from this computer").set_input_files(folder)
+        page.get_by_text(f"{len(truth.paths)} images uploaded to ").wait_for()
+        assert page.get_by_label("Dataset folder").input_value().endswith("/digits")
         console.shot("form")
         page.get_by_role("button", name="Start the job").click()
         page.locator(".progress").wait_for()
@@ -257,6 +259,8 @@ def test_search_flow(console: Console, flow_timer: Any, shop: Site, tmp_path: Pa
     page.get_by_role("button", name="Find by colour").click()
     page.get_by_text("are closest to #dc2828").wait_for(timeout=SLOW)
     console.shot("by-colour")
+    distances = [float(t.split()[-1]) for t in page.locator("#results figcaption").all_inner_texts()]
+    assert len(distances) == 12 and distances == sorted(distances)  # CIEDE2000: closest first
     # by text: no CLIP weights on a fresh install -> said in plain words
     page.get_by_label("By a text").fill("a red dress")
     page.get_by_role("button", name="Find by text").click()

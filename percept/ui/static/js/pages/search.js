@@ -74,10 +74,10 @@ export async function render(root) {
     grid.replaceChildren();
   }));
 
-  async function show(answer, what) {
+  async function show(answer, what, distance = false) {
     const q = answer.query || {};
     const model = q.model ? ` with ${q.model}` : "";
-    resultsHead.textContent = `${answer.results.length} images ${what}${model}.${q.note ? ` ${q.note}` : ""}`;
+    resultsHead.textContent = `${answer.results.length} images ${what}${model}${distance ? " (CIEDE2000 distance: lower is closer)" : ""}.${q.note ? ` ${q.note}` : ""}`;
     grid.replaceChildren();
     if (!answer.results.length) {
       resultsHead.textContent += " Collect some images first (step 1).";
@@ -86,12 +86,13 @@ export async function render(root) {
     for (const hit of answer.results) {
       const img = el("img", { alt: `result ${hit.id}`, loading: "lazy" });
       call(`/ui/api/search/images/${hit.id}`, { blob: true }).then((b) => { img.src = blobUrl(b); }).catch(() => {});
-      grid.append(el("figure", {}, img, el("figcaption", {}, `score ${Number(hit.score).toFixed(3)}`)));
+      const value = Number(hit.score).toFixed(distance ? 1 : 3);
+      grid.append(el("figure", {}, img, el("figcaption", {}, distance ? `distance ${value}` : `score ${value}`)));
     }
   }
-  async function search(path, form, what) {
+  async function search(path, form, what, distance = false) {
     const answer = await call(`${path}?format=json`, { method: "POST", form });
-    await show(answer, what);
+    await show(answer, what, distance);
   }
 
   imageBtn.addEventListener("click", guarded(box, async () => {
@@ -109,7 +110,7 @@ export async function render(root) {
       const form = new FormData();
       form.append("image", await colourPng(colour.value), "colour.png");
       const what = colourMode.value === "find_all_complementary" ? `complement ${colour.value}` : `are closest to ${colour.value}`;
-      await search(`/${colourMode.value}`, form, what);
+      await search(`/${colourMode.value}`, form, what, colourMode.value === "find_all_similar_by_lab");
     } catch (err) {
       if (err.status === 422 && colourMode.value === "find_all_complementary") {
         throw new Error("A grey has no complementary colour: choose a more colourful one.");
@@ -125,7 +126,7 @@ export async function render(root) {
       await show(answer, `match “${text.value.trim()}”`);
     } catch (err) {
       if (err.status === 503) {
-        throw new Error(`Search by text is not available on this server: the CLIP model's weights are missing. ${err.detail || ""} Search by an image or a colour works.`);
+        throw new Error(`Search by text is not available on this server: the CLIP model's weights are missing (the server said: ${err.detail || "unavailable"}). Search by an image or a colour works.`);
       }
       throw err;
     } finally { busy(textBtn, false); }
