@@ -28,7 +28,7 @@ from percept.registry import TAGGER
 from percept.tagger.aggregate import Detection
 from percept.tagger.classifier import load_classifier, top_k
 from percept.tagger.detector import load_detector
-from percept.tagger.process import MediaLabeller
+from percept.tagger.process import MediaCounter, MediaLabeller
 from percept.tagger.threads import apply_threads, threads_for
 from percept.tagger.usage import usage
 
@@ -112,6 +112,7 @@ class TaggerDetector(Batching, ModelDeployment[Any]):
         settings = TAGGER.load_settings(args)
         self._factory = core_factory or (lambda: load_detector(settings, self.models_path))
         self._tried = 0.0
+        self.counter = MediaCounter(settings, self.detect)
         self._try_load()
 
     def _try_load(self) -> None:
@@ -138,6 +139,12 @@ class TaggerDetector(Batching, ModelDeployment[Any]):
         if self.batching:
             return list(await asyncio.gather(*(self._detect_batched((image, threshold)) for image in images)))
         return await asyncio.to_thread(core.detect, images, threshold)  # type: ignore[no-any-return]
+
+    async def count(self, data: bytes, kind: str, threshold: float) -> dict[str, Any]:
+        """Decode one document here and count its objects (frames through the batch queue)."""
+        await asyncio.to_thread(self._retry)
+        self.require()
+        return await self.counter.count(data, kind, threshold)
 
     @serve.batch
     async def _detect_batched(self, items: list[tuple[np.ndarray, float]]) -> list[list[Detection]]:

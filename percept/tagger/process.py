@@ -8,8 +8,8 @@ the classifier replica (:meth:`TaggerModels.tag`), which decodes the image or sa
 video there (:class:`MediaLabeller`, in a thread) and classifies every frame through its
 batch queue, so frames of one request and of concurrent requests share forward passes and
 no pixels cross a process boundary. The replica's memory figures come back with the
-labels (no extra ``usage`` call per request). Object counts decode in the ingress (in a
-thread) and send the frames to the detector.
+labels (no extra ``usage`` call per request). Object counts go the same way to the
+detector replica (:class:`MediaCounter`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class TaggerModels(Protocol):
 
     async def classify(self, image: Any, top_k: int) -> list[tuple[str, float]]: ...
     async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]: ...
+    async def count(self, data: bytes, kind: str, threshold: float) -> dict[str, Any]: ...
     async def detect(self, images: list[Any], threshold: float) -> list[list[aggregate.Detection]]: ...
     async def detector_unavailable(self) -> str | None: ...
     async def usage(self, detector: bool) -> dict[str, float]: ...
@@ -72,6 +73,12 @@ class HandleModels:
     async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]:
         """Decode and label one document on the classifier replica (see :class:`MediaLabeller`)."""
         return await self.classifier.tag.remote(data, kind, num_labels)  # type: ignore[no-any-return]
+
+    async def count(self, data: bytes, kind: str, threshold: float) -> dict[str, Any]:
+        """Decode one document on the detector replica and count its objects (:class:`MediaCounter`)."""
+        if not is_running(self.detector):
+            raise ServiceUnavailable(NO_DETECTOR)
+        return await self.detector.count.remote(data, kind, threshold)  # type: ignore[no-any-return]
 
     async def detect(self, images: list[Any], threshold: float) -> list[list[aggregate.Detection]]:
         if not is_running(self.detector):
@@ -199,6 +206,41 @@ def echo_entry(doc: TaggerDocument, content: list[dict[str, Any]], **extra: Any)
     return entry
 
 
+Detect = Callable[[list[Any], float], Awaitable[list[list[aggregate.Detection]]]]
+
+
+async def count_media(media: Media, threshold: float, detect: Detect) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Object counts of a decoded document, with the detections (per frame for a video)."""
+    found = await detect([f.image for f in media.frames], threshold)
+    if media.kind == "image":
+        return aggregate.count_content(aggregate.count_objects(found[0])), {
+            "media_type": "image", "detections": found[0]}
+    detections = [{"timestamp": round(f.timestamp, 3), "detections": d}
+                  for f, d in zip(media.frames, found, strict=True)]
+    return aggregate.count_content(aggregate.video_counts(found)), {
+        "media_type": "video", "duration": round(media.duration, 3), "detections": detections}
+
+
+class MediaCounter:
+    """Decode documents and count their objects where the detector runs (its replica).
+
+    ``count`` returns ``{"content", "extra"}`` or ``{"rejected", "detail"}``, as
+    :meth:`MediaLabeller.tag` does.
+    """
+
+    def __init__(self, settings: TaggerSettings, detect: Detect) -> None:
+        self.settings = settings
+        self.detect = detect
+
+    async def count(self, data: bytes, kind: str, threshold: float) -> dict[str, Any]:
+        try:
+            media = await asyncio.to_thread(decode_media, data, kind, self.settings)
+        except DocumentRejected as exc:
+            return {"rejected": exc.reason, "detail": exc.detail}
+        content, extra = await count_media(media, threshold, self.detect)
+        return {"content": content, "extra": extra}
+
+
 class TaggerPipeline:
     """Runs one ``/process`` request over the models."""
 
@@ -220,22 +262,23 @@ class TaggerPipeline:
         except AttributeError:  # a classifier without ``tag``: decode here, classify there
             labeller = MediaLabeller(self.settings, self.models.classify, usage=None)
             result = await labeller.tag(data, kind, num_labels)
-        if result.get("rejected"):
-            raise DocumentRejected(str(result["rejected"]), str(result.get("detail", "")))
         if isinstance(result.get("usage"), dict):
             self.usage = result["usage"]
+        return self._result(result)
+
+    @staticmethod
+    def _result(result: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        if result.get("rejected"):
+            raise DocumentRejected(str(result["rejected"]), str(result.get("detail", "")))
         return list(result["content"]), dict(result.get("extra") or {})
 
     async def _counts(self, doc: TaggerDocument, threshold: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        media = await asyncio.to_thread(load_media, doc, self.settings)
-        found = await self.models.detect([f.image for f in media.frames], threshold)
-        if media.kind == "image":
-            return aggregate.count_content(aggregate.count_objects(found[0])), {
-                "media_type": "image", "detections": found[0]}
-        detections = [{"timestamp": round(f.timestamp, 3), "detections": d}
-                      for f, d in zip(media.frames, found, strict=True)]
-        return aggregate.count_content(aggregate.video_counts(found)), {
-            "media_type": "video", "duration": round(media.duration, 3), "detections": detections}
+        data, kind = await self._read(doc)
+        try:
+            result = await self.models.count(data, kind, threshold)
+        except AttributeError:  # a detector without ``count``: decode here, detect there
+            result = await MediaCounter(self.settings, self.models.detect).count(data, kind, threshold)
+        return self._result(result)
 
     async def _one(self, doc: TaggerDocument, request: TaggerRequest, threshold: float) -> Outcome:
         try:

@@ -86,3 +86,31 @@ def test_threads_follow_the_cpu_share() -> None:
     assert threads_for(4, cores=16) == 4 and threads_for(4, parallel=2, cores=16) == 2
     assert threads_for(8, cores=2) == 2  # never more than the cores there are
     assert threads_for(None, parallel=3, cores=2) == 1
+
+
+def test_object_counts_decode_on_the_detector(tmp_path: Path) -> None:
+    from percept.tagger.process import MediaCounter
+
+    from .conftest import FakeDetector
+
+    class ReplicaSideDetector(FakeDetector):
+        def __init__(self) -> None:
+            super().__init__()
+            self.counted: list[tuple[type, str]] = []
+
+        async def count(self, data: bytes, kind: str, threshold: float) -> dict[str, Any]:
+            self.counted.append((type(data), kind))
+
+            async def detect(images: list[np.ndarray], t: float) -> list[list[Any]]:
+                return self.detect(images, t)
+
+            return await MediaCounter(TaggerSettings(), detect).count(data, kind, threshold)
+
+    detector = ReplicaSideDetector()
+    handles = TaggerHandles(tagger_classifier=LocalHandle(FakeClassifier()), tagger_detector=LocalHandle(detector))
+    client = TestClient(create_app(make_services(tmp_path, handles, services=["tagger"])))
+    docs = [document(encode_image(solid((200, 10, 10))), "png", "red"), document(b"junk", "png", "bad")]
+    body = client.post("/process", json={"documents": docs, "prompt": "<OD>"}).json()
+    assert body["data"][0]["source"]["content"] == [{"car": 5}, {"person": 2}]
+    assert body["list_id_not_treated"] == [{"bad": NOT_SUITABLE}]
+    assert detector.counted == [(bytes, "image"), (bytes, "image")]
