@@ -114,7 +114,7 @@ function workbench(host) {
     try {
       const algos = (await call("/api/v1/algorithms", C)).data;
       algorithm.replaceChildren(...algos.map((a) => el("option", { value: a.algorithm_id }, `${a.name} (${a.algorithm_id})`)));
-      if (algos.some((a) => a.algorithm_id === "OC")) algorithm.value = "OC";
+      // the first listed algorithm is the service's default (patchcore)
       await refreshModels();
     } catch (err) {
       box.show(err.status === 403 ? `${err.message} Activate the client's license: disconnect and connect again with the license file.` : err.message, "error");
