@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from percept.api import auth, debug, platform, ui
 from percept.api.errors import ErrorInfo, install_error_handlers, render
 from percept.api.limits import BodyLimitMiddleware, derived_caps
+from percept.api.openapi import document_errors
 from percept.registry import spec_of
 from percept.services import Services
 
@@ -95,6 +96,7 @@ def create_app(services: Services) -> FastAPI:
     for service in services.args.services:
         importlib.import_module(spec_of(service).router).include(app)
     ui.install(app)  # the console at /ui, and /docs + /redoc served offline
+    document_errors(app)  # every error response in the OpenAPI, with its contract's model
     limits = services.args.request_limits
     app.add_middleware(BodyLimitMiddleware, caps={**derived_caps(services), **limits.routes},
                        default_mb=limits.default_mb)

@@ -17,6 +17,7 @@ from percept.api.deps import (
     USER_TOKEN_TTL_S,
     ServicesDep,
     get_current_user_doc,
+    get_limited_user,
 )
 from percept.auth import Principal
 from percept.errors import Conflict, Unauthorized, Unprocessable
@@ -64,6 +65,6 @@ def token(services: ServicesDep, form: Annotated[OAuth2PasswordRequestForm, Depe
     return TokenResponse(access_token=access)
 
 
-@router.get("/users/me", response_model=UserResponse)
+@router.get("/users/me", response_model=UserResponse, dependencies=[Depends(get_limited_user)])
 def me(user: Annotated[dict[str, Any], Depends(get_current_user_doc)]) -> UserResponse:
     return UserResponse.model_validate(user)

@@ -98,6 +98,15 @@ def get_limited_user(request: Request, services: ServicesDep, user: CurrentUser)
 LimitedUser = Annotated[Principal, Depends(get_limited_user)]
 
 
+def get_limited_principal(request: Request, services: ServicesDep, principal: AnyPrincipal) -> Principal:
+    """A user or an API client, counted against ``rate_limit_per_minute`` per path (429 past it)."""
+    services.limiter.hit(principal.id, request.url.path)
+    return principal
+
+
+LimitedPrincipal = Annotated[Principal, Depends(get_limited_principal)]
+
+
 def websocket_owner(
     websocket: WebSocket, services: Services, audiences: tuple[str, ...] = (USER_AUDIENCE, CLIENT_AUDIENCE)
 ) -> str | None:

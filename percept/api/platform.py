@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from percept.api.deps import AnyPrincipal, ServicesDep, websocket_owner
+from percept.api.deps import LimitedPrincipal, ServicesDep, websocket_owner
 from percept.errors import NotFound
 from percept.handles import Handle
 from percept.services import Services
@@ -88,7 +88,7 @@ def _owned(services: Services, task_id: str, owner: str) -> TaskRecord:
 
 
 @router.get("/platform/tasks")
-def list_tasks(services: ServicesDep, principal: AnyPrincipal, kind: str | None = None) -> list[dict[str, Any]]:
+def list_tasks(services: ServicesDep, principal: LimitedPrincipal, kind: str | None = None) -> list[dict[str, Any]]:
     return [
         {k: v for k, v in _public(r).items() if k != "result"}
         for r in services.tasks.list(owner=principal.id, kind=kind)
@@ -96,7 +96,7 @@ def list_tasks(services: ServicesDep, principal: AnyPrincipal, kind: str | None 
 
 
 @router.get("/platform/tasks/{task_id}")
-def get_task(task_id: str, services: ServicesDep, principal: AnyPrincipal) -> dict[str, Any]:
+def get_task(task_id: str, services: ServicesDep, principal: LimitedPrincipal) -> dict[str, Any]:
     return _public(_owned(services, task_id, principal.id))
 
 
@@ -144,7 +144,7 @@ async def task_events(services: Services, task_id: str, owner: str) -> AsyncIter
 
 
 @router.get("/platform/tasks/{task_id}/events")
-async def stream_task(task_id: str, services: ServicesDep, principal: AnyPrincipal) -> StreamingResponse:
+async def stream_task(task_id: str, services: ServicesDep, principal: LimitedPrincipal) -> StreamingResponse:
     """Server-sent events: one ``progress`` event per change, ending with the final status."""
     _owned(services, task_id, principal.id)
 

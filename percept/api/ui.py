@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from percept.api.deps import CurrentUser, ServicesDep
+from percept.api.deps import LimitedUser, ServicesDep
 from percept.errors import Forbidden, NotFound, Unprocessable
 from percept.services import Services
 
@@ -132,7 +132,7 @@ def inside(path: Path, roots: list[Path]) -> bool:
 
 
 @api.get("/correction/roots")
-def correction_roots(services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+def correction_roots(services: ServicesDep, user: LimitedUser) -> dict[str, Any]:
     """Where dataset folders may be, and the folders found there (two levels deep)."""
     roots = allowed_roots(services)
     found: list[str] = []
@@ -172,7 +172,7 @@ def scan_folder(folder: Path) -> dict[str, Any]:
 
 
 @api.post("/correction/folder")
-def correction_folder(body: FolderRequest, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+def correction_folder(body: FolderRequest, services: ServicesDep, user: LimitedUser) -> dict[str, Any]:
     """The dataset part of a correction request, read from a folder inside the allowed roots."""
     folder = Path(body.path).expanduser()
     roots = allowed_roots(services)
@@ -190,7 +190,7 @@ def _safe_part(text: str) -> str:
 
 
 @api.post("/correction/datasets")
-async def upload_dataset(request: Request, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+async def upload_dataset(request: Request, services: ServicesDep, user: LimitedUser) -> dict[str, Any]:
     """A dataset folder chosen in the browser (``<class>/<image>`` relative names, field ``files``),
     saved under ``<data_dir>/uploads/<user>/<name>``: a folder the correction job can read."""
     data_dir = Path(services.args.data_dir)
@@ -229,7 +229,7 @@ def _original_path(result: dict[str, Any], uuid: str) -> str | None:
 
 
 @api.get("/correction/jobs/{job_id}/original/{uuid}")
-def correction_original(job_id: str, uuid: str, services: ServicesDep, user: CurrentUser) -> Response:
+def correction_original(job_id: str, uuid: str, services: ServicesDep, user: LimitedUser) -> Response:
     """An input image of the caller's own finished job, as it was (the "before" picture)."""
     from percept.api.correction import KIND
 
@@ -250,7 +250,7 @@ def correction_original(job_id: str, uuid: str, services: ServicesDep, user: Cur
 
 
 @api.get("/search/images/{image_id}")
-def search_image(image_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+def search_image(image_id: str, services: ServicesDep, user: LimitedUser) -> Response:
     """One of the caller's stored search images (404 for anyone else's)."""
     from percept.search.catalog import ImageCatalog
 

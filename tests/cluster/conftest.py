@@ -33,7 +33,7 @@ pytestmark = pytest.mark.cluster
 SERVICES = ["reading", "inspection", "tagger", "search", "correction"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if shutil.which("redis-server") is None and shutil.which("redis-cli") is None:
         pytest.skip("Redis is not installed") if not os.environ.get("CI") else pytest.fail("CI needs Redis")
@@ -71,7 +71,7 @@ def run_in_cluster(env: dict[str, str], code: str) -> str:
     return out.stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def percept_app(cluster_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppUnderTest]:
     root = tmp_path_factory.mktemp("percept-cluster")
     env = cluster_env
