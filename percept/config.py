@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from percept.api.limits import BodyLimits
 from percept.registry import DEPLOYMENT_KEYS, SERVICE_NAMES
 from percept.settings import get_settings
-from percept.api.limits import BodyLimits
 from percept.tasks import TaskQuotas
 
 
@@ -52,12 +52,17 @@ class DeploymentOptions(BaseModel):
     health_check_timeout_s: float = Field(30.0, gt=0)
     graceful_shutdown_timeout_s: float = Field(20.0, ge=0)
     user_config: dict[str, Any] = Field(default_factory=dict)
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per replica: places replicas on the nodes offering them"
+    )
 
     def serve_options(self, *, use_gpu: bool) -> dict[str, Any]:
         """The keyword arguments for ``Deployment.options``."""
         actor: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus if use_gpu else 0}
         if self.memory:
             actor["memory"] = self.memory
+        if self.resources:
+            actor["resources"] = dict(self.resources)
         opts: dict[str, Any] = {
             "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests,

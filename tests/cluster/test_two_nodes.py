@@ -41,6 +41,9 @@ print(json.dumps({"nodes": nodes, "replicas": replicas}))
     assert len(ingress) == 2, found["replicas"]
     kinds = sorted(r for node in found["nodes"].values() for r in node if r.startswith("percept_"))
     assert kinds == ["percept_head", "percept_worker"]
+    # cluster/local.yaml pins the tagger's classifier to the worker node by its custom resource
+    worker = next(node for node, res in found["nodes"].items() if "percept_worker" in res)
+    assert any("TaggerClassifier" in n for n in found["replicas"][worker]), found["replicas"]
 
 
 def test_state_is_in_redis_and_files_are_in_s3(percept_app: AppUnderTest, cluster_env: dict[str, str]) -> None:

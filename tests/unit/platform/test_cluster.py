@@ -61,10 +61,14 @@ def test_the_local_two_node_config_is_derived_the_same_way() -> None:
     args = _app(local)["args"]
     assert args["state_url"].startswith("redis://") and args["blob_url"].startswith("s3://")
     assert args["ingress"]["num_replicas"] == 2 and local["http_options"]["host"] == "127.0.0.1"
-    assert args["deployments"] == _app(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))["args"]["deployments"]
+    base = _app(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))["args"]["deployments"]
+    classifier = dict(args["deployments"]["tagger_classifier"])
+    assert classifier.pop("resources") == {"percept_worker": 1}  # pinned to the second node
+    assert {**args["deployments"], "tagger_classifier": classifier} == base
     from percept.config import AppArgs
 
-    AppArgs.model_validate(args)  # what build_app will accept
+    options = AppArgs.model_validate(args).options_for_deployment("tagger_classifier")  # build_app accepts it
+    assert options.serve_options(use_gpu=False)["ray_actor_options"]["resources"] == {"percept_worker": 1}
 
 
 def test_dashboards_bind_to_loopback() -> None:

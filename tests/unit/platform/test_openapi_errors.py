@@ -9,7 +9,6 @@ and checks that each answer's status is one the operation declares.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
