@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -21,11 +22,22 @@ from percept.api.deps import ServicesDep
 from percept.api.errors import ErrorInfo, register_error_renderer
 from percept.errors import PayloadTooLarge, Unprocessable
 from percept.schemas.tagger import TaggerRequest, TaggerResponse, TaggerStatus
+from percept.tagger.jobs import JobLog
 from percept.tagger.process import HandleModels, TaggerPipeline
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tagger"])
 TAGGER_PATHS = ("/process", "/test", "/health-check", "/work/status")
+
+
+T = TypeVar("T")
+
+
+async def _jobs(jobs: JobLog, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A job-log call: inline when it only touches memory, else in a thread (store I/O)."""
+    if jobs.writes_behind:
+        return method(*args, **kwargs)
+    return await asyncio.to_thread(method, *args, **kwargs)
 
 
 @router.post("/process", response_model=TaggerResponse, summary="Tag images and videos (labels or object counts)")
@@ -38,15 +50,14 @@ async def process(body: TaggerRequest, services: ServicesDep) -> TaggerResponse:
         raise Unprocessable(f"num_labels must be at most {settings.max_num_labels}")
     models = HandleModels(services.tagger.handles)
     jobs = services.tagger.jobs
-    uid = await asyncio.to_thread(jobs.start, "object_detection" if body.wants_counts else "tagging",
-                                  len(body.documents))
+    uid = await _jobs(jobs, jobs.start, "object_detection" if body.wants_counts else "tagging", len(body.documents))
     try:
         response = await TaggerPipeline(models, settings).run(body)
     except Exception as exc:
-        await asyncio.to_thread(jobs.finish, uid, "failed", error=str(getattr(exc, "detail", exc))[:500])
+        await _jobs(jobs, jobs.finish, uid, "failed", error=str(getattr(exc, "detail", exc))[:500])
         raise
-    await asyncio.to_thread(jobs.finish, uid, "finished", treated=response.number_documents_treated,
-                            non_treated=response.number_documents_non_treated)
+    await _jobs(jobs, jobs.finish, uid, "finished", treated=response.number_documents_treated,
+                non_treated=response.number_documents_non_treated)
     return response
 
 

@@ -48,6 +48,11 @@ class JobLog:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def writes_behind(self) -> bool:
+        """True when ``start``/``finish`` only touch memory (cheap enough for the event loop)."""
+        return self.flush_s > 0
+
     def start(self, type_job: str, documents: int) -> str:
         """Record a running job; returns its uid (no store I/O when writing behind)."""
         uid = uuid.uuid4().hex
