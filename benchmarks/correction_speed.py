@@ -82,33 +82,30 @@ def main() -> None:
 
     data = dataset(args.images)
     n = len(data.paths)
+    items = [{"path": p, "uuid": u} for u, p in data.paths.items()]
     print(f"{n} images of 32x32; {args.cpus} CPUs; load average at start {load()}")
+    base: list[dict[str, Any]] = []
+    warm: list[dict[str, Any]] = []
+    stage_times: dict[str, list[float]] = {"one process": []}
+    cpu_per_image: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = [whole_job(data, local_executor, Path(tmp) / f"base{i}") for i in range(args.repeat)]
         start = time.perf_counter()
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - start
         try:
             cold = whole_job(data, ray_data_executor, Path(tmp) / "cold")
-            warm = [whole_job(data, ray_data_executor, Path(tmp) / f"rd{i}") for i in range(args.repeat)]
-            scaling = {}
-            items = [{"path": p, "uuid": u} for u, p in data.paths.items()]
-            for workers in sorted({1, 2, args.cpus}):
-                if workers > args.cpus:
-                    continue
-                config = JobConfig(concurrency=workers)
-                times = []
-                for _ in range(args.repeat):
-                    start = time.perf_counter()
-                    ray_data_executor(items, "pixels", config, None, lambda d, t: None)
-                    times.append(time.perf_counter() - start)
-                scaling[workers] = statistics.median(times)
-            times = []
-            for _ in range(args.repeat):
-                start = time.perf_counter()
+            # Interleaved, so that both see the same load from the machine's other work.
+            for i in range(args.repeat):
+                base.append(whole_job(data, local_executor, Path(tmp) / f"base{i}"))
+                warm.append(whole_job(data, ray_data_executor, Path(tmp) / f"rd{i}"))
+                start, cpu = time.perf_counter(), time.process_time()
                 local_executor(items, "pixels", JobConfig(), None, lambda d, t: None)
-                times.append(time.perf_counter() - start)
-            one_process_stage = statistics.median(times)
+                stage_times["one process"].append(time.perf_counter() - start)
+                cpu_per_image.append((time.process_time() - cpu) / n)
+                for workers in sorted({1, 2, args.cpus}):
+                    start = time.perf_counter()
+                    ray_data_executor(items, "pixels", JobConfig(concurrency=workers), None, lambda d, t: None)
+                    stage_times.setdefault(f"Ray Data, {workers} worker(s)", []).append(time.perf_counter() - start)
         finally:
             ray.shutdown()
     b, w = median_run(base), median_run(warm)
@@ -122,11 +119,13 @@ def main() -> None:
     print(f"| load average (1/5/15 min) after the run | {b['load']} | {w['load']} |")
     for stage in b["stages"]:
         print(f"| stage: {stage} | {b['stages'][stage]:.2f} s | {w['stages'].get(stage, 0.0):.2f} s |")
-    print(f"\n| per-image stage alone ({n} images) | seconds | images/s |")
+    print(f"\n| per-image stage alone ({n} images, median of {args.repeat}) | seconds | images/s |")
     print("|---|---|---|")
-    print(f"| one process | {one_process_stage:.2f} | {n / one_process_stage:.0f} |")
-    for workers, seconds in scaling.items():
-        print(f"| Ray Data, {workers} worker{'s' if workers > 1 else ''} | {seconds:.2f} | {n / seconds:.0f} |")
+    for name, times in stage_times.items():
+        seconds = statistics.median(times)
+        print(f"| {name} | {seconds:.2f} | {n / seconds:.0f} |")
+    print(f"\nCPU time of the per-image work in one process: {1e6 * statistics.median(cpu_per_image):.0f} µs an image "
+          f"(= {1 / statistics.median(cpu_per_image):.0f} images/s per core when the core is free)")
     print(f"\nload average at the end {load()}")
 
 

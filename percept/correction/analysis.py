@@ -335,7 +335,7 @@ LIGHTING_COEF = np.array([[0.0273, 0.1056, -1.263, -2.4318, 0.0961, 0.1603],
 LIGHTING_INTERCEPT = np.array([4.2956, -2.5643, -1.7312])
 LIGHTING_THRESHOLD = 0.7
 HOPELESS_RANGE = 0.04  # less than ~10 grey levels of tonal range left: nothing to restore
-HOPELESS_CLIPPED = 0.5  # half the pixels more clipped to black or white than the class's usual
+HOPELESS_CLIPPED = 0.95  # (nearly) every pixel clipped beyond what the class shows
 
 
 def _excess(values: np.ndarray, groups: np.ndarray, q: float = 0.9) -> np.ndarray:
@@ -381,12 +381,10 @@ def find_badly_lit(measures: np.ndarray, groups: np.ndarray, threshold: float = 
     dark = bad & (probs[:, 1] >= probs[:, 2])
     bright = bad & ~dark
     col = {name: measures[:, MEASURES.index(name)] for name in MEASURES}
+    # Clipping a flat background loses nothing; an image is beyond repair when its tones are
+    # gone: almost no range left, or nearly every pixel clipped beyond what its class shows.
     clipped = col["clip_lo"] + col["clip_hi"]
-    usual = np.zeros(len(clipped))
-    for g in np.unique(groups):
-        rows = groups == g
-        usual[rows] = np.median(clipped[rows]) if rows.sum() >= MIN_GROUP else np.median(clipped)
-    hopeless = bad & ((col["range"] < HOPELESS_RANGE) | (clipped - usual > HOPELESS_CLIPPED))
+    hopeless = bad & ((col["range"] < HOPELESS_RANGE) | (_excess(clipped, groups) > HOPELESS_CLIPPED))
     return {"p_ok": probs[:, 0], "dark": dark, "bright": bright, "hopeless": hopeless}
 
 
