@@ -18,12 +18,13 @@ from ray import serve
 from deployments.base import ModelDeployment, bind_group
 from deployments.plugin import plugin_deployment_name
 from percept.config import AppArgs
-from percept.handles import Handle, ReadingHandles
+from percept.handles import Handle, ReadingHandles, is_running
 from percept.reading.core import ReadingCore
 from percept.reading.files import ReadingFiles
 from percept.reading.forced import ForcedAligner
 from percept.reading.workflow import ReadingTools
 from percept.registry import READING
+from percept.retry import IDEMPOTENT, RetryingHandle
 from percept.storage import BlobStore, open_state_store
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class ReadingToolsDeployment(ModelDeployment[ReadingCore], ReadingTools):  # typ
         blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
         self.load(lambda: ReadingCore(blobs, READING.load_settings(args)))
         self._plugins: dict[str, Handle] = {}
+        if is_running(aligner):  # scoring is idempotent: sent once more if the aligner replica dies
+            aligner = RetryingHandle(aligner, IDEMPOTENT["reading_aligner"])
         ReadingTools.__init__(self, self.require(), aligner, self.plugin,
                               ReadingFiles(open_state_store(args.state_url), blobs))
 
@@ -57,7 +60,8 @@ class ReadingToolsDeployment(ModelDeployment[ReadingCore], ReadingTools):  # typ
         if name not in self._plugins:
             app = serve.get_replica_context().app_name
             handle = serve.get_deployment_handle(plugin_deployment_name(name), app_name=app)
-            self._plugins[name] = cast(Handle, handle)  # a DeploymentHandle
+            # recognising a stored file is idempotent: sent once more if the plugin replica dies
+            self._plugins[name] = cast(Handle, RetryingHandle(handle, frozenset({"process"})))
         return self._plugins[name]
 
 
