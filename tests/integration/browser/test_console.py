@@ -261,12 +261,15 @@ def test_search_flow(console: Console, flow_timer: Any, shop: Site, tmp_path: Pa
     console.shot("by-colour")
     distances = [float(t.split()[-1]) for t in page.locator("#results figcaption").all_inner_texts()]
     assert len(distances) == 12 and distances == sorted(distances)  # CIEDE2000: closest first
-    # by text: no CLIP weights on a fresh install -> said in plain words
+    # by text: no CLIP weights on a fresh install -> said in plain words (with them: results)
     page.get_by_label("By a text").fill("a red dress")
     page.get_by_role("button", name="Find by text").click()
-    alert = page.get_by_role("alert")
-    alert.wait_for(timeout=SLOW)
-    assert "CLIP" in alert.inner_text()
+    if "not available here (no CLIP weights" in text:
+        alert = page.get_by_role("alert")
+        alert.wait_for(timeout=SLOW)
+        assert "CLIP" in alert.inner_text()
+    else:  # another test put (tiny) CLIP weights into this app's models directory
+        page.get_by_text("12 images match “a red dress”").wait_for(timeout=SLOW)
     console.shot("by-text")
     assert console.errors == []
 
@@ -320,7 +323,7 @@ def test_status_page_and_dashboard_link(console: Console, flow_timer: Any, perce
     assert console.errors == []
 
 
-def test_docs_and_redoc_render_offline(console: Console, flow_timer: Any) -> None:
+def test_docs_and_redoc_render_offline(console: Console, flow_timer: Any, percept_app: Any) -> None:
     page = console.page
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
@@ -329,9 +332,12 @@ def test_docs_and_redoc_render_offline(console: Console, flow_timer: Any) -> Non
         page.locator(".opblock").nth(20).wait_for()
     console.shot("swagger", full_page=False)
     paths = page.locator(".opblock-summary-path").all_inner_texts()
-    assert "/v1/auth/token" in paths and "/process" in paths and "/get_top_24_resnet_similar" in paths
+    assert "/v1/auth/token" in paths and "/ui/api/config" in paths
+    served = {"tagger": "/process", "search": "/get_top_24_resnet_similar", "correction": "/correction/jobs"}
+    for service, path in served.items():
+        assert (path in paths) == (service in percept_app.args["services"]), path
     page.goto(f"{console.url}/redoc")
-    page.get_by_text("/get_top_24_resnet_similar").first.wait_for()
+    page.get_by_text("/v1/auth/token").first.wait_for()
     console.shot("redoc", full_page=False)
     assert page.locator("[data-section-id^='operation/']").count() > 20
     # only ReDoc's "API docs by Redocly" logo is fetched from the internet (and may fail offline)

@@ -63,8 +63,15 @@ export async function render(root) {
       collected.textContent = `${scraped.stored ?? 0} new images stored (${count(scraped.duplicates)} already there, `
         + `${count(scraped.skipped)} skipped). Preparing them for similarity search…`;
       const embedded = await task("/get_all_resnet_embeddings", progress);
+      let text = "Search by text is not available here (no CLIP weights on the server).";
+      try {
+        const clip = await task("/get_all_clip_embeddings", progress);
+        text = `${clip.embedded ?? 0} prepared for search by text with ${clip.model}.`;
+      } catch (err) {
+        console.debug(err);  // no CLIP: image and colour search still work
+      }
       collected.textContent = `${scraped.stored ?? 0} new images stored; ${embedded.embedded ?? 0} prepared for similarity search with ${embedded.model}.`
-        + (embedded.note ? ` ${embedded.note}` : "");
+        + (embedded.note ? ` ${embedded.note}` : "") + ` ${text}`;
     } finally { busy(scrapeBtn, false); }
   }));
   clearBtn.addEventListener("click", guarded(box, async () => {
