@@ -125,7 +125,8 @@ class Load:
                                 outcome, reason = "finished", ""
                                 break
                             if body.get("status") == "failed" or status.status_code >= 500:
-                                reason = str(body.get("error") or body.get("message") or status.status_code)[:80]
+                                result = client.get("/v1/task/result", params={"task_id": task_id}, headers=headers)
+                                reason = f"{status.status_code} {body.get('status')}: {result.text[:100]}"
                                 break
                             time.sleep(0.3)
                 except httpx.HTTPError as exc:
