@@ -196,7 +196,7 @@ def test_correction_flow(console: Console, flow_timer: Any, tmp_path: Path) -> N
         console.open("correction")
         page.get_by_label("Or upload a dataset folder from this computer").set_input_files(folder)
         page.get_by_text(f"{len(truth.paths)} images uploaded to ").wait_for()
-        assert page.get_by_label("Dataset folder").input_value().endswith("/digits")
+        assert page.get_by_label("Dataset folder", exact=True).input_value().endswith("/digits")
         console.shot("form")
         page.get_by_role("button", name="Start the job").click()
         page.locator(".progress").wait_for()
