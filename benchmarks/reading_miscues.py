@@ -186,12 +186,44 @@ def table(title: str, rows: list[tuple[str, Tally, Tally]]) -> None:
               f"   (n={ours.any[0] + ours.any[2]})")
 
 
+def ocr_pages(readings: list[SuiteReading]) -> None:
+    """The page side of the audio-vs-image comparison: its reference is the OCR's words."""
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        print("\n== OCR: tesseract is not installed, skipped ==")
+        return
+    from percept.plugins import discover_plugins
+    from tests.synthetic.reading import render_page
+
+    plugin = discover_plugins(ROOT / "plugins").classes["tesseract"]
+    errors = total = same = 0
+    started = time.perf_counter()
+    folder = Path(tempfile.mkdtemp(prefix="reading-pages-"))
+    for n, reading in enumerate(readings):
+        words = reading.reference.split()
+        lines = [" ".join(words[k : k + 8]) for k in range(0, len(words), 8)]
+        page = folder / f"{n}.png"
+        page.write_bytes(render_page(lines))
+        read = [t.norm for t in tokenize(plugin.process_image(str(page)).text)]
+        truth = [t.norm for t in tokenize(reading.reference)]
+        errors += sum(1 for op, _, _ in align_words(read, truth) if op != "equal")
+        total += len(truth)
+        same += read == truth
+    print(f"\n== OCR of the held-out passages rendered as pages (Tesseract, {len(readings)} pages, "
+          f"{(time.perf_counter() - started) / max(1, len(readings)):.2f} s a page) ==")
+    print(f"  word error rate {errors / max(1, total):.3f} ({errors}/{total}); pages read exactly: {same}/{len(readings)} "
+          "(on those, the audio-vs-image comparison equals the audio-vs-text one above)")
+
+
 def main() -> None:  # noqa: C901 - one linear script
     parser = argparse.ArgumentParser()
     parser.add_argument("--passages", type=int, default=120, help="readings in all (half tuning, half held-out)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "percept-reading-suite"))
     parser.add_argument("--fresh", action="store_true", help="redo recognition and scoring (no result cache)")
+    parser.add_argument("--ocr-pages", type=int, default=10,
+                        help="held-out passages rendered as pages and read by Tesseract (0: skip)")
     opts = parser.parse_args()
 
     config = ReadingSettings()
@@ -319,6 +351,8 @@ def main() -> None:  # noqa: C901 - one linear script
                 print(f"  transcript word times:                           {statistics.median(errs['transcript']) * 1000:.0f} ms")
             if errs["segment"]:
                 print(f"  original (segment start only):                   {statistics.median(errs['segment']) * 1000:.0f} ms")
+    if opts.ocr_pages:
+        ocr_pages([r for r, _ in results if r.part == "heldout"][: opts.ocr_pages])
     audio = sum(res["audio_seconds"] for _, res in results)
     work = sum(res["seconds"] for _, res in results)
     asr = sum(res["asr_seconds"] for _, res in results)
