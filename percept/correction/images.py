@@ -1,7 +1,9 @@
 """Per-image measures and repairs: decode, metadata, sharpness, exposure, pixel features.
 
-Everything here is Ray-free and works on one image at a time, so the same functions run in
-Ray Data ``map_batches`` workers, in unit tests and in the Python API.
+Everything here is Ray-free, so the same functions run in Ray Data ``map_batches`` workers,
+in unit tests and in the Python API. The measures and features take a batch of equal-size
+images as one (B, H, W) array (one image is a batch of one); the repairs (``deblur``, the
+tone curve) work on one image.
 """
 
 from __future__ import annotations
