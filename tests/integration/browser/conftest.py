@@ -92,6 +92,7 @@ def console(chromium: Any, percept_app: Any, request: pytest.FixtureRequest) -> 
     page = context.new_page()
     name = request.node.name.replace("test_", "").replace("[", "-").replace("]", "")
     tab = Console(page=page, url=percept_app.url, name=name)
+    (SHOTS / f"{name}-failed.png").unlink(missing_ok=True)  # a stale one from an earlier run
     page.on("pageerror", lambda exc: tab.errors.append(f"page error: {exc}"))
     # JavaScript errors count; the browser's own "Failed to load resource" lines for the 4xx/5xx
     # answers a flow provokes on purpose do not (the page shows those in plain words).
