@@ -42,14 +42,17 @@ class ParamSpec:
     low: float
     high: float
     model_parameter: bool = True
+    lengths: tuple[int, int] = (2, 2)  # a tuple's fewest and most items
 
     def parse(self, value: Any) -> Any:
         """The typed value; ValueError with a readable reason when invalid."""
         if self.data_type == "tuple":
             items = _parse_tuple(value)
-            if len(items) != 2 or any(not self.low <= v <= self.high for v in items):
-                raise ValueError(f"{self.name} must be two integers in [{self.low:g}, {self.high:g}]")
-            return (items[0], items[1])
+            fewest, most = self.lengths
+            if not fewest <= len(items) <= most or any(not self.low <= v <= self.high for v in items):
+                count = "two" if (fewest, most) == (2, 2) else f"{fewest} to {most}"
+                raise ValueError(f"{self.name} must be {count} integers in [{self.low:g}, {self.high:g}]")
+            return tuple(items)
         try:
             number = int(str(value)) if self.data_type == "int" else float(str(value))
         except ValueError:
@@ -341,15 +344,15 @@ ALGORITHMS: dict[str, Algorithm] = {
             "patchcore", PatchCoreDetector.name, PatchCoreDetector,
             (ParamSpec(403, "sensitivity", "float", "1.0", 0.1, 10.0, False),
              ParamSpec(404, "min_defect_area", "int", "24", 1, 100000, False),
-             ParamSpec(411, "feature_blocks", "tuple", "[4, 10]", 0, 15),
+             ParamSpec(411, "feature_blocks", "tuple", "[2, 4, 10]", 0, 15, lengths=(1, 4)),
              ParamSpec(412, "input_size", "int", "256", 64, 640),
              ParamSpec(413, "coreset_ratio", "float", "0.1", 0.005, 1.0),
              ParamSpec(414, "position_aware", "int", "-1", -1, 1),
              ParamSpec(415, "position_weight", "float", "0.15", 0.0, 10.0),
              ParamSpec(416, "smoothing_sigma", "float", "4.0", 0.0, 32.0),
              ParamSpec(417, "box_level", "float", "0.5", 0.05, 1.0, False),
-             ParamSpec(418, "merge_distance", "int", "32", 0, 128, False),
-             ParamSpec(419, "threshold_sigmas", "float", "2.5", 0.0, 10.0, False),
+             ParamSpec(418, "merge_distance", "int", "48", 0, 128, False),
+             ParamSpec(419, "threshold_sigmas", "float", "1.75", 0.0, 10.0, False),
              ParamSpec(420, "border_pad", "int", "32", 0, 128),
              ParamSpec(421, "box_relative", "float", "0.5", 0.0, 1.0, False)),
         ),

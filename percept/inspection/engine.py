@@ -182,7 +182,7 @@ def train(
         maps = detector.fit(works, seed)
         median = float(np.median(np.concatenate([m.ravel() for m in maps])))
         scores = [float(m.max()) for m in maps]
-        threshold = good_threshold(scores, median, float(params.get("threshold_sigmas", 2.5)))
+        threshold = good_threshold(scores, median, float(params.get("threshold_sigmas", 1.75)))
         calibration = len(maps)
     else:
         patch_detector = algorithm.detector(params)

@@ -3,10 +3,13 @@
 Roth et al., "Towards Total Recall in Industrial Anomaly Detection" (CVPR 2022), on
 EfficientNet-Lite0 instead of a WideResNet:
 
-1. feature maps of two mid-level blocks (default: block 4, stride 8, 40 channels; block 10,
-   stride 16, 112 channels) of the good images;
-2. locally aware patch features: 3×3 average pooling of each map, the deeper one upsampled
-   to the finer grid, each level scaled to unit mean norm, concatenated (152-d);
+1. feature maps of three blocks (default: block 2, stride 4, 24 channels; block 4, stride 8,
+   40 channels; block 10, stride 16, 112 channels) of the good images;
+2. locally aware patch features: 3×3 average pooling of each map, every level brought to
+   the stride-8 grid (the stride-4 map area-averaged, the deeper one upsampled), each level
+   scaled to unit mean norm, concatenated (176-d). The shallow block carries fine colour
+   and edge detail (textures' image AUROC on the tuning categories 0.97 → 0.99) at no
+   extra patches to store or search;
 3. a memory bank: a greedy k-centre coreset (on a random projection) of every training
    patch feature, ``coreset_ratio`` of them;
 4. patch score = distance to the nearest memory-bank feature; the grid of scores is
@@ -21,7 +24,7 @@ EfficientNet-Lite0 instead of a WideResNet:
    image) then still stands out. ``position_aware = -1`` decides from the training images:
    the product is aligned when at least 40 % of the patches find their nearest neighbour
    (in the other images) within two grid cells of their own place (measured on the tuning
-   categories: 83–100 % for aligned products, 14–16 % for textures);
+   categories: 73–100 % for aligned products, 7–13 % for textures);
 7. a per-pixel offset learnt from the leave-one-out maps removes what every good image
    scores at a place (the borders score higher: less context), and the network sees the
    image mirrored outwards by ``border_pad`` pixels instead of zero padding.
@@ -43,6 +46,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
+# The finest patch grid, in input pixels per cell.
+GRID_STRIDE = 8
 
 
 class FeatureBackbone(Protocol):
@@ -281,11 +286,18 @@ class PatchCoreDetector:
         import torch
         import torch.nn.functional as F
 
-        target = maps[0].shape[-2:]
+        # the patch grid: the finest map's, but no finer than GRID_STRIDE input pixels a cell
+        # (a stride-4 block adds its detail to stride-8 cells instead of quadrupling the
+        # patches to store and search)
+        fh, fw = max((tuple(int(x) for x in m.shape[-2:]) for m in maps), key=lambda s: s[0])
+        limit = max(1, padded_height // GRID_STRIDE)
+        target = (fh, fw) if fh <= limit else (limit, max(1, round(fw * limit / fh)))
         levels = []
         for k, m in enumerate(maps):
             t = F.avg_pool2d(torch.from_numpy(m), 3, stride=1, padding=1, count_include_pad=False)
-            if t.shape[-2:] != target:
+            if t.shape[-2] > target[0]:
+                t = F.adaptive_avg_pool2d(t, target)
+            elif t.shape[-2:] != target:
                 t = F.interpolate(t, size=target, mode="bilinear", align_corners=False)
             levels.append(t / float(self.level_scale_[k]))
         joined = torch.cat(levels, dim=1)

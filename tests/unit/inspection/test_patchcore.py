@@ -17,12 +17,29 @@ def test_patchcore_is_the_default_and_typed() -> None:
     assert DEFAULT_ALGORITHM == "patchcore" and next(iter(ALGORITHMS)) == "patchcore"
     spec = ALGORITHMS["patchcore"]
     described = {p["name"]: p for p in spec.describe()["parameters"]}
-    assert described["feature_blocks"] == described["feature_blocks"] | {"data_type": "tuple", "value": "[4, 10]"}
+    assert described["feature_blocks"] == described["feature_blocks"] | {"data_type": "tuple", "value": "[2, 4, 10]"}
     assert described["coreset_ratio"]["data_type"] == "float" and described["position_aware"]["value"] == "-1"
     values = spec.resolve([(413, "0.25"), (414, "1"), (411, "[3, 9]")])
     assert values["coreset_ratio"] == 0.25 and values["position_aware"] == 1 and values["feature_blocks"] == (3, 9)
-    with pytest.raises(ValueError):
-        spec.resolve([(411, "[4, 99]")])
+    assert spec.resolve([(411, "[4]")])["feature_blocks"] == (4,)
+    for bad in ("[4, 99]", "[1, 2, 3, 4, 5]", "[]"):
+        with pytest.raises(ValueError):
+            spec.resolve([(411, bad)])
+
+
+def test_a_stride_4_block_joins_the_stride_8_grid() -> None:
+    """Blocks 2 (stride 4), 4 (stride 8) and 10 (stride 16): one 176-d feature per 8×8
+    network-input pixels (the image goes in at ``input_size`` = 256), not four times the
+    patches; without block 2 the same grid, 152-d."""
+    image = np.random.default_rng(7).random((128, 128, 3)).astype(np.float32)
+    dims = {}
+    for blocks in ((2, 4, 10), (4, 10)):
+        detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(411, str(list(blocks)))]))
+        detector.attach(engine.default_backbone())
+        feats = detector.embed([image])[0]
+        assert feats.shape[:2] == (32, 32)
+        dims[blocks] = feats.shape[2]
+    assert dims == {(2, 4, 10): 24 + 40 + 112, (4, 10): 40 + 112}
 
 
 def test_greedy_coreset_keeps_the_outliers_and_covers_the_rest() -> None:
