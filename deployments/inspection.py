@@ -34,28 +34,48 @@ from percept.tasks import ProgressReporter
 MAX_MODELS_PER_REPLICA = 8
 
 
+def _replica_loop() -> asyncio.AbstractEventLoop:
+    """The loop the replica's methods run on (its constructor runs there too)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # constructed outside a loop (a test): the thread's own loop
+        return asyncio.get_event_loop_policy().get_event_loop()
+
+
 class HandleBackbone:
     """:class:`FeatureBackbone` over the backbone deployment (called from worker threads).
 
     One image goes through the batched method, so concurrent predictions share a forward
-    pass; a training set goes in one call.
+    pass; a training set goes in one call. The worker runs in a thread (``asyncio.to_thread``),
+    and a handle whose router lives on the replica's own loop (serve_config.yaml sets
+    ``RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0``) cannot be called from there with
+    ``.result()``: each call is sent from the replica's event loop instead.
     """
 
-    def __init__(self, handle: Handle, name: str) -> None:
+    def __init__(self, handle: Handle, name: str, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.handle = handle
         self.name = name
+        self.loop = loop
+
+    def _call(self, method: str, *args: Any) -> Any:
+        async def send() -> Any:
+            return await getattr(self.handle, method).remote(*args)
+
+        if self.loop is None:
+            raise RuntimeError("HandleBackbone needs the replica's event loop")
+        return asyncio.run_coroutine_threadsafe(send(), self.loop).result()
 
     def feature_maps(self, images: list[np.ndarray], blocks: tuple[int, ...], size: tuple[int, int]) -> list[np.ndarray]:
         if len(images) == 1:
-            return list(self.handle.feature_maps_single.remote((images[0], tuple(blocks), tuple(size))).result())
-        return list(self.handle.feature_maps.remote(images, tuple(blocks), tuple(size)).result())
+            return list(self._call("feature_maps_single", (images[0], tuple(blocks), tuple(size))))
+        return list(self._call("feature_maps", images, tuple(blocks), tuple(size)))
 
 
-def _worker(args: AppArgs, backbone: Handle) -> InspectionWorker:
+def _worker(args: AppArgs, backbone: Handle, loop: asyncio.AbstractEventLoop) -> InspectionWorker:
     assert args.blob_url is not None
     settings = INSPECTION.load_settings(args)
     return InspectionWorker(BlobStore(args.blob_url), settings.work_size,
-                            backbone=lambda: HandleBackbone(backbone, settings.backbone),
+                            backbone=lambda: HandleBackbone(backbone, settings.backbone, loop),
                             batch_size=settings.predict_batch)
 
 
@@ -88,7 +108,8 @@ class InspectionTrainer(ModelDeployment[InspectionWorker]):
 
     def __init__(self, args: AppArgs, backbone: Handle) -> None:
         super().__init__(args)
-        self.load(lambda: _worker(args, backbone))
+        loop = _replica_loop()
+        self.load(lambda: _worker(args, backbone, loop))
 
     async def train(
         self, owner: str, model_id: int, algorithm_id: str, params: dict[str, Any],
@@ -107,7 +128,8 @@ class InspectionPredictor(ModelDeployment[InspectionWorker]):
 
     def __init__(self, args: AppArgs, backbone: Handle) -> None:
         super().__init__(args)
-        self.load(lambda: _worker(args, backbone))
+        loop = _replica_loop()
+        self.load(lambda: _worker(args, backbone, loop))
 
     @serve.multiplexed(max_num_models_per_replica=MAX_MODELS_PER_REPLICA)
     async def get_model(self, model_key: str) -> TrainedModel:

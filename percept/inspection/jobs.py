@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from percept.errors import BadRequest, Forbidden, NotFound
+from percept.errors import BadRequest, Forbidden, NotFound, unwrap_remote_error
 from percept.handles import Handle
 from percept.inspection.errors import api_error
 from percept.inspection.store import InspectionRepo
@@ -76,7 +76,9 @@ def submit_training(runner: TaskRunner, blobs: BlobStore, trainer: Handle, recor
                 model.get("defect_keys") or [],
             )
         except Exception as exc:
-            reason = str(getattr(exc, "detail", exc))[:500]
+            cause = unwrap_remote_error(exc)  # the trainer's own error, not Ray's traceback around it
+            reason = str(getattr(cause, "detail", None) or f"{type(cause).__name__}: {cause}")[:500]
+            logger.warning("training of model %s failed: %s", model_id, reason)
             await asyncio.to_thread(records.update_model, model_id, _mark_failed(reason))
             raise
 
