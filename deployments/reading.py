@@ -24,7 +24,7 @@ from percept.reading.files import ReadingFiles
 from percept.reading.forced import ForcedAligner
 from percept.reading.workflow import ReadingTools
 from percept.registry import READING
-from percept.retry import IDEMPOTENT, RetryingHandle
+from percept.retry import RetryingHandle, retry_idempotent
 from percept.storage import BlobStore, open_state_store
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class ReadingToolsDeployment(ModelDeployment[ReadingCore], ReadingTools):  # typ
         self.load(lambda: ReadingCore(blobs, READING.load_settings(args)))
         self._plugins: dict[str, Handle] = {}
         if is_running(aligner):  # scoring is idempotent: sent once more if the aligner replica dies
-            aligner = RetryingHandle(aligner, IDEMPOTENT["reading_aligner"])
+            aligner = retry_idempotent(ReadingHandles(reading_aligner=aligner)).reading_aligner
         ReadingTools.__init__(self, self.require(), aligner, self.plugin,
                               ReadingFiles(open_state_store(args.state_url), blobs))
 

@@ -34,7 +34,6 @@ from percept.tagger.usage import usage
 
 logger = logging.getLogger(__name__)
 RETRY_LOAD_S = 5.0
-CLASSIFIER_KEY = "tagger_classifier"
 MAX_PARALLEL = 8
 
 
@@ -45,6 +44,13 @@ def in_replica() -> bool:
     except Exception:
         return False
     return True
+
+
+def replica_cpus() -> float:
+    """The CPU share Ray gave this replica (``num_cpus`` of its deployment in serve_config.yaml)."""
+    import ray
+
+    return float(ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0))
 
 
 class TaggerClassifier(Batching, ModelDeployment[Any]):
@@ -58,7 +64,6 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         settings = TAGGER.load_settings(args)
         self.batches = 0
         self.largest_batch = 0
-        self.cpu_share = args.options_for_deployment(CLASSIFIER_KEY).num_cpus
         self.threads: dict[str, int] = {}
         # Passes may overlap (up to MAX_PARALLEL); user_config's concurrent_batches says how many do.
         self.load(core_factory or (lambda: load_classifier(settings, self.models_path, parallel=MAX_PARALLEL)))
@@ -67,7 +72,7 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
     def batches_configured(self, knobs: Any) -> None:
         """Thread pools sized from the replica's CPU share, split over the concurrent passes."""
         if in_replica():  # a test process keeps its own settings
-            self.threads = apply_threads(threads_for(self.cpu_share, self.concurrent_batches))
+            self.threads = apply_threads(threads_for(replica_cpus(), self.concurrent_batches))
 
     @serve.batch
     async def _predict_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -55,9 +55,14 @@ class Absent:
         return f"Absent({self.name!r})"
 
 
-def absent() -> Any:
-    """Default of a handle field; :class:`HandleGroup` names it after the field."""
-    return field(default_factory=Absent)
+def absent(idempotent: tuple[str, ...] = ()) -> Any:
+    """Default of a handle field; :class:`HandleGroup` names it after the field.
+
+    ``idempotent`` lists the deployment's methods that are pure functions of their
+    arguments: the ingress sends them once more when the replica serving them dies
+    (``percept.retry``).
+    """
+    return field(default_factory=Absent, metadata={"idempotent": frozenset(idempotent)})
 
 
 def is_running(handle: Handle) -> bool:
@@ -94,27 +99,27 @@ class ReadingHandles(HandleGroup):
     """Reading assessment; speech and OCR run on the plugin deployments (``services.plugins``)."""
 
     reading: Handle = absent()  # ReadingTools: conversion, cutting, alignment, page view
-    reading_aligner: Handle = absent()  # ReadingAligner: forced scoring with Whisper
+    reading_aligner: Handle = absent(idempotent=("align", "assess"))  # ReadingAligner: forced scoring with Whisper
 
 
 @dataclass
 class InspectionHandles(HandleGroup):
     inspection_trainer: Handle = absent()
-    inspection_predictor: Handle = absent()  # multiplexed by model key
+    inspection_predictor: Handle = absent(idempotent=("predict",))  # multiplexed by model key
     inspection_backbone: Handle = absent()  # PatchCore's feature maps, batched (trainer and predictor call it)
 
 
 @dataclass
 class TaggerHandles(HandleGroup):
-    tagger_classifier: Handle = absent()
-    tagger_detector: Handle = absent()
+    tagger_classifier: Handle = absent(idempotent=("tag", "classify", "usage"))
+    tagger_detector: Handle = absent(idempotent=("detect", "usage"))
 
 
 @dataclass
 class SearchHandles(HandleGroup):
     search: Handle = absent()  # SearchIndex: catalog, vector indexes, colour search, crawler
-    search_resnet: Handle = absent()
-    search_clip: Handle = absent()
+    search_resnet: Handle = absent(idempotent=("embed_single", "embed_images"))
+    search_clip: Handle = absent(idempotent=("embed_single", "embed_images", "embed_text"))
     search_background: Handle = absent()
 
 

@@ -7,8 +7,8 @@ live replica (or waits for the restarted one), and the caller sees an answer ins
 error. Calls with effects (training, task work, uploads) are never retried here; a task
 whose replica dies ends failed with its reason (``percept.tasks``).
 
-``IDEMPOTENT`` names the methods per deployment key; :func:`retry_idempotent` wraps the
-handles of a handle group in place.
+Each handle field of a group names its idempotent methods (``absent(idempotent=...)`` in
+``percept.handles``); :func:`retry_idempotent` wraps the handles of a group in place.
 """
 
 from __future__ import annotations
@@ -19,17 +19,6 @@ from dataclasses import fields
 from typing import Any
 
 logger = logging.getLogger(__name__)
-
-# deployment key -> methods that may be sent twice
-IDEMPOTENT: dict[str, frozenset[str]] = {
-    "tagger_classifier": frozenset({"tag", "classify", "usage"}),
-    "tagger_detector": frozenset({"detect", "usage"}),
-    "search_resnet": frozenset({"embed_single", "embed_images"}),
-    "search_clip": frozenset({"embed_single", "embed_images", "embed_text"}),
-    "reading_aligner": frozenset({"align"}),
-    "inspection_predictor": frozenset({"predict"}),
-}
-
 
 def _dead_replica_errors() -> tuple[type[BaseException], ...]:
     from ray.exceptions import ActorUnavailableError, RayActorError
@@ -75,11 +64,11 @@ class RetryingHandle:
 
 
 def retry_idempotent(group: Any) -> Any:
-    """Wrap the real handles of a handle group (dataclass) whose key lists idempotent methods."""
+    """Wrap the real handles of a handle group (dataclass) whose field lists idempotent methods."""
     from percept.handles import Absent
 
     for field in fields(group):
-        methods = IDEMPOTENT.get(field.name)
+        methods = field.metadata.get("idempotent")
         handle = getattr(group, field.name)
         if methods and not isinstance(handle, (Absent, RetryingHandle)):
             setattr(group, field.name, RetryingHandle(handle, methods))
