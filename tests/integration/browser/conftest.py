@@ -37,8 +37,11 @@ DESKTOP = {"width": 1280, "height": 900}
 _timings: dict[str, float] = {}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
+    """One browser for the browser tests. Package-scoped: Playwright's sync API marks an event
+    loop as running in the main thread while it lives, so every later ``asyncio.run`` of the
+    test session would fail if it outlived this package."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install.sh installs Debian's chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
