@@ -49,7 +49,10 @@ def test_correction_job_over_http(percept_app: Any) -> None:
             _events(percept_app.url, job_id, ann["Authorization"].split()[1]), timeout=140))
         assert events[-1]["status"] == "completed", events[-1]
         progress = [e["progress"] for e in events]
-        assert progress == sorted(progress) and len(progress) >= 3
+        # The websocket sends what the watcher sees at each poll: a 150-image job now runs in
+        # well under a second, so the stages in between may fall between two polls (the
+        # same watcher's intermediate events are checked on a slow task in test_platform.py).
+        assert progress == sorted(progress) and len(progress) >= 2 and progress[-1] == 100
         status = client.get(f"/correction/jobs/{job_id}", headers=ann).json()
         assert status["status"] == "completed" and status["progress"] == 100
         result = client.get(f"/correction/jobs/{job_id}/result", headers=ann).json()
