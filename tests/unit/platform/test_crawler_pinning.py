@@ -8,9 +8,7 @@ the crawler would have contacted without any real DNS or network.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpcore
@@ -25,49 +23,17 @@ from percept.search.scrape import (
     check_url,
     pinned_transport,
 )
+from tests.unit.search.conftest import Site, serve_site
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
        b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef"
        b"\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
-class Server:
-    """A local site; records (Host header, path) of every request."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, str, bytes, dict[str, str]]] = {}
-        self.hits: list[tuple[str, str]] = []
-        self.port = 0
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            srv.hits.append((self.headers.get("Host", ""), self.path))
-            status, kind, body, headers = srv.routes.get(self.path, (404, "text/plain", b"missing", {}))
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            return None
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.port = http.server_address[1]
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        http.shutdown()
-        http.server_close()
+def server() -> Iterator[Site]:
+    """A local site; ``requests`` records the (Host header, path) of every request."""
+    yield from serve_site(Site())
 
 
 class FakeResolver:
@@ -121,7 +87,7 @@ def crawl(start: str, resolver: FakeResolver, recorder: Recorder, **limits: Any)
 PUBLIC, PUBLIC2, PRIVATE = "93.184.216.34", "151.101.1.69", "10.1.2.3"
 
 
-def test_connection_goes_to_the_checked_address_with_the_host_header_kept(server: Server) -> None:
+def test_connection_goes_to_the_checked_address_with_the_host_header_kept(server: Site) -> None:
     server.routes["/"] = (200, "text/html", b'<img src="/a.png">', {})
     server.routes["/a.png"] = (200, "image/png", PNG, {})
     resolver = FakeResolver({"shop.test": [[PUBLIC]]})
@@ -129,10 +95,10 @@ def test_connection_goes_to_the_checked_address_with_the_host_header_kept(server
     kept, report = crawl(f"http://shop.test:{server.port}/", resolver, recorder)
     assert [k.url.rsplit("/", 1)[-1] for k in kept] == ["a.png"], report.skipped
     assert set(recorder.connected) == {PUBLIC}  # never the name: the checked address itself
-    assert {host for host, _ in server.hits} == {f"shop.test:{server.port}"}
+    assert {host for host, _ in server.requests} == {f"shop.test:{server.port}"}
 
 
-def test_dns_rebinding_after_the_check_cannot_reach_a_private_address(server: Server) -> None:
+def test_dns_rebinding_after_the_check_cannot_reach_a_private_address(server: Site) -> None:
     # First answer public, every later answer private: the classic rebinding attack.
     server.routes["/"] = (200, "text/html", b'<img src="/a.png">', {})
     server.routes["/a.png"] = (200, "image/png", PNG, {})
@@ -147,7 +113,7 @@ def test_dns_rebinding_after_the_check_cannot_reach_a_private_address(server: Se
     assert len(kept) + len(report.skipped) == 1
 
 
-def test_every_redirect_hop_is_resolved_and_checked_again(server: Server) -> None:
+def test_every_redirect_hop_is_resolved_and_checked_again(server: Site) -> None:
     server.routes["/"] = (302, "text/html", b"", {"Location": f"http://inner.test:{server.port}/secret"})
     server.routes["/secret"] = (200, "text/html", b'<img src="/a.png">', {})
     resolver = FakeResolver({"outer.test": [[PUBLIC]], "inner.test": [[PRIVATE]]})
@@ -156,11 +122,11 @@ def test_every_redirect_hop_is_resolved_and_checked_again(server: Server) -> Non
     assert kept == [] and report.pages == 0
     assert "non-public address (10.1.2.3)" in report.skipped[0]["reason"]
     assert recorder.connected == [PUBLIC]  # the private hop was never connected to
-    assert [path for _, path in server.hits] == ["/"]
+    assert [path for _, path in server.requests] == ["/"]
     assert resolver.calls == ["outer.test", "inner.test"]
 
 
-def test_a_redirect_to_a_public_host_is_followed_and_pinned(server: Server) -> None:
+def test_a_redirect_to_a_public_host_is_followed_and_pinned(server: Site) -> None:
     server.routes["/"] = (301, "text/html", b"", {"Location": f"http://cdn.test:{server.port}/page"})
     server.routes["/page"] = (200, "text/html", b'<img src="/a.png">', {})
     server.routes["/a.png"] = (200, "image/png", PNG, {})
@@ -169,7 +135,7 @@ def test_a_redirect_to_a_public_host_is_followed_and_pinned(server: Server) -> N
     kept, _ = crawl(f"http://www.test:{server.port}/", resolver, recorder)
     assert [k.url for k in kept] == [f"http://cdn.test:{server.port}/a.png"]
     assert recorder.connected[:2] == [PUBLIC, PUBLIC2]
-    assert (f"cdn.test:{server.port}", "/a.png") in server.hits
+    assert (f"cdn.test:{server.port}", "/a.png") in server.requests
 
 
 def test_one_private_address_among_several_refuses_the_host() -> None:

@@ -16,12 +16,20 @@ Route = tuple[int, str, bytes, dict[str, str]]
 
 
 class Site:
-    """Routes served by a local HTTP server on 127.0.0.1 (path → status, type, body, headers)."""
+    """Routes served by a local HTTP server on 127.0.0.1 (path → status, type, body, headers).
+
+    ``hits`` lists the paths requested, ``requests`` the (Host header, path) of each request.
+    """
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[str] = []
+        self.requests: list[tuple[str, str]] = []
         self.url = ""
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def add(self, path: str, body: bytes | str, kind: str = "text/html", status: int = 200,
             headers: dict[str, str] | None = None) -> str:
@@ -34,6 +42,7 @@ def serve_site(site: Site) -> Iterator[Site]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             site.hits.append(self.path)
+            site.requests.append((self.headers.get("Host", ""), self.path))
             status, kind, body, headers = site.routes.get(self.path, (404, "text/plain", b"missing", {}))
             self.send_response(status)
             self.send_header("Content-Type", kind)
