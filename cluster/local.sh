@@ -36,6 +36,9 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
 export FSSPEC_S3_ENDPOINT_URL="$AWS_ENDPOINT_URL"
 export AWS_ACCESS_KEY_ID=percept-local AWS_SECRET_ACCESS_KEY=percept-local AWS_DEFAULT_REGION=us-east-1
 export RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 PERCEPT_LOG_JSON=false
+# Serve's proxies (one per node) answer a request whose ingress replica died by sending it again
+# when that is safe, else 503 + Retry-After, never a bare 500 (percept/retry.py).
+export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=percept.retry.proxy_middlewares
 # Ray's token authentication, with a token of this cluster's own (every node and driver reads it).
 export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$DIR/auth_token"
 export PATH="$BIN:$PATH"

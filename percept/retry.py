@@ -1,4 +1,4 @@
-"""Idempotent calls retried once when the replica serving them dies.
+"""Calls whose replica dies: model calls retried by the ingress, requests by the proxy.
 
 A model replica killed mid-request (OOM, node loss, ``kill -9``) fails its in-flight calls
 with ``RayActorError``. For calls that are pure functions of their arguments (tag an image,
@@ -9,16 +9,23 @@ whose replica dies ends failed with its reason (``percept.tasks``).
 
 Each handle field of a group names its idempotent methods (``absent(idempotent=...)`` in
 ``percept.handles``); :func:`retry_idempotent` wraps the handles of a group in place.
+
+The ingress replica itself can die too: :class:`ReplicaLossMiddleware` (below) runs in
+Serve's HTTP proxy and sends a safe request again, or answers 503 with ``Retry-After``
+instead of the proxy's bare 500.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from dataclasses import fields
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
 
 def _dead_replica_errors() -> tuple[type[BaseException], ...]:
     from ray.exceptions import ActorUnavailableError, RayActorError
@@ -73,3 +80,135 @@ def retry_idempotent(group: Any) -> Any:
         if methods and not isinstance(handle, (Absent, RetryingHandle)):
             setattr(group, field.name, RetryingHandle(handle, methods))
     return group
+
+
+# --- The proxy side: a request whose ingress replica died ---------------------------------
+#
+# Serve's HTTP proxy answers nothing when the ingress replica serving a request dies
+# (``RayActorError``): its ASGI app returns without a response and uvicorn sends a bare 500.
+# :class:`ReplicaLossMiddleware` runs in the proxy (installed by Serve from
+# ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=percept.retry.proxy_middlewares``, set in every
+# node's environment by ``cluster/local.sh`` and the RayService manifest) and wraps it:
+#
+# * a request that is safe to send twice (:func:`replayable`) and whose body fits
+#   ``PERCEPT_PROXY_REPLAY_MAX_MB`` is buffered and sent again when no response started: the
+#   router has dropped the dead replica, so the retry lands on a live one (or waits for one);
+# * anything else, or a request that lost its replica on every attempt, gets a 503 with
+#   ``Retry-After`` (the client may retry), never a 500.
+#
+# Safe to send twice: GET/HEAD/OPTIONS except the vendor routes that start work on a GET,
+# the POST routes that compute an answer from their body and store nothing, and any request
+# carrying an ``Idempotency-Key`` header (the client asserts a repeat is harmless).
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# GETs of the vendor contracts with effects (they queue a task or delete): never replayed.
+UNSAFE_GETS = frozenset({"/scrape", "/clear_all", "/highlight_all_images", "/get_all_resnet_embeddings",
+                         "/get_all_clip_embeddings"})
+# POSTs that are pure functions of their body (tagging, queries, a token): replayed.
+PURE_POSTS = frozenset({"/process", "/hello", "/merge_imgs", "/find_all_complementary", "/find_all_similar_by_lab",
+                        "/get_top_24_resnet_similar", "/get_top_25_clip_similar", "/correction/metadata",
+                        "/v1/auth/token", "/api/auth/token"})
+IDEMPOTENCY_HEADER = b"idempotency-key"
+
+
+def replayable(method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> bool:
+    """Whether sending this request a second time is harmless."""
+    path = path.rstrip("/") or "/"
+    if method in SAFE_METHODS:
+        return path not in UNSAFE_GETS
+    if method == "POST" and path in PURE_POSTS:
+        return True
+    return any(name.lower() == IDEMPOTENCY_HEADER for name, _ in headers or [])
+
+
+class ReplicaLossMiddleware:
+    """Replays a safe request whose replica died before answering; otherwise answers 503."""
+
+    def __init__(self, app: Any, attempts: int = 3, backoff_s: tuple[float, ...] = (0.1, 0.5),
+                 replay_max_bytes: int = 16 * 2**20, retry_after_s: int = 1) -> None:
+        self.app = app
+        self.attempts = max(1, attempts)
+        self.backoff_s = backoff_s
+        self.replay_max_bytes = replay_max_bytes
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope.get("method", "GET"), scope.get("path", "/")
+        buffered: list[dict[str, Any]] = []
+        disconnected = False
+        can_replay = replayable(method, path, scope.get("headers"))
+        if can_replay:
+            can_replay, disconnected = await self._buffer(receive, buffered)
+            if disconnected:
+                return  # the client left before its body arrived
+
+        for attempt in range(self.attempts):
+            started = False
+            pending = list(buffered)
+
+            async def tracked_send(message: dict[str, Any]) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                await send(message)
+
+            async def replay_receive() -> dict[str, Any]:
+                nonlocal disconnected
+                if pending:
+                    return pending.pop(0)
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                return message
+
+            try:
+                await self.app(scope, replay_receive, tracked_send)
+            except Exception:
+                if started:
+                    raise
+                logger.warning("%s %s: the proxy failed before answering", method, path, exc_info=True)
+            if started:
+                return
+            last = attempt + 1 >= self.attempts
+            if disconnected or not can_replay or last:
+                break
+            delay = self.backoff_s[min(attempt, len(self.backoff_s) - 1)] if self.backoff_s else 0.0
+            logger.warning("%s %s: its replica died before answering; sending it again in %.1f s (attempt %d)",
+                           method, path, delay, attempt + 2)
+            await asyncio.sleep(delay)
+        if disconnected:
+            return  # nobody to answer
+        logger.warning("%s %s: no replica answered; 503", method, path)
+        await self._unavailable(send)
+
+    async def _buffer(self, receive: Any, into: list[dict[str, Any]]) -> tuple[bool, bool]:
+        """Read the body into ``into``; (whether it all fits the replay cap, client disconnected)."""
+        size = 0
+        while True:
+            message = await receive()
+            into.append(message)
+            if message["type"] == "http.disconnect":
+                return False, True
+            size += len(message.get("body", b""))
+            if size > self.replay_max_bytes:
+                return False, False  # too large to keep: sent once, the rest streams through
+            if not message.get("more_body", False):
+                return True, False
+
+    async def _unavailable(self, send: Any) -> None:
+        body = json.dumps({"detail": "unavailable: the replica serving this request stopped; retry later"}).encode()
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"retry-after", str(self.retry_after_s).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def proxy_middlewares() -> list[Any]:
+    """Serve's proxy callback (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``): our middlewares."""
+    from starlette.middleware import Middleware
+
+    max_mb = float(os.environ.get("PERCEPT_PROXY_REPLAY_MAX_MB", "16"))
+    return [Middleware(ReplicaLossMiddleware, replay_max_bytes=int(max_mb * 2**20))]

@@ -84,3 +84,21 @@ def test_dockerfile_pins_a_ray_gpu_image_and_cuda_torch() -> None:
     base = next(line for line in text.splitlines() if line.startswith("FROM "))
     assert "rayproject/ray:2.60.0" in base and "gpu" in base
     assert "download.pytorch.org/whl/cu" in text or "torch==" in text
+
+
+def test_every_node_installs_the_proxy_middleware_for_dead_ingress_replicas() -> None:
+    """Serve's proxies read RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH from their node's environment."""
+    from ray._common.utils import import_attr
+
+    from percept.retry import proxy_middlewares
+
+    manifest = yaml.safe_load((ROOT / "cluster" / "rayservice.yaml").read_text())
+    spec = manifest["spec"]["rayClusterConfig"]
+    paths = set()
+    for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+        env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
+        paths.add(env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"])
+    local = (ROOT / "cluster" / "local.sh").read_text()
+    (path,) = paths
+    assert f"export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH={path}\n" in local
+    assert import_attr(path) is proxy_middlewares

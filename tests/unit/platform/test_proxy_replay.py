@@ -1,0 +1,144 @@
+"""The proxy middleware: a request whose ingress replica died is sent again when that is safe,
+otherwise answered 503 with Retry-After, never the proxy's bare 500."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from percept.api.app import create_app
+from percept.retry import PURE_POSTS, UNSAFE_GETS, ReplicaLossMiddleware, proxy_middlewares, replayable
+from percept.testing import make_services
+
+
+class DyingIngress:
+    """Stands in for Serve's proxy app: the first ``deaths`` calls read the body, then return
+    without answering (what the proxy does when the replica dies); later calls echo the body."""
+
+    def __init__(self, deaths: int, start_then_die: bool = False) -> None:
+        self.deaths = deaths
+        self.start_then_die = start_then_die
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self.bodies.append(body)
+        if self.start_then_die:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise RuntimeError("replica died mid-response")
+        if self.deaths > 0:
+            self.deaths -= 1
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"echo:" + body})
+
+
+def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            return await client.request(method, path, **kwargs)
+
+    return asyncio.run(go())
+
+
+def middleware(inner: Any, **kwargs: Any) -> ReplicaLossMiddleware:
+    return ReplicaLossMiddleware(inner, backoff_s=(0.0,), **kwargs)
+
+
+def test_a_pure_post_is_sent_again_with_the_same_body() -> None:
+    inner = DyingIngress(deaths=1)
+    r = call(middleware(inner), "POST", "/process", json={"documents": [1, 2, 3]})
+    assert r.status_code == 200
+    assert r.text == 'echo:{"documents":[1,2,3]}'
+    assert inner.bodies == [b'{"documents":[1,2,3]}'] * 2
+
+
+def test_a_get_is_sent_again_until_the_attempts_run_out_then_503() -> None:
+    inner = DyingIngress(deaths=5)
+    r = call(middleware(inner, attempts=3), "GET", "/v1/task/status", params={"task_id": "t"})
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "1"
+    assert "retry later" in r.json()["detail"]
+    assert len(inner.bodies) == 3
+
+
+def test_a_task_creation_is_never_sent_twice_and_answers_503() -> None:
+    inner = DyingIngress(deaths=1)
+    r = call(middleware(inner), "POST", "/v1/image/process/task", json={"image_file": "x"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert len(inner.bodies) == 1
+
+
+def test_an_idempotency_key_makes_any_request_replayable() -> None:
+    inner = DyingIngress(deaths=1)
+    r = call(middleware(inner), "POST", "/v1/image/process/task", json={"image_file": "x"},
+             headers={"Idempotency-Key": "k-1"})
+    assert r.status_code == 200 and len(inner.bodies) == 2
+
+
+def test_a_get_with_effects_is_not_replayed() -> None:
+    inner = DyingIngress(deaths=1)
+    assert call(middleware(inner), "GET", "/clear_all").status_code == 503
+    assert len(inner.bodies) == 1
+
+
+def test_a_body_over_the_replay_cap_is_sent_once_whole() -> None:
+    inner = DyingIngress(deaths=1)
+    big = b"x" * 5000
+    r = call(middleware(inner, replay_max_bytes=1000), "POST", "/process", content=big)
+    assert r.status_code == 503
+    assert inner.bodies == [big]  # the inner app still got the whole body once
+    inner = DyingIngress(deaths=0)
+    assert call(middleware(inner, replay_max_bytes=1000), "POST", "/process", content=big).text == "echo:" + "x" * 5000
+
+
+def test_a_response_already_started_is_not_touched() -> None:
+    inner = DyingIngress(deaths=0, start_then_die=True)
+    with pytest.raises(RuntimeError):
+        call(middleware(inner), "GET", "/test")
+    assert len(inner.bodies) == 1
+
+
+def test_answers_pass_through_unchanged() -> None:
+    inner = DyingIngress(deaths=0)
+    r = call(middleware(inner), "PUT", "/v1/auth/register", content=b"abc")
+    assert r.status_code == 200 and r.text == "echo:abc"
+
+
+def test_replayable_rules() -> None:
+    assert replayable("GET", "/v1/task/status")
+    assert replayable("HEAD", "/healthz/")
+    assert not replayable("GET", "/scrape")
+    assert replayable("POST", "/process")
+    assert not replayable("POST", "/v1/audio/upload")
+    assert not replayable("DELETE", "/api/v1/item/1")
+    assert replayable("DELETE", "/api/v1/item/1", [(b"Idempotency-Key", b"k")])
+
+
+def test_the_serve_callback_returns_starlette_middlewares(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray.serve._private.http_util import validate_http_proxy_callback_return
+
+    monkeypatch.setenv("PERCEPT_PROXY_REPLAY_MAX_MB", "2")
+    (entry,) = validate_http_proxy_callback_return(proxy_middlewares())
+    assert entry.cls is ReplicaLossMiddleware and entry.kwargs["replay_max_bytes"] == 2 * 2**20
+
+
+def test_the_listed_routes_exist_with_their_method(tmp_path: Path) -> None:
+    """The lists name real routes (a renamed route must not silently lose its rule)."""
+    client = TestClient(create_app(make_services(tmp_path)))
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in PURE_POSTS:
+        assert "post" in paths.get(path, {}), path
+    for path in UNSAFE_GETS:
+        assert "get" in paths.get(path, {}), path
