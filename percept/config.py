@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from percept.api.limits import BodyLimits
 from percept.registry import DEPLOYMENT_KEYS, SERVICE_NAMES
 from percept.settings import get_settings
 from percept.tasks import TaskQuotas
@@ -77,6 +76,15 @@ class DeploymentOptions(BaseModel):
         if self.user_config:
             opts["user_config"] = self.user_config
         return opts
+
+
+class BodyLimits(BaseModel):
+    """``request_limits`` in the application args (applied by ``percept.api.limits``)."""
+
+    default_mb: float = Field(1.0, gt=0, description="routes without a cap of their own (JSON, small forms)")
+    routes: dict[str, float] = Field(
+        default_factory=dict, description="path (exact, or a prefix ending in /) -> MB; overrides the derived caps"
+    )
 
 
 class AppArgs(BaseModel):

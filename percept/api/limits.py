@@ -19,20 +19,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from percept.config import BodyLimits  # the model is configuration; the API only applies it
 
 MB = 2**20
 
 
-class BodyLimits(BaseModel):
-    """``request_limits`` in the application args."""
-
-    default_mb: float = Field(1.0, gt=0, description="routes without a cap of their own (JSON, small forms)")
-    routes: dict[str, float] = Field(
-        default_factory=dict, description="path (exact, or a prefix ending in /) -> MB; overrides the derived caps"
-    )
 
 
 def derived_caps(services: Any) -> dict[str, float]:

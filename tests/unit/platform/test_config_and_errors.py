@@ -136,3 +136,14 @@ def test_openapi_is_served(tmp_path: Path) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/auth/token" in spec["paths"] and "/platform/health" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_the_config_models_do_not_import_the_api_layer() -> None:
+    """percept.config sits below percept.api: loading the app args pulls in no route or web code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, percept.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('percept.api') or m in ('fastapi', 'starlette')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
