@@ -182,7 +182,7 @@ class ReplicaLossMiddleware:
         if disconnected:
             return  # nobody to answer
         logger.warning("%s %s: no replica answered; 503", method, path)
-        await self._unavailable(send)
+        await self._unavailable(path, send)
 
     async def _buffer(self, receive: Any, into: list[dict[str, Any]]) -> tuple[bool, bool]:
         """Read the body into ``into``; (whether it all fits the replay cap, client disconnected)."""
@@ -198,12 +198,34 @@ class ReplicaLossMiddleware:
             if not message.get("more_body", False):
                 return True, False
 
-    async def _unavailable(self, send: Any) -> None:
-        body = json.dumps({"detail": "unavailable: the replica serving this request stopped; retry later"}).encode()
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", str(self.retry_after_s).encode())]})
+    async def _unavailable(self, path: str, send: Any) -> None:
+        body = json.dumps(unavailable_body(path), separators=(",", ":")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"retry-after", str(self.retry_after_s).encode())]
+        if path == "/api" or path.startswith("/api/"):
+            headers.append((b"content-language", b"en"))
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+UNAVAILABLE = "unavailable: the replica serving this request stopped; retry later"
+TAGGER_PATHS = ("/process", "/test", "/health-check", "/work/status")
+
+
+def unavailable_body(path: str) -> dict[str, Any]:
+    """The 503 body in the error format of the contract owning ``path``.
+
+    The proxy does not load the application (its routers pull in the model code), so the three
+    shapes are written here; a unit test checks them against the app's own renderers.
+    """
+    if path == "/api" or path.startswith("/api/"):
+        return {"errors": {"detail": UNAVAILABLE, "source": {"pointer": path}, "status": 503,
+                           "title": "Service Unavailable"}}
+    if path in TAGGER_PATHS or path.startswith("/work/status"):
+        return {"status": {"code": 503, "message": "Service Unavailable"}, "data": [], "error": UNAVAILABLE,
+                "number_documents_treated": 0, "number_documents_non_treated": 0, "list_id_not_treated": [],
+                "memory_used": "", "ram_used": ""}
+    return {"detail": UNAVAILABLE}
 
 
 def proxy_middlewares() -> list[Any]:

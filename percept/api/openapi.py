@@ -110,6 +110,9 @@ def route_codes(route: APIRoute) -> set[int]:
         codes |= {422}
     if route.path_format.count("{") or any("id" in p.name for p in route.dependant.query_params):
         codes |= {404}
+    # Any operation: Serve's proxy answers 503 + Retry-After when the ingress replica serving
+    # the request stops and the request is not safe to send again (percept.retry).
+    codes |= {503}
     if route.path.startswith(("/process", "/test", "/health-check", "/work/status")):
         codes |= {500}  # the Detect envelope documents its 500 too
     return codes

@@ -142,3 +142,29 @@ def test_the_listed_routes_exist_with_their_method(tmp_path: Path) -> None:
         assert "post" in paths.get(path, {}), path
     for path in UNSAFE_GETS:
         assert "get" in paths.get(path, {}), path
+
+
+@pytest.mark.parametrize("path", ["/process", "/work/status/j1", "/api/v1/items", "/v1/task/status", "/scrape"])
+def test_the_503_body_is_the_contracts_own(path: str, tmp_path: Path) -> None:
+    """The proxy writes the three error shapes itself; they match what the app renders for a 503."""
+    from starlette.requests import Request
+
+    from percept.api.errors import ErrorInfo, render
+    from percept.retry import UNAVAILABLE
+
+    app = create_app(make_services(tmp_path))
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b"", "app": app}
+    expected = render(Request(scope), ErrorInfo(503, UNAVAILABLE, "Service Unavailable", {"Retry-After": "1"},
+                                                kind="unavailable"))
+    r = call(middleware(DyingIngress(deaths=9), attempts=1), "GET", path)
+    assert r.status_code == 503
+    assert r.content == expected.body
+    assert {k: v for k, v in r.headers.items() if k != "content-length"} == {
+        k: v for k, v in expected.headers.items() if k != "content-length"}
+
+
+def test_every_operation_declares_the_proxys_503(tmp_path: Path) -> None:
+    spec = TestClient(create_app(make_services(tmp_path))).get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
