@@ -1,4 +1,5 @@
-"""Reading uploads at the edge with a size limit (413 past it, never a full read first).
+"""Reading uploads at the edge: the file name checked (400), a size limit (413 past it, never a
+full read first). Every upload route reads its files through :func:`read_limited`.
 
 Typed with Starlette's UploadFile, the base of FastAPI's, so `request.form()` parts fit too.
 """
@@ -7,13 +8,16 @@ from __future__ import annotations
 
 from starlette.datastructures import UploadFile
 
-from percept.errors import PayloadTooLarge, Unprocessable
+from percept.api.limits import check_filename
+from percept.errors import BadRequest, PayloadTooLarge, Unprocessable
 
 CHUNK = 1024 * 1024
 
 
 async def read_limited(upload: UploadFile, limit_bytes: int, *, allow_empty: bool = False) -> bytes:
-    """The upload's bytes; 413 when larger than ``limit_bytes``, 422 when empty."""
+    """The upload's bytes; 400 for a name with a path, 413 when larger than ``limit_bytes``, 422 when empty."""
+    if (reason := check_filename(upload.filename)) is not None:
+        raise BadRequest(reason, title="Invalid Request")  # the inspection contract's title for a bad input
     chunks: list[bytes] = []
     total = 0
     while True:
