@@ -56,6 +56,7 @@ class Phase:
     outcomes: Counter[str] = field(default_factory=Counter)
     ocr: Counter[str] = field(default_factory=Counter)
     ocr_reasons: Counter[str] = field(default_factory=Counter)
+    ocr_http: Counter[int] = field(default_factory=Counter)  # every non-2xx answer of the OCR loop's calls
     kills: list[str] = field(default_factory=list)
 
 
@@ -99,7 +100,12 @@ class Load:
                     phase.outcomes[outcome] += 1
 
     def ocr(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=60) as client:
+        def seen(response: httpx.Response) -> None:
+            phase = self.phase
+            if phase is not None and response.status_code >= 300:
+                phase.ocr_http[response.status_code] += 1
+
+        with httpx.Client(base_url=self.url, timeout=60, event_hooks={"response": [seen]}) as client:
             name = f"chaos-{secrets.token_hex(3)}"
             client.put("/v1/auth/register", params={"username": name, "password": "pw"})
             token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
@@ -188,14 +194,18 @@ def report(phase: Phase) -> None:
     ocr_total = sum(phase.ocr.values())
     print(f"| {phase.name} | {len(phase.kills)} | {total} | {100 * ok / max(1, total):.2f} % | {http500} | "
           f"{http503} | {total - ok - http500 - http503} | {p50:.0f} | {p99:.0f} | "
-          f"{phase.ocr['finished']}/{ocr_total} |")
+          f"{phase.ocr['finished']}/{ocr_total} | {phase.ocr_http[500]} / {phase.ocr_http[503]} |")
 
 
-def bring_up(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+def cluster_env() -> dict[str, str]:
     directory = f"/tmp/pcl-chaos-{secrets.token_hex(2)}"
-    env = {**os.environ, "PERCEPT_CLUSTER_DIR": directory, "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN_PATH": f"{directory}/auth_token", "PY": sys.executable,
-           "PERCEPT_CLUSTER_BUCKET": f"chaos-{secrets.token_hex(3)}"}
+    return {**os.environ, "PERCEPT_CLUSTER_DIR": directory, "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": f"{directory}/auth_token", "PY": sys.executable,
+            "PERCEPT_CLUSTER_BUCKET": f"chaos-{secrets.token_hex(3)}"}
+
+
+def bring_up(env: dict[str, str]) -> str:
+    directory = env["PERCEPT_CLUSTER_DIR"]
     subprocess.run(["bash", str(ROOT / "cluster" / "local.sh"), "up"], env=env, check=True, timeout=300)
     root = Path(directory) / "app"
     root.mkdir(parents=True, exist_ok=True)
@@ -216,7 +226,7 @@ def bring_up(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     subprocess.run(["bash", str(ROOT / "cluster" / "local.sh"), "deploy", str(path)], env=env, check=True,
                    timeout=600)
-    return f"http://127.0.0.1:{port}", env
+    return f"http://127.0.0.1:{port}"
 
 
 def main() -> int:
@@ -227,8 +237,9 @@ def main() -> int:
     parser.add_argument("--targets", default="ingress,tagger_classifier,ocr")
     opts = parser.parse_args()
     targets = [t for t in opts.targets.split(",") if t]
-    url, env = bring_up(opts)
+    env = cluster_env()
     try:
+        url = bring_up(env)  # inside the try: a cluster half brought up is taken down too
         load = Load(url, opts.clients)
         threads = [threading.Thread(target=load.tagger, daemon=True) for _ in range(opts.clients)]
         threads.append(threading.Thread(target=load.ocr, daemon=True))
@@ -242,14 +253,15 @@ def main() -> int:
         for t in threads:
             t.join(timeout=130)
         print(f"\nchaos: tagger {opts.clients} clients + 1 OCR task loop, two-node cluster, targets {targets}\n")
-        print("| phase | kills | tagger requests | success | 500 | 503 | other failures | p50 ms | p99 ms | OCR tasks ok |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| phase | kills | tagger requests | success | 500 | 503 | other failures | p50 ms | p99 ms | OCR tasks ok "
+              "| OCR calls 500 / 503 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for phase in (baseline, chaos):
             report(phase)
         for phase in (baseline, chaos):
             bad = {k: n for k, n in phase.outcomes.items() if k != "ok"}
             print(f"\n{phase.name}: kills {phase.kills}\n  tagger failures {bad}\n  OCR failures "
-                  f"{dict(phase.ocr_reasons)}")
+                  f"{dict(phase.ocr_reasons)}\n  OCR calls answered non-2xx {dict(phase.ocr_http)}")
     finally:
         subprocess.run(["bash", str(ROOT / "cluster" / "local.sh"), "down"], env=env, timeout=120)
     return 0

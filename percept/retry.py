@@ -145,16 +145,15 @@ class ReplicaLossMiddleware:
             if disconnected:
                 return  # the client left before its body arrived
 
-        for attempt in range(self.attempts):
-            started = False
-            pending = list(buffered)
+        started = False
 
-            async def tracked_send(message: dict[str, Any]) -> None:
-                nonlocal started
-                if message["type"] == "http.response.start":
-                    started = True
-                await send(message)
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
+        def replayer(pending: list[dict[str, Any]]) -> Any:
             async def replay_receive() -> dict[str, Any]:
                 nonlocal disconnected
                 if pending:
@@ -164,8 +163,11 @@ class ReplicaLossMiddleware:
                     disconnected = True
                 return message
 
+            return replay_receive
+
+        for attempt in range(self.attempts):
             try:
-                await self.app(scope, replay_receive, tracked_send)
+                await self.app(scope, replayer(list(buffered)), tracked_send)
             except Exception:
                 if started:
                     raise

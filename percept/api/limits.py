@@ -1,6 +1,6 @@
 """Request limits at the edge, before a body is read: size per route, file names, JSON depth.
 
-* **Body size per route** (:class:`BodyLimits`): the declared ``Content-Length`` is checked
+* **Body size per route** (``request_limits``: :class:`percept.config.BodyLimits`): the declared ``Content-Length`` is checked
   before anything is read, and a body sent without one (chunked) is counted as it streams
   and cut off at the limit. Each route's cap is derived from its service's own settings
   (an upload route allows one file at the service's size limit, ``/process`` one document
@@ -21,8 +21,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from percept.config import BodyLimits  # the model is configuration; the API only applies it
 
 MB = 2**20
 
