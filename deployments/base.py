@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+import types
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
 from ray.serve import Application
 
 from percept.config import AppArgs
@@ -39,6 +42,7 @@ class ModelDeployment(Generic[CoreT]):
         self.models_path = use_models_dir(args.models_path)
         self.core: CoreT | None = None
         self.unavailable: str | None = "loading"
+        self.startup_s: float | None = None
 
     def load(self, factory: Callable[[], CoreT]) -> None:
         try:
@@ -48,6 +52,9 @@ class ModelDeployment(Generic[CoreT]):
             self.core = None
             self.unavailable = str(exc.detail)
             logger.warning("%s: %s", self.model_label, self.unavailable)
+        if self.startup_s is None:
+            self.startup_s = process_age_s()
+            logger.info("%s ready %.1f s after its process started", self.model_label, self.startup_s)
 
     def require(self) -> CoreT:
         """The core, or 503 with the reason it is missing."""
@@ -62,11 +69,20 @@ class ModelDeployment(Generic[CoreT]):
             "message": self.unavailable or "ready",
             "device": str(getattr(self.core, "device", "cpu")),
             "pid": os.getpid(),
+            "startup_s": None if self.startup_s is None else round(self.startup_s, 2),
         }
 
     def check_health(self) -> None:
         """Serve's health check: a replica without weights is healthy but unavailable."""
         return None
+
+
+def process_age_s() -> float:
+    """Seconds since this process started: a replica's cold start (worker process, imports,
+    weights) when read at the end of its constructor."""
+    import psutil
+
+    return max(0.0, time.time() - psutil.Process().create_time())
 
 
 class DeviceBatchKnobs(BaseModel):
@@ -104,12 +120,17 @@ class Batching:
     method named in ``batched_methods``, without restarting the replica.
 
     The decorators carry no figures of their own: ``serve_config.yaml`` gives them (Serve's
-    defaults apply to a deployment whose YAML entry has no ``user_config``).
+    defaults apply to a deployment whose YAML entry has no ``user_config``). Only Serve's
+    public API is used: ``set_max_batch_size`` / ``set_batch_wait_timeout_s`` on the method,
+    and ``@serve.batch(max_concurrent_batches=...)``, which Serve fixes when it decorates, so
+    a new value re-decorates the method for this replica (:meth:`_redecorate`).
     """
 
     batched_methods: ClassVar[tuple[str, ...]] = ()
     batching: bool = True
-    concurrent_batches: int = 1
+    concurrent_batches: int = 1  # Serve's defaults until user_config says otherwise
+    batch_size: int = 10
+    batch_wait_s: float = 0.0
 
     def batch_device(self) -> str:
         """The device the batches run on (the core's ``device``; cpu without a core)."""
@@ -118,37 +139,34 @@ class Batching:
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         knobs = BatchKnobs.model_validate(user_config or {}).for_device(self.batch_device())
         self.batching = knobs.batching
+        redecorate = knobs.concurrent_batches is not None and knobs.concurrent_batches != self.concurrent_batches
         if knobs.concurrent_batches is not None:
             self.concurrent_batches = knobs.concurrent_batches
+        if knobs.max_batch_size is not None:
+            self.batch_size = knobs.max_batch_size
+        if knobs.batch_wait_timeout_s is not None:
+            self.batch_wait_s = knobs.batch_wait_timeout_s
         for name in self.batched_methods:
+            if redecorate:
+                self._redecorate(name)
             method = getattr(self, name)
             if knobs.max_batch_size is not None:
                 method.set_max_batch_size(knobs.max_batch_size)
             if knobs.batch_wait_timeout_s is not None:
                 method.set_batch_wait_timeout_s(knobs.batch_wait_timeout_s)
-            if knobs.concurrent_batches is not None:
-                _set_concurrent_batches(method, knobs.concurrent_batches)
         self.batches_configured(knobs)
         logger.info("%s batch knobs %s", type(self).__name__, knobs.model_dump(exclude_none=True))
 
+    def _redecorate(self, name: str) -> None:
+        """This replica's ``name`` decorated anew with ``max_concurrent_batches`` (the class's
+        ``@serve.batch`` function unwrapped; requests already queued finish on the old queue)."""
+        raw = getattr(type(self), name).__wrapped__
+        batched = serve.batch(max_batch_size=self.batch_size, batch_wait_timeout_s=self.batch_wait_s,
+                              max_concurrent_batches=self.concurrent_batches)(raw)
+        setattr(self, name, types.MethodType(batched, self))
+
     def batches_configured(self, knobs: BatchKnobs) -> None:
         """Hook: a subclass sizes its threads or parallel passes to the new knobs."""
-
-
-def _set_concurrent_batches(method: Any, n: int) -> None:
-    """``max_concurrent_batches`` of a ``@serve.batch`` method (Serve fixes it at decoration;
-    its lazily built queue reads it from the wrapper, so set both)."""
-    import asyncio
-
-    wrapper = getattr(getattr(method, "set_max_batch_size", None), "__self__", None)
-    if wrapper is None or not hasattr(wrapper, "max_concurrent_batches"):
-        logger.warning("cannot set concurrent batches on %s", method)
-        return
-    wrapper.max_concurrent_batches = n
-    queue = getattr(wrapper, "_queue", None)
-    if queue is not None and queue.max_concurrent_batches != n:
-        queue.max_concurrent_batches = n
-        queue.semaphore = asyncio.Semaphore(n)
 
 
 def bind_group(group_type: type[G], args: AppArgs, gpu: bool, **parts: Any) -> G:

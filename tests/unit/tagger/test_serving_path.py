@@ -114,3 +114,43 @@ def test_object_counts_decode_on_the_detector(tmp_path: Path) -> None:
     assert body["data"][0]["source"]["content"] == [{"car": 5}, {"person": 2}]
     assert body["list_id_not_treated"] == [{"bad": NOT_SUITABLE}]
     assert detector.counted == [(bytes, "image"), (bytes, "image")]
+
+
+def test_batch_knobs_through_serves_public_api(monkeypatch: Any) -> None:
+    """user_config sizes batches and runs up to ``concurrent_batches`` of them at once, through
+    ``set_max_batch_size`` / ``set_batch_wait_timeout_s`` and ``@serve.batch(max_concurrent_batches=)``."""
+    from ray import serve
+    from ray.serve import batching
+
+    from deployments.base import Batching
+
+    # The queue's only replica-bound call: a warning about max_ongoing_requests.
+    monkeypatch.setattr(batching._BatchQueue, "_warn_if_max_batch_size_exceeds_max_ongoing_requests",
+                        lambda self: None)
+
+    class Doubler(Batching):
+        batched_methods = ("_double",)
+
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+            self.running = self.most_running = 0
+
+        @serve.batch
+        async def _double(self, xs: list[int]) -> list[int]:
+            self.sizes.append(len(xs))
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+            await asyncio.sleep(0.05)
+            self.running -= 1
+            return [2 * x for x in xs]
+
+    doubler = Doubler()
+    doubler.reconfigure({"max_batch_size": 3, "batch_wait_timeout_s": 0.02, "concurrent_batches": 2})
+
+    async def calls() -> list[int]:
+        return list(await asyncio.gather(*(doubler._double(i) for i in range(7))))
+
+    assert asyncio.run(calls()) == [2 * i for i in range(7)]
+    assert max(doubler.sizes) == 3 and sum(doubler.sizes) == 7
+    assert doubler.most_running == 2  # two batches at once, never more
+    assert Doubler._double is not doubler._double  # the class's decorator is left as it was
