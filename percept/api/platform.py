@@ -29,17 +29,61 @@ STREAM_LIMIT_S = 3600.0
 
 
 async def model_statuses(services: Services) -> dict[str, dict[str, Any]]:
-    """Ask every model deployment for its status (weights, device), in parallel."""
+    """Ask every model deployment for its status (weights, device), in parallel.
+
+    A deployment scaled to zero (autoscaling ``min_replicas: 0``) is not asked (asking would
+    start a replica): it is reported from Serve's replica count with its last status seen
+    here and the cold start its last replica measured (``startup_s``, seconds from its
+    process start to ready).
+    """
+    running = await running_replicas()
 
     async def one(name: str, handle: Handle) -> tuple[str, dict[str, Any]]:
+        key = (getattr(handle, "app_name", None), getattr(handle, "deployment_name", None))
+        if running is not None and running.get(key, 1) == 0:
+            return name, scaled_to_zero(name, _LAST_STATUS.get(name))
         try:
-            status = await asyncio.wait_for(handle.status.remote(), STATUS_TIMEOUT_S)
-            return name, dict(status)
+            status = dict(await asyncio.wait_for(handle.status.remote(), STATUS_TIMEOUT_S))
+            _LAST_STATUS[name] = status
+            return name, status
         except Exception as exc:  # a broken replica is reported, not raised
             return name, {"name": name, "available": False, "message": f"unavailable: {type(exc).__name__}: {exc}"}
 
     pairs = await asyncio.gather(*(one(n, h) for n, h in sorted(services.deployments(), key=lambda p: p[0])))
     return dict(pairs)
+
+
+# The last status each deployment answered (this ingress replica): what a deployment now at
+# zero replicas reported when it last ran, its cold start included.
+_LAST_STATUS: dict[str, dict[str, Any]] = {}
+
+
+async def running_replicas() -> dict[tuple[str, str], int] | None:
+    """Running replicas per ``(application, deployment)``; None outside Serve (tests) or if unknown."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    from ray import serve
+
+    try:
+        status = await asyncio.wait_for(asyncio.to_thread(serve.status), STATUS_TIMEOUT_S)
+    except Exception:
+        return None
+    return {(app_name, name): int(dep.replica_states.get("RUNNING", 0))
+            for app_name, app in status.applications.items() for name, dep in app.deployments.items()}
+
+
+def scaled_to_zero(name: str, last: dict[str, Any] | None) -> dict[str, Any]:
+    """The status of a deployment with no replica now (it starts on its next request)."""
+    cold = (last or {}).get("startup_s")
+    available = bool((last or {}).get("available", True))
+    note = f"last cold start {cold:.1f} s" if isinstance(cold, (int, float)) else "cold start not measured yet"
+    message = f"scaled to zero: starts on its next request ({note})"
+    if not available:
+        message += f"; when it last ran: {(last or {}).get('message')}"
+    return {**(last or {"name": name}), "available": available, "replicas": 0, "scaled_to_zero": True,
+            "cold_start_s": cold, "message": message}
 
 
 @router.get("/healthz")
