@@ -63,6 +63,9 @@ class ForcedAligner:
         self.device = device or pick_device()
         compute = "float16" if self.device == "cuda" else "int8"
         self.model = WhisperModel(path, device=self.device, compute_type=compute, cpu_threads=threads)
+        # Both transcripts usually collapse a repeated word into one: every word's repetition
+        # is tested against the audio (one more forced scoring per word).
+        self.repetitions = True
 
     def align(self, filename: str, words: list[str]) -> list[dict[str, Any]]:
         """Per given word: ``{word, start, end, probability}`` (seconds from the file start).
@@ -199,6 +202,7 @@ class ForcedAligner:
                 key = (change["kind"], change["ref"], change["norm"])
                 found.setdefault(key, {**change, "source": origin})
         candidates = [c for c in found.values() if not (c["source"] == "prompted" and _in_long_gap(c, found))]
+        candidates += repetition_hypotheses(reference, found) if self.repetitions else []
         sequences = [reference] + [apply_change(reference, c)[0] for c in candidates]
         # The likelihood ratio of each candidate without context, then with the reference as
         # context (only where the first leaves it a chance); the evidence is their sum.
@@ -218,6 +222,21 @@ class ForcedAligner:
             cand["llr"] = round(cand["llr_free"] + cand.get("llr_context", cand["llr_free"]), 3)
         return {"base": base["words"], "candidates": candidates, "prompted": prompted.strip(),
                 "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s)}
+
+
+def repetition_hypotheses(reference: list[str], found: dict[tuple[str, int, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """One candidate per reference word: the word said twice (an insertion of a copy of it
+    right after it), unless a transcript already proposed that reading."""
+    from percept.reading.text import normalise_word
+
+    result: list[dict[str, Any]] = []
+    for j, written in enumerate(reference):
+        norm = normalise_word(written)
+        if not norm or ("insert", j + 1, norm) in found or ("insert", j, norm) in found:
+            continue
+        word = written[:1].lower() + written[1:] if j == 0 and written[1:2].islower() else written
+        result.append({"kind": "insert", "ref": j + 1, "word": word, "norm": norm, "source": "repeat"})
+    return result
 
 
 def _in_long_gap(change: dict[str, Any], found: dict[tuple[str, int, str], dict[str, Any]]) -> bool:
