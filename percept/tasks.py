@@ -15,15 +15,22 @@ Quotas: each principal may have at most ``max_running`` tasks of one kind runnin
 submission past both is refused with 429 and ``Retry-After``; a queued task starts when one
 of the principal's running tasks of its kind ends. Active tasks are indexed in a small
 namespace (``tasks.active``) so counting never reads a principal's whole history.
+
+Idempotency: a submission made under an ``Idempotency-Key`` header (the request's key is in
+:data:`idempotency_key`) creates at most one task per principal, kind and key; the same
+request sent again (a client's retry, or Serve's proxy replaying it after the ingress
+replica died, ``percept.retry``) answers the task the first one created.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 TASKS = "tasks"
 ACTIVE = "tasks.active"
+IDEMPOTENT = "tasks.idempotent"  # principal, kind, key -> the task id it created
+# The request's Idempotency-Key (set by the ingress per request, percept.api.app).
+idempotency_key: ContextVar[str | None] = ContextVar("percept_idempotency_key", default=None)
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 60.0
 QUEUE_POLL_S = 0.25
@@ -102,8 +112,9 @@ class TaskManager:
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
-    def create(self, kind: str, owner: str, params: dict[str, Any] | None = None) -> TaskRecord:
-        record = TaskRecord(id=str(uuid.uuid4()), kind=kind, owner=owner, params=params or {})
+    def create(self, kind: str, owner: str, params: dict[str, Any] | None = None,
+               task_id: str | None = None) -> TaskRecord:
+        record = TaskRecord(id=task_id or str(uuid.uuid4()), kind=kind, owner=owner, params=params or {})
         self.store.put(ACTIVE, record.id, {"id": record.id, "owner": owner, "kind": kind,
                                            "status": record.status.value, "at": record.created_at})
         self.store.put(TASKS, record.id, record.model_dump(mode="json"))
@@ -275,6 +286,12 @@ class TaskRunner:
         Raises :class:`TooManyRequests` (429, ``Retry-After``) when ``owner`` already has
         ``max_running + max_queued`` active tasks of ``kind``.
         """
+        key = idempotency_key.get()
+        task_id = None
+        if key:
+            existing, task_id = self._claim(kind, owner, key)
+            if existing is not None:
+                return existing
         quota = self.quotas.for_kind(kind)
         pending, running = self.manager.active(owner, kind)
         if pending + running >= quota.max_running + quota.max_queued:
@@ -284,12 +301,29 @@ class TaskRunner:
                 headers={"Retry-After": str(quota.retry_after_s)},
                 code="task_quota",
             )
-        record = self.manager.create(kind, owner, params)
+        record = self.manager.create(kind, owner, params, task_id)
         reporter = ProgressReporter(self.state_url, record.id)
         self._running[record.id] = asyncio.get_running_loop().create_task(
             self._run(record, work, reporter)
         )
         return record
+
+    def _claim(self, kind: str, owner: str, key: str) -> tuple[TaskRecord | None, str]:
+        """(the task this key already created, or None; the id a new task takes)."""
+        store = self.manager.store
+        slot = hashlib.sha256(f"{owner}\0{kind}\0{key}".encode()).hexdigest()
+        task_id = str(uuid.uuid4())
+        if store.put_if_absent(IDEMPOTENT, slot, {"task_id": task_id, "owner": owner, "kind": kind,
+                                                  "at": time.time()}):
+            return None, task_id
+        doc = store.get(IDEMPOTENT, slot) or {}
+        task_id = str(doc.get("task_id") or task_id)
+        existing = self.manager.get(task_id)
+        if existing is not None:
+            logger.info("task %s: the same request again (Idempotency-Key), not a second task", task_id)
+            return existing, task_id
+        # claimed by a replica that stopped before creating the task: create it under that id
+        return None, task_id
 
     async def _wait_for_slot(self, record: TaskRecord) -> None:
         """Start the task once its owner runs fewer than ``max_running`` of its kind.

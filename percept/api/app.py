@@ -21,6 +21,7 @@ from percept.api.limits import BodyLimitMiddleware, derived_caps
 from percept.api.openapi import document_errors
 from percept.registry import spec_of
 from percept.services import Services
+from percept.tasks import idempotency_key
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,14 @@ class RequestContext:
             return
         rid = ""
         length = b""
+        key = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 rid = value.decode("latin-1")
             elif name == b"content-length":
                 length = value
+            elif name == b"idempotency-key":
+                key = value
         rid = rid or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
@@ -61,6 +65,8 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
         header = (b"x-request-id", rid.encode("latin-1"))
+        # tasks created by this request: at most one per key (percept.tasks)
+        key_token = idempotency_key.set(key.decode("latin-1")[:200]) if key else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -72,6 +78,8 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if key_token is not None:
+                idempotency_key.reset(key_token)
             logger.info("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status,
                         (time.perf_counter() - started) * 1000, extra={"request_id": rid})
 
