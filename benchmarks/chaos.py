@@ -9,13 +9,12 @@ same load twice in one run:
   OCR plugin, in turn) is killed with SIGKILL by its PID.
 
 Load: ``--clients`` threads POST ``/process`` (one image each, success = 200 with the document
-tagged) and one thread runs OCR tasks (``/v1/image/process/task`` with tesseract, success =
-the task finished with text). Printed: per phase, requests, success rate, 500s, 503s, other
+tagged) and one thread runs OCR tasks (``/v1/image/process/task`` with tesseract and an
+``Idempotency-Key``, success = the task finished with text). No client retries: a 503 counts
+as a failure. Printed: per phase, requests, success rate, 500s, 503s, other
 failures, p50/p99 latency of the tagger, OCR tasks finished/failed (with reasons).
 
     flock /tmp/percept-ray.lock .venv/bin/python -m benchmarks.chaos --phase-s 60
-
-``--url`` uses an application already running (kills then need ``--cluster-dir``).
 """
 
 from __future__ import annotations
@@ -116,7 +115,9 @@ class Load:
             while not self.stop.is_set():
                 phase = self.phase
                 try:
-                    r = client.post("/v1/image/process/task", headers=headers,
+                    # a careful client: one key per task it wants, so a replay cannot make two
+                    r = client.post("/v1/image/process/task",
+                                    headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
                                     json={"image_file": image_id, "image_model": "tesseract"})
                     if r.status_code != 200:
                         outcome, reason = "failed", f"submit http {r.status_code}"
