@@ -11,7 +11,11 @@ corrected images.
 * Ray Data: the job's executor (``pipelines.correction.ray_data_executor``) on a local Ray
   started once before the runs (its start-up is reported apart: a cluster is up already);
   the first job is reported apart too (Ray starts its worker processes then);
-* scaling: the per-image stage alone on Ray Data with 1, 2, … workers.
+* scaling: the per-image stage alone on Ray Data with 1, 2, … workers, with its profile: the
+  batch (= block) size, the number of tasks, the tasks' own wall and CPU seconds (Ray Data's
+  per-operator statistics), the bytes each output block moves through the object store and
+  the driver's CPU seconds (building the input blocks, running the streaming executor,
+  turning the output blocks into rows).
 
 Each figure is the median of ``--repeat`` runs, with the machine's load average beside it:
 on a shared machine wall-clock figures move with the other work.
@@ -31,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import re
 
 from percept.correction.features import batch_size_for
 from percept.correction.job import local_executor, run_job
@@ -67,6 +73,26 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
 
 
+def map_stats(stats: str) -> dict[str, float]:
+    """Tasks, their summed remote wall and CPU seconds and mean output block bytes of the
+    map operator, read from Ray Data's ``Dataset.stats()`` text."""
+    section = stats[stats.find("MapBatches"):]
+    out: dict[str, float] = {}
+    tasks = re.search(r"(\d+) tasks executed", section)
+    out["tasks"] = float(tasks.group(1)) if tasks else float("nan")
+
+    def seconds(text: str) -> float:
+        value, unit = re.match(r"([\d.]+)\s*(\w+)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"s": 1.0, "ms": 1e-3, "us": 1e-6}.get(unit, 1.0)
+
+    for key, label in (("task_wall", "Remote wall time"), ("task_cpu", "Remote cpu time")):
+        m = re.search(label + r":.*?, ([\d.]+\s*\w+) total", section)
+        out[key] = seconds(m.group(1)) if m else float("nan")
+    m = re.search(r"Output size bytes per block: .*?, ([\d.]+) mean", section)
+    out["block_bytes"] = float(m.group(1)) if m else float("nan")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=20000)
@@ -78,7 +104,7 @@ def main() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import ray
 
-    from pipelines.correction import ray_data_executor
+    from pipelines.correction import LAST_RUN, ray_data_executor
 
     data = dataset(args.images)
     n = len(data.paths)
@@ -87,6 +113,7 @@ def main() -> None:
     base: list[dict[str, Any]] = []
     warm: list[dict[str, Any]] = []
     stage_times: dict[str, list[float]] = {"one process": []}
+    profiles: dict[str, list[dict[str, float]]] = {}
     cpu_per_image: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -105,13 +132,17 @@ def main() -> None:
                 for workers in sorted({1, 2, args.cpus}):
                     start = time.perf_counter()
                     ray_data_executor(items, "pixels", JobConfig(concurrency=workers), None, lambda d, t: None)
-                    stage_times.setdefault(f"Ray Data, {workers} worker(s)", []).append(time.perf_counter() - start)
+                    name = f"Ray Data, {workers} worker(s)"
+                    stage_times.setdefault(name, []).append(time.perf_counter() - start)
+                    profiles.setdefault(name, []).append(
+                        {"batch": LAST_RUN["batch"], "driver_cpu": LAST_RUN["driver_cpu"], **map_stats(LAST_RUN["stats"])})
         finally:
             ray.shutdown()
     b, w = median_run(base), median_run(warm)
     print(f"\nRay start-up (once per cluster, not in the job): {ray_start:.1f} s; "
           f"first Ray Data job (workers starting): {cold['seconds']:.1f} s = {n / cold['seconds']:.0f} images/s")
-    print(f"batch size {batch_size_for('pixels', 0)} (auto), Ray Data workers = free CPUs ({args.cpus})\n")
+    print(f"batch size (auto): {batch_size_for('pixels', 0)} in one process, about 4 tasks per worker on Ray Data; "
+          f"Ray Data workers = free CPUs ({args.cpus})\n")
     print(f"| whole job, {n} images (median of {args.repeat}) | one process (baseline) | Ray Data |")
     print("|---|---|---|")
     print(f"| seconds | {b['seconds']:.2f} | {w['seconds']:.2f} |")
@@ -124,6 +155,13 @@ def main() -> None:
     for name, times in stage_times.items():
         seconds = statistics.median(times)
         print(f"| {name} | {seconds:.2f} | {n / seconds:.0f} |")
+    print(f"\n| Ray Data profile of the per-image stage (median of {args.repeat}) | batch = block rows | tasks "
+          "| task wall s (sum) | task CPU s (sum) | output MB per block | driver CPU s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, runs in profiles.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"| {name} | {med['batch']:.0f} | {med['tasks']:.0f} | {med['task_wall']:.2f} | {med['task_cpu']:.2f} "
+              f"| {med['block_bytes'] / 1e6:.1f} | {med['driver_cpu']:.2f} |")
     print(f"\nCPU time of the per-image work in one process: {1e6 * statistics.median(cpu_per_image):.0f} µs an image "
           f"(= {1 / statistics.median(cpu_per_image):.0f} images/s per core when the core is free)")
     print(f"\nload average at the end {load()}")

@@ -12,7 +12,7 @@ from percept.correction import analysis
 from percept.correction.features import Featurizer, batch_size_for, rows_of
 from percept.correction.images import MEASURES, quality_measures
 from percept.correction.request import JobConfig
-from pipelines.correction import choose_concurrency, featurize_pixels
+from pipelines.correction import choose_concurrency, featurize_pixels, ray_batch_size
 from tests.synthetic.correction import corrupt, natural_variation
 
 
@@ -93,3 +93,11 @@ def test_batch_and_concurrency_choices() -> None:
     assert batch_size_for("pixels", 0) == 512 and batch_size_for("imagenet", 0) == 32
     assert batch_size_for("pixels", 64) == 64
     assert choose_concurrency("pixels", JobConfig(concurrency=3)) == 3
+
+
+def test_ray_batches_give_each_worker_a_few_large_tasks() -> None:
+    assert ray_batch_size("pixels", 0, 20000, 2) == 2500  # 8 tasks: 4 per worker
+    assert ray_batch_size("pixels", 0, 20000, 1) == 4096  # capped (memory per task)
+    assert ray_batch_size("pixels", 0, 300, 2) == 512  # small jobs: one task
+    assert ray_batch_size("pixels", 100, 20000, 2) == 100  # configured wins
+    assert ray_batch_size("imagenet", 0, 20000, 2) == 32
