@@ -77,12 +77,20 @@ class ModelDeployment(Generic[CoreT]):
         return None
 
 
+_LOADED_AT = time.time()  # when this process loaded the deployments' code
+POOLED_WORKER_S = 20.0
+
+
 def process_age_s() -> float:
-    """Seconds since this process started: a replica's cold start (worker process, imports,
-    weights) when read at the end of its constructor."""
+    """Seconds since this replica's process started: its cold start (worker process, imports,
+    weights) when read at the end of its constructor. A worker Ray started ahead of need (its
+    pool of idle workers) waited before it became this replica: for one that loaded the
+    deployments' code more than ``POOLED_WORKER_S`` after it started, count from then."""
     import psutil
 
-    return max(0.0, time.time() - psutil.Process().create_time())
+    created = psutil.Process().create_time()
+    start = created if _LOADED_AT - created < POOLED_WORKER_S else _LOADED_AT
+    return max(0.0, time.time() - start)
 
 
 class DeviceBatchKnobs(BaseModel):

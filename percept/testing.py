@@ -115,7 +115,9 @@ def app_args(root: Path, services: list[str], **extra: Any) -> dict:
     """Args of a small test application on ``root``; ``extra`` merged in.
 
     The deployments' resources and batch knobs are those of ``serve_config.yaml``; the test
-    app runs on the CPU with one ingress and one replica per plugin.
+    app runs on the CPU with one ingress and one replica per plugin, and keeps one replica of
+    every deployment that ``serve_config.yaml`` lets scale to zero (a test that wants the
+    cold start asks for it).
     """
     config = serve_config_args()
     return {
@@ -124,11 +126,19 @@ def app_args(root: Path, services: list[str], **extra: Any) -> dict:
         "plugins_dir": str(Path(__file__).resolve().parents[1] / "plugins"),
         "services": services,
         "accelerator": "cpu",
-        "deployments": config["deployments"],
+        "deployments": {key: _warm(options) for key, options in config["deployments"].items()},
         "ingress": {"num_cpus": 0.1, "max_ongoing_requests": 64, "num_replicas": 1},
         "plugin_defaults": {**config["plugin_defaults"], "num_cpus": 0.1, "num_replicas": 1},
         **extra,
     }
+
+
+def _warm(options: dict[str, Any]) -> dict[str, Any]:
+    """Deployment options with at least one replica at all times (``min_replicas`` >= 1)."""
+    scaling = options.get("autoscaling_config")
+    if not isinstance(scaling, dict) or scaling.get("min_replicas", 1) >= 1:
+        return options
+    return {**options, "autoscaling_config": {**scaling, "min_replicas": 1}}
 
 
 def start_app(root: Path, services: list[str], port: int, **extra: Any) -> AppUnderTest:
