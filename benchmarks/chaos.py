@@ -57,6 +57,9 @@ class Phase:
     ocr_reasons: Counter[str] = field(default_factory=Counter)
     ocr_http: Counter[int] = field(default_factory=Counter)  # every non-2xx answer of the OCR loop's calls
     kills: list[str] = field(default_factory=list)
+    began: float = field(default_factory=time.monotonic)
+    kill_at: list[float] = field(default_factory=list)  # seconds into the phase
+    started_at: list[float] = field(default_factory=list)  # each tagger request, seconds into the phase
 
 
 def image_doc() -> dict[str, Any]:
@@ -87,6 +90,7 @@ class Load:
             while not self.stop.is_set():
                 phase = self.phase
                 started = time.perf_counter()
+                offset = time.monotonic() - phase.began if phase is not None else 0.0
                 try:
                     r = client.post("/process", json={"documents": [self.doc], "num_labels": 3})
                     ok = r.status_code == 200 and r.json().get("number_documents_treated") == 1
@@ -96,6 +100,7 @@ class Load:
                     outcome = f"transport {type(exc).__name__}"
                 if phase is not None:
                     phase.latencies.append(time.perf_counter() - started)
+                    phase.started_at.append(offset)
                     phase.outcomes[outcome] += 1
 
     def ocr(self) -> None:
@@ -164,6 +169,7 @@ def replica_pids(env: dict[str, str], deployment: str) -> list[int]:
 
 def run_phase(load: Load, phase: Phase, seconds: float, env: dict[str, str] | None, kill_every: float,
               targets: list[str]) -> Phase:
+    phase.began = time.monotonic()
     load.phase = phase
     end = time.monotonic() + seconds
     turn = 0
@@ -178,6 +184,7 @@ def run_phase(load: Load, phase: Phase, seconds: float, env: dict[str, str] | No
                 pid = pids[turn % len(pids)]
                 os.kill(pid, signal.SIGKILL)
                 phase.kills.append(f"{target}:{pid}")
+                phase.kill_at.append(time.monotonic() - phase.began)
             next_kill += kill_every
     load.phase = None
     time.sleep(2)  # let in-flight requests land in this phase's counts
@@ -203,6 +210,28 @@ def cluster_env() -> dict[str, str]:
     return {**os.environ, "PERCEPT_CLUSTER_DIR": directory, "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": f"{directory}/auth_token", "PY": sys.executable,
             "PERCEPT_CLUSTER_BUCKET": f"chaos-{secrets.token_hex(3)}"}
+
+
+def after_kills(phase: Phase, window: float) -> None:
+    """Per kill: the tagger requests started in the next ``window`` seconds and the slowest of them."""
+    if not phase.kill_at:
+        return
+    print(f"\n{phase.name}: requests started within {window:.0f} s after each kill")
+    print("| s into phase | killed | requests | slowest ms |")
+    print("|---|---|---|---|")
+    for at, kill in zip(phase.kill_at, phase.kills, strict=True):
+        lat = [lt for st, lt in zip(phase.started_at, phase.latencies, strict=True) if at <= st < at + window]
+        print(f"| {at:.0f} | {kill.split(':')[0]} | {len(lat)} | {max(lat) * 1000 if lat else float('nan'):.0f} |")
+
+
+def proxy_log_counts(env: dict[str, str]) -> dict[str, int]:
+    """What the proxies' replay middleware did (percept.retry), from Serve's proxy logs."""
+    counts = {"replayed": 0, "503 (not replayable or every attempt lost)": 0}
+    for log in Path(env["PERCEPT_CLUSTER_DIR"], "ray").glob("session_*/logs/serve/proxy_*.log"):
+        text = log.read_text(errors="replace")
+        counts["replayed"] += text.count("sending it again")
+        counts["503 (not replayable or every attempt lost)"] += text.count("no replica answered; 503")
+    return counts
 
 
 def bring_up(env: dict[str, str]) -> str:
@@ -259,6 +288,8 @@ def main() -> int:
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for phase in (baseline, chaos):
             report(phase)
+        after_kills(chaos, opts.kill_every_s)
+        print(f"\nproxy replay middleware (whole run): {proxy_log_counts(env)}")
         for phase in (baseline, chaos):
             bad = {k: n for k, n in phase.outcomes.items() if k != "ok"}
             print(f"\n{phase.name}: kills {phase.kills}\n  tagger failures {bad}\n  OCR failures "
