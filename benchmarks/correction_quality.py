@@ -302,19 +302,25 @@ def tune(workdir: Path) -> None:
     best_blur = float(grid[int(np.argmax(f1s))])
     print(f"blur threshold {best_blur} (mean tuning F1 {max(f1s):.3f}); F1 by threshold:",
           dict(zip(grid.tolist(), np.round(f1s, 3).tolist(), strict=True)))
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(x, light_truth)
-    analysis.LIGHTING_COEF = model.coef_
-    analysis.LIGHTING_INTERCEPT = model.intercept_
-    p = analysis.lighting_probabilities(x)
+    model = LogisticRegression(C=1.0, max_iter=5000).fit(analysis.lighting_design(x), light_truth > 0)
+    analysis.LIGHTING_COEF = model.coef_[0]
+    analysis.LIGHTING_INTERCEPT = float(model.intercept_[0])
+    p_ok = 1.0 - analysis.lighting_bad_probability(x)
+    direction = analysis.lighting_direction(x)
     grid_l = np.round(np.arange(0.3, 0.96, 0.05), 2)
     scores_l = []
     for t in grid_l:
-        bad = p[:, 0] < t
-        scores_l.append(mean_f1(bad, light_truth > 0))
+        bad = p_ok < t
+        # A hit needs the right direction: dark found as dark, bright as bright.
+        hit = bad & (((direction < 0) & (light_truth == 1)) | ((direction > 0) & (light_truth == 2)))
+        f1s = [2 * float(hit[part].sum()) / max(float(bad[part].sum() + (light_truth[part] > 0).sum()), 1.0)
+               for part in parts]
+        scores_l.append(float(np.mean(f1s)))
     best_light = float(grid_l[int(np.argmax(scores_l))])
-    print(f"lighting threshold {best_light} (mean tuning F1 {max(scores_l):.3f})")
-    print("LIGHTING_COEF = np.array(" + json.dumps(np.round(model.coef_, 4).tolist()) + ")")
-    print("LIGHTING_INTERCEPT = np.array(" + json.dumps(np.round(model.intercept_, 4).tolist()) + ")")
+    print(f"lighting threshold {best_light} (mean tuning F1, direction right {max(scores_l):.3f}); by threshold:",
+          dict(zip(grid_l.tolist(), np.round(scores_l, 3).tolist(), strict=True)))
+    print("LIGHTING_COEF = np.array(" + json.dumps(np.round(model.coef_[0], 4).tolist()) + ")")
+    print(f"LIGHTING_INTERCEPT = {float(model.intercept_[0]):.4f}")
     margins = np.round(np.arange(0.0, 0.61, 0.05), 2)
     mis_f1 = []
     for margin in margins:

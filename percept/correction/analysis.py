@@ -22,10 +22,10 @@ from percept.correction.images import LIGHT_MEASURES, MEASURES
 logger = logging.getLogger(__name__)
 
 def robust_z(values: np.ndarray) -> np.ndarray:
-    """(v - median) / (1.4826 · MAD); a flat sample gives zeros."""
+    """(v - median) / (1.4826 · MAD); a flat sample (MAD ≤ 1e-6 of the spread) gives zeros."""
     med = float(np.median(values))
     mad = float(np.median(np.abs(values - med))) * 1.4826
-    if mad < 1e-9:
+    if mad < 1e-12 or mad <= 1e-6 * float(np.ptp(values)):
         return np.zeros_like(values, dtype=np.float64)
     return (values - med) / mad
 
@@ -324,21 +324,26 @@ def find_blurred(measures: np.ndarray, groups: np.ndarray, short_sides: np.ndarr
     return {"score": score, "blurred": blurred, "sigma": sigma, "hopeless": hopeless}
 
 
-# Lighting: a multinomial logistic model (ok / dark / bright) over six inputs: the sum of the
+# Lighting, in two steps. Six raw inputs per image (:func:`lighting_inputs`): the sum of the
 # class z-scores of the mean and the seven percentiles (a lighting fault moves them all one
 # way), the smaller of their positive and negative parts (blur moves them both ways), how far
-# the clipped-black and clipped-white fractions exceed their class's 90th percentile (a
+# the clipped-black and clipped-white fractions exceed their class's 90th percentile (× 10; a
 # fraction is zero-inflated, and a black background is normal in some datasets: not a
-# z-score), the z-score of the tonal range, and the blur score. Fitted on the tuning kinds by
-# ``python -m benchmarks.correction_quality --tune`` (the inputs were chosen by fitting on
-# one tuning kind and testing on the other); an image is badly lit when
-# P(ok) < LIGHTING_THRESHOLD, dark or bright by the likelier of the two.
+# z-score), the z-score of the tonal range, and the blur score.
+# 1. Whether it is badly lit: a logistic model over inputs that are blind to the direction
+#    (|tone sum|, both-ways part, clipped excess black + white, |range z|, the range's drop,
+#    blur score; :func:`lighting_design`). An earlier 3-way model (ok / dark / bright) learned
+#    the tuning kinds' habits, e.g. "a narrower range means darker": on mid-tone photos only
+#    darkening narrows the range, while on light paper brightening does.
+# 2. Which way: the sign of the tone sum plus the clipped-white minus the clipped-black excess
+#    (:func:`lighting_direction`): every fault of either direction moves the tones that way.
+# Fitted on the tuning kinds by ``python -m benchmarks.correction_quality --tune`` (the
+# inputs were compared by fitting on one tuning kind and testing on the other); an image is
+# badly lit when P(ok) = 1 − P(bad) < LIGHTING_THRESHOLD.
 TONE_MEASURES = ("mean", "p1", "p5", "p25", "p50", "p75", "p95", "p99")
-LIGHTING_INPUTS = ("tone_sum", "tone_both_ways", "clip_lo_excess", "clip_hi_excess", "range", "blur_score")
-LIGHTING_COEF = np.array([[0.0273, 0.1056, -1.263, -2.4318, 0.0961, 0.1603],
-                          [-0.2321, 0.0794, 1.2863, -0.0024, -0.318, -0.1864],
-                          [0.2049, -0.1851, -0.0232, 2.4342, 0.2219, 0.0261]])
-LIGHTING_INTERCEPT = np.array([4.2956, -2.5643, -1.7312])
+LIGHTING_INPUTS = ("abs_tone_sum", "tone_both_ways", "clip_excess", "abs_range", "range_drop", "blur_score")
+LIGHTING_COEF = np.array([0.1711, -0.2641, 3.1807, 0.0285, -0.221, -0.197])
+LIGHTING_INTERCEPT = -5.7516
 LIGHTING_THRESHOLD = 0.7
 HOPELESS_RANGE = 0.04  # less than ~10 grey levels of tonal range left: nothing to restore
 HOPELESS_CLIPPED = 0.95  # (nearly) every pixel clipped beyond what the class shows
@@ -366,11 +371,21 @@ def lighting_inputs(z: np.ndarray, blur_score: np.ndarray, measures: np.ndarray,
                             z[:, MEASURES.index("range")], np.clip(blur_score, -Z_CLIP, Z_CLIP)])
 
 
-def lighting_probabilities(x: np.ndarray) -> np.ndarray:
-    logits = x @ LIGHTING_COEF.T + LIGHTING_INTERCEPT
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=1, keepdims=True)
+def lighting_design(x: np.ndarray) -> np.ndarray:
+    """The bad-lighting model's direction-blind inputs (n, 6) from :func:`lighting_inputs`."""
+    return np.column_stack([np.abs(x[:, 0]), x[:, 1], x[:, 2] + x[:, 3], np.abs(x[:, 4]),
+                            np.minimum(x[:, 4], 0.0), x[:, 5]])
+
+
+def lighting_direction(x: np.ndarray) -> np.ndarray:
+    """+1 brighter, −1 darker than the class: the tone sum plus clipped white minus clipped black."""
+    return np.where(x[:, 0] + 10.0 * (x[:, 3] - x[:, 2]) < 0, -1, 1)
+
+
+def lighting_bad_probability(x: np.ndarray) -> np.ndarray:
+    """P(badly lit) per image from :func:`lighting_inputs`."""
+    logits = lighting_design(x) @ LIGHTING_COEF + LIGHTING_INTERCEPT
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
 
 
 def find_badly_lit(measures: np.ndarray, groups: np.ndarray, threshold: float = LIGHTING_THRESHOLD,
@@ -382,16 +397,17 @@ def find_badly_lit(measures: np.ndarray, groups: np.ndarray, threshold: float = 
     """
     floors = np.array([MEASURE_FLOORS[m] for m in MEASURES])
     z = group_robust_z(measures, groups, floors)
-    probs = lighting_probabilities(lighting_inputs(z, blur_scores(z), measures, groups))
-    bad = probs[:, 0] < threshold
-    dark = bad & (probs[:, 1] >= probs[:, 2])
+    x = lighting_inputs(z, blur_scores(z), measures, groups)
+    p_ok = 1.0 - lighting_bad_probability(x)
+    bad = p_ok < threshold
+    dark = bad & (lighting_direction(x) < 0)
     bright = bad & ~dark
     col = {name: measures[:, MEASURES.index(name)] for name in MEASURES}
     # Clipping a flat background loses nothing; an image is beyond repair when its tones are
     # gone: almost no range left, or nearly every pixel clipped beyond what its class shows.
     clipped = col["clip_lo"] + col["clip_hi"]
     hopeless = bad & ((col["range"] < HOPELESS_RANGE) | (_excess(clipped, groups) > HOPELESS_CLIPPED))
-    return {"p_ok": probs[:, 0], "dark": dark, "bright": bright, "hopeless": hopeless}
+    return {"p_ok": p_ok, "dark": dark, "bright": bright, "hopeless": hopeless}
 
 
 def project_2d(features: np.ndarray, seed: int = 0, reduced: np.ndarray | None = None) -> np.ndarray:
