@@ -24,7 +24,9 @@ USER_TOKEN_TTL_S = 7 * 24 * 3600
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's services (async: FastAPI runs a plain ``def`` dependency in its thread pool,
+    a thread hop on every request for an attribute read)."""
     return request.app.state.services  # type: ignore[no-any-return]
 
 
