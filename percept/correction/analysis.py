@@ -29,6 +29,9 @@ def robust_z(values: np.ndarray) -> np.ndarray:
         return np.zeros_like(values, dtype=np.float64)
     return (values - med) / mad
 
+LDA_KNN_WEIGHT = 0.5  # chosen on the benchmark's tuning kinds
+
+
 def reduce_features(features: np.ndarray, dims: int = 50, seed: int = 0,
                     reduced: np.ndarray | None = None) -> np.ndarray:
     """Standardised features reduced by PCA to at most ``dims`` dimensions.
@@ -53,20 +56,27 @@ def reduce_features(features: np.ndarray, dims: int = 50, seed: int = 0,
 
 def out_of_sample_probabilities(
     features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = 5, seed: int = 0,
-    knn_weight: float = 0.7, reduced: np.ndarray | None = None,
+    knn_weight: float = 0.7, reduced: np.ndarray | None = None, lda_knn_weight: float | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """Out-of-sample P(class | image), shape (n, n_classes), and the classes left out.
 
-    A blend: ``(1 - knn_weight)`` × a cross-validated logistic regression plus ``knn_weight`` ×
-    the label histogram of the image's 10 nearest neighbours (never itself). The neighbours
-    catch local structure the linear model misses (e.g. a class made of two digits).
+    A blend of three: ``(1 - knn_weight)`` × a cross-validated logistic regression plus
+    ``knn_weight`` × the label histogram of the image's 10 nearest neighbours (never itself),
+    and that mixed ``1 - lda_knn_weight`` : ``lda_knn_weight`` with the label histogram of the
+    10 nearest training images in a linear discriminant space fitted on the other folds (a
+    space where distances follow the classes, not the pixels). The neighbours catch local
+    structure the linear model misses (e.g. a class made of two digits). The weights were
+    chosen on the quality benchmark's tuning kinds (mislabel F1 0.655 → 0.693 there).
 
     Classes with fewer than two images cannot be cross-validated: they are left out of
     training (their column stays 0) and returned so the caller can report them.
     """
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier
 
+    lda_weight = LDA_KNN_WEIGHT if lda_knn_weight is None else lda_knn_weight
     counts = np.bincount(labels, minlength=n_classes)
     small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < 2))]
     train_mask = counts[labels] >= 2
@@ -86,14 +96,22 @@ def out_of_sample_probabilities(
         # tol 1e-3: the same held-out accuracy as 1e-4 in half the iterations.
         return LogisticRegression(C=0.05, max_iter=300, tol=1e-3)
 
+    lda_knn = np.zeros_like(probs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for train, test in splitter.split(idx, labels[idx]):
             fitted = model().fit(x[idx[train]], labels[idx[train]])
             probs[np.ix_(idx[test], fitted.classes_)] = fitted.predict_proba(x[idx[test]])
+            if lda_weight > 0:
+                lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x[idx[train]], labels[idx[train]])
+                neighbours = KNeighborsClassifier(int(min(10, len(train))), algorithm="brute").fit(
+                    lda.transform(x[idx[train]]), labels[idx[train]])
+                lda_knn[np.ix_(idx[test], neighbours.classes_)] = neighbours.predict_proba(lda.transform(x[idx[test]]))
         if knn is not None:
             # Neighbours' labels are out-of-sample too (an image is never its own neighbour).
             probs[idx] = (1.0 - knn_weight) * probs[idx] + knn_weight * knn
+        if lda_weight > 0:
+            probs[idx] = (1.0 - lda_weight) * probs[idx] + lda_weight * lda_knn[idx]
         rest = np.flatnonzero(~train_mask)
         if len(rest):
             fitted = model().fit(x[idx], labels[idx])
@@ -128,7 +146,7 @@ def knn_label_distribution(features: np.ndarray, labels: np.ndarray, n_classes: 
     return counts / k
 
 
-MISLABEL_MARGIN = 0.5  # chosen on the benchmark's tuning kinds
+MISLABEL_MARGIN = 0.4  # chosen on the benchmark's tuning kinds (with the three-way blend)
 
 
 def find_mislabeled(probs: np.ndarray, labels: np.ndarray, skip: set[int] | None = None,

@@ -49,7 +49,7 @@ class JobConfig:
     lighting_threshold: float = 0.7
     relabel_confidence: float = 0.5
     knn_weight: float = 0.7
-    mislabel_margin: float = 0.5
+    mislabel_margin: float = 0.4
     output_dir: str | None = None
     report_thumbnails: int = 8
 
