@@ -20,7 +20,11 @@ predicted boxes, those on good images included), false-positive rate on the good
 ``--labelled N`` adds a row where PatchCore also gets N defect images labelled NG (other
 than the test images), which only move its threshold.
 
-    python -m benchmarks.inspection_bench [--split held-out|tune|all] [--algorithms ...] [--threads 1]
+A last table gives PatchCore's (and each baseline's) image AUROC per category and defect
+family, to see which families a category misses. ``--seeds 0,1,2`` runs several seeds and
+ends with the mean and the worst category of each.
+
+    python -m benchmarks.inspection_bench [--split held-out|tune|all] [--seeds 0,1,2] [--algorithms ...] [--threads 1]
 """
 
 from __future__ import annotations
@@ -199,6 +203,49 @@ def pooled(outs: list[Outcome], families: tuple[str, ...] | None = None) -> dict
     return mean
 
 
+def run_seed(ns: argparse.Namespace, seed: int, categories: list[str], algorithms: list[Algorithm]) -> dict[str, Any]:
+    """Every algorithm on every category for one seed; prints the tables, returns the figures."""
+    results: dict[str, dict[str, Outcome]] = {a.algorithm_id: {} for a in algorithms}
+    labelled_key = f"patchcore+{ns.labelled}-labelled"
+    for category in categories:
+        train, tests = make_category(category, seed, ns.good, ns.per_family)
+        print(header(f"{category} (seed {seed}): {synthetic.CATEGORIES[category].description}; 20 good to train, "
+                     f"{ns.good} good + {len(tests) - ns.good} defective to test"), flush=True)
+        for algorithm in algorithms:
+            out = run(algorithm, train, tests)
+            results[algorithm.algorithm_id][category] = out
+            print(row(f"{algorithm.algorithm_id} ({ROLES.get(algorithm.algorithm_id, '')})", figures(out)), flush=True)
+        if ns.labelled:
+            out = run(ALGORITHMS["patchcore"], train, tests, labelled_defects(category, seed, ns.labelled))
+            results.setdefault(labelled_key, {})[category] = out
+            print(row(labelled_key, figures(out)), flush=True)
+
+    summary: dict[str, Any] = {"split": ns.split, "seed": seed, "categories": categories, "algorithms": {}}
+    print(header(f"seed {seed}: mean over {len(categories)} categories ({ns.split}); box recall/precision and FPR pooled"))
+    for key, by_category in results.items():
+        outs = list(by_category.values())
+        mean = pooled(outs)
+        summary["algorithms"][key] = {
+            "mean": mean,
+            "categories": {c: figures(o) for c, o in by_category.items()},
+            "families": {f: pooled(outs, (f,)) for f in synthetic.FAMILIES},
+            "category_families": {c: {f: figures(o, (f,))["image_auroc"] for f in synthetic.FAMILIES}
+                                  for c, o in by_category.items()},
+        }
+        print(row(key, mean) + f"   worst image AUROC {mean['worst_image_auroc']:.3f}")
+    for family in synthetic.FAMILIES:
+        print(header(f"defect family {family} (goods + {family} defects, {ns.split} categories, seed {seed})"))
+        for key in results:
+            print(row(key, summary["algorithms"][key]["families"][family]))
+    # which families each category misses: image AUROC of the goods against one family's defects
+    print(f"\n== image AUROC per category and defect family (seed {seed}; goods vs that family's defects)")
+    print(f"{'':34s} " + " ".join(f"{f:>9s}" for f in synthetic.FAMILIES))
+    for key in results:
+        for category, by_family in summary["algorithms"][key]["category_families"].items():
+            print(f"{key[:20] + ' ' + category:34s} " + " ".join(f"{by_family[f]:9.3f}" for f in synthetic.FAMILIES))
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("held-out", "tune", "all"), default="held-out")
@@ -207,6 +254,8 @@ def main() -> None:
     parser.add_argument("--good", type=int, default=20, help="held-out good images per category")
     parser.add_argument("--per-family", type=int, default=4, help="defective images per family and category")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (overrides --seed): one run each, "
+                        "then the mean and worst category per seed side by side")
     parser.add_argument("--json", default="", help="also write the figures here")
     parser.add_argument("--labelled", type=int, default=0,
                         help="also run PatchCore with this many labelled defect images per category (threshold only)")
@@ -219,41 +268,24 @@ def main() -> None:
     split = {"held-out": synthetic.HELD_OUT, "tune": synthetic.TUNE, "all": tuple(synthetic.CATEGORIES)}[ns.split]
     categories = [c for c in ns.categories.split(",") if c] or list(split)
     algorithms = [KNN if a == KNN.algorithm_id else ALGORITHMS[a] for a in ns.algorithms.split(",") if a]
+    seeds = [int(s) for s in ns.seeds.split(",") if s.strip()] or [ns.seed]
     engine.default_backbone()  # load once, outside the timings
 
-    results: dict[str, dict[str, Outcome]] = {a.algorithm_id: {} for a in algorithms}
-    labelled_key = f"patchcore+{ns.labelled}-labelled"
-    for category in categories:
-        train, tests = make_category(category, ns.seed, ns.good, ns.per_family)
-        print(header(f"{category}: {synthetic.CATEGORIES[category].description}; 20 good to train, "
-                     f"{ns.good} good + {len(tests) - ns.good} defective to test"), flush=True)
-        for algorithm in algorithms:
-            out = run(algorithm, train, tests)
-            results[algorithm.algorithm_id][category] = out
-            print(row(f"{algorithm.algorithm_id} ({ROLES.get(algorithm.algorithm_id, '')})", figures(out)), flush=True)
-        if ns.labelled:
-            out = run(ALGORITHMS["patchcore"], train, tests, labelled_defects(category, ns.seed, ns.labelled))
-            results.setdefault(labelled_key, {})[category] = out
-            print(row(labelled_key, figures(out)), flush=True)
-
-    summary: dict[str, Any] = {"split": ns.split, "categories": categories, "algorithms": {}}
-    print(header(f"mean over {len(categories)} categories ({ns.split}); box recall/precision and FPR pooled"))
-    for key, by_category in results.items():
-        outs = list(by_category.values())
-        mean = pooled(outs)
-        summary["algorithms"][key] = {
-            "mean": mean,
-            "categories": {c: figures(o) for c, o in by_category.items()},
-            "families": {f: pooled(outs, (f,)) for f in synthetic.FAMILIES},
-        }
-        print(row(key, mean) + f"   worst image AUROC {mean['worst_image_auroc']:.3f}")
-    for family in synthetic.FAMILIES:
-        print(header(f"defect family {family} (goods + {family} defects, {ns.split} categories)"))
-        for key in results:
-            print(row(key, summary["algorithms"][key]["families"][family]))
+    summaries = [run_seed(ns, seed, categories, algorithms) for seed in seeds]
+    if len(seeds) > 1:
+        print(f"\n== per seed ({ns.split}): mean image AUROC / worst category (which) / pixel AUROC / box recall "
+              "@ precision / FPR")
+        for key in summaries[0]["algorithms"]:
+            for summary in summaries:
+                entry = summary["algorithms"][key]
+                mean = entry["mean"]
+                worst = min(entry["categories"], key=lambda c: entry["categories"][c]["image_auroc"])
+                print(f"{key:34s} seed {summary['seed']}: {mean['image_auroc']:.3f} / "
+                      f"{mean['worst_image_auroc']:.3f} ({worst}) / {mean['pixel_auroc']:.3f} / "
+                      f"{mean['box_recall']:.3f} @ {mean['box_precision']:.3f} / {mean['fpr']:.3f}")
     if ns.json:
         with open(ns.json, "w") as fh:
-            json.dump(summary, fh, indent=1)
+            json.dump(summaries[0] if len(summaries) == 1 else {"seeds": summaries}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -354,7 +354,11 @@ ALGORITHMS: dict[str, Algorithm] = {
              ParamSpec(418, "merge_distance", "int", "48", 0, 128, False),
              ParamSpec(419, "threshold_sigmas", "float", "1.75", 0.0, 10.0, False),
              ParamSpec(420, "border_pad", "int", "32", 0, 128),
-             ParamSpec(421, "box_relative", "float", "0.5", 0.0, 1.0, False)),
+             ParamSpec(421, "box_relative", "float", "0.5", 0.0, 1.0, False),
+             ParamSpec(422, "neighbourhood", "int", "3", 1, 9),
+             ParamSpec(423, "neighbours", "int", "1", 1, 16),
+             ParamSpec(424, "score_top", "float", "0.0", 0.0, 0.5),
+             ParamSpec(425, "augment", "int", "0", 0, 7)),
         ),
         Algorithm(
             "hacarus-dictionary-learning", DictionaryDetector.name, DictionaryDetector,

@@ -181,7 +181,7 @@ def train(
         report(10, f"building the memory bank from {len(works)} images")
         maps = detector.fit(works, seed)
         median = float(np.median(np.concatenate([m.ravel() for m in maps])))
-        scores = [float(m.max()) for m in maps]
+        scores = [detector.image_score(m) for m in maps]
         threshold = good_threshold(scores, median, float(params.get("threshold_sigmas", 1.75)))
         calibration = len(maps)
     else:
@@ -202,7 +202,8 @@ def train(
     info: dict[str, Any] = {"images": len(works), "calibration_images": calibration}
     if defects:
         report(90, f"placing the threshold with {len(defects)} labelled defect images")
-        defect_scores = [float(m.max()) for m in detector.anomaly_maps(_works(defects, work_size))]
+        defect_maps = detector.anomaly_maps(_works(defects, work_size))
+        defect_scores = [image_score(detector, m) for m in defect_maps]
         chosen = labelled_threshold(scores, defect_scores, threshold)
         info.update(defect_images=len(defects), good_only_threshold=round(threshold, 4),
                     defects_caught=round(float(np.mean([d > chosen for d in defect_scores])), 3))
@@ -214,6 +215,13 @@ def train(
     model.info = info
     report(100, "trained")
     return model
+
+
+def image_score(detector: PatchDetector | PatchCoreDetector, score_map: np.ndarray) -> float:
+    """An image's score from its map: PatchCore's own rule, else the map's maximum."""
+    if isinstance(detector, PatchCoreDetector):
+        return detector.image_score(score_map)
+    return float(score_map.max())
 
 
 _DEFAULT_BACKBONE: list[FeatureBackbone] = []
@@ -247,9 +255,10 @@ def predict_many(
     out = []
     for image, (_, scale), raw in zip(images, prepared, raws, strict=True):
         norm = (raw - model.median) / (model.threshold - model.median)
+        score = image_score(detector, norm)
         boxes = find_boxes(norm, level, min_area, scale, image.shape[:2], grow=min(grow, level), merge=merge,
-                           relative=relative)
-        out.append(Prediction(good=not boxes, score=float(norm.max()), boxes=boxes, norm_map=norm, level=level))
+                           relative=relative) if score > level or score == float(norm.max()) else []
+        out.append(Prediction(good=not boxes, score=score, boxes=boxes, norm_map=norm, level=level))
     return out
 
 

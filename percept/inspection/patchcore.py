@@ -169,13 +169,15 @@ def greedy_coreset(features: np.ndarray, count: int, seed: int = 0, projection: 
     return chosen
 
 
-def nearest_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Euclidean distance of each query row to its nearest bank row."""
-    return nearest(queries, bank, chunk)[0]
+def nearest_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048, k: int = 1) -> np.ndarray:
+    """Euclidean distance of each query row to its nearest bank row (``k > 1``: the mean
+    distance to the ``k`` nearest)."""
+    return nearest(queries, bank, chunk, k)[0]
 
 
-def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of each query row to its nearest bank row, and that row's index."""
+def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of each query row to its nearest bank row, and that row's index; with
+    ``k > 1`` the mean distance to the ``k`` nearest rows (the index is still the nearest's)."""
     import torch
 
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
@@ -186,9 +188,14 @@ def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048) -> tuple[n
     for start in range(0, len(q), chunk):
         part = q[start : start + chunk]
         d2 = (part * part).sum(dim=1, keepdim=True) + b_sq[None, :] - 2.0 * part @ b.T
-        best = d2.min(dim=1)
-        out[start : start + chunk] = best.values
-        index[start : start + chunk] = best.indices
+        if k > 1 and len(b) > 1:
+            best = torch.topk(d2, min(k, len(b)), dim=1, largest=False)
+            out[start : start + chunk] = best.values.clamp_min(0.0).sqrt().mean(dim=1) ** 2
+            index[start : start + chunk] = best.indices[:, 0]
+        else:
+            best = d2.min(dim=1)
+            out[start : start + chunk] = best.values
+            index[start : start + chunk] = best.indices
     return np.sqrt(np.maximum(out.numpy(), 0.0)).astype(np.float32), index.numpy()
 
 
@@ -218,6 +225,10 @@ class PatchCoreDetector:
         self.sigma = float(params["smoothing_sigma"])
         self.pad = 16 * int(round(float(params.get("border_pad", 32)) / 16))
         self.align_share = float(params.get("alignment_share", 0.4))
+        self.neighbourhood = int(params.get("neighbourhood", 3))
+        self.knn = int(params.get("neighbours", 1))
+        self.score_top = float(params.get("score_top", 0.0))
+        self.augment = int(params.get("augment", 0))
         self.backbone_name = ""
         self.level_scale_: np.ndarray = np.ones(len(self.blocks), np.float32)
         self.bank_: np.ndarray = np.zeros((0, 0), np.float16)
@@ -294,7 +305,11 @@ class PatchCoreDetector:
         target = (fh, fw) if fh <= limit else (limit, max(1, round(fw * limit / fh)))
         levels = []
         for k, m in enumerate(maps):
-            t = F.avg_pool2d(torch.from_numpy(m), 3, stride=1, padding=1, count_include_pad=False)
+            t = torch.from_numpy(m)
+            p = max(1, self.neighbourhood)
+            if p > 1:
+                t = F.avg_pool2d(t, p, stride=1, padding=p // 2, count_include_pad=False)
+                t = t[..., : m.shape[-2], : m.shape[-1]]
             if t.shape[-2] > target[0]:
                 t = F.adaptive_avg_pool2d(t, target)
             elif t.shape[-2:] != target:
@@ -336,6 +351,10 @@ class PatchCoreDetector:
             if self.position_mode == 1 or in_place >= self.align_share:
                 chosen = self.position_weight
                 bank, grids, _ = self._build(feats, chosen, seed)
+        if chosen == 0 and self.augment > 0:
+            extra, owners = self._augmented(works)
+            bank, grids, _ = self._build(feats, 0.0, seed, extra, owners)
+            self.info_["augmented"] = len(extra)
         self.weight_ = chosen
         self.bank_ = bank.astype(np.float16)
         self._bank32 = None
@@ -362,25 +381,54 @@ class PatchCoreDetector:
         self.offset_ = offset(total / len(maps)).astype(np.float16)
         return [m - offset((total - m) / (len(maps) - 1)) for m in maps]
 
-    def _build(self, feats: list[np.ndarray], weight: float, seed: int) -> tuple[np.ndarray, list[np.ndarray], float]:
+    def _augmented(self, works: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+        """Patch features of mirrored / turned copies of the training images (textures):
+        ``augment`` = 1 adds the left-right mirror, 3 also the up-down mirror and the half
+        turn, 7 every turn and mirror of a square image."""
+        ops = [lambda a: a[:, ::-1], lambda a: a[::-1], lambda a: a[::-1, ::-1],
+               lambda a: np.rot90(a, 1), lambda a: np.rot90(a, 3), lambda a: np.rot90(a, 1)[::-1],
+               lambda a: np.rot90(a, 1)[:, ::-1]]
+        count = min(self.augment, 7 if all(w.shape[0] == w.shape[1] for w in works) else 3)
+        copies, owners = [], []
+        for op in ops[:count]:
+            copies += [np.ascontiguousarray(op(w)) for w in works]
+            owners += list(range(len(works)))
+        return self.embed(copies), owners
+
+    def _build(self, feats: list[np.ndarray], weight: float, seed: int, extra: list[np.ndarray] | None = None,
+               extra_owner: list[int] | None = None) -> tuple[np.ndarray, list[np.ndarray], float]:
         """The coreset bank for one position weight; each image's leave-one-out grid (its
         patches against the bank members that came from the other images); and the share
-        of patches whose nearest neighbour lies within two grid cells of their own place."""
-        rows = [self._with_position(f, weight) for f in feats]
+        of patches whose nearest neighbour lies within two grid cells of their own place.
+        ``extra``: more feature grids for the bank (augmented copies), ``extra_owner`` the
+        training image each came from (left out with it)."""
+        every = feats + list(extra or [])
+        owners = list(range(len(feats))) + list(extra_owner or [])
+        rows = [self._with_position(f, weight) for f in every]
         flat = np.concatenate(rows)
-        owner = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
-        cells = np.concatenate([np.indices(f.shape[:2]).reshape(2, -1).T for f in feats])
+        owner = np.concatenate([np.full(len(r), o) for o, r in zip(owners, rows, strict=True)])
+        cells = np.concatenate([np.indices(f.shape[:2]).reshape(2, -1).T for f in every])
         count = max(1, int(round(self.coreset_ratio * len(flat))))
         picked = greedy_coreset(flat, count, seed)
         bank, bank_owner, bank_cells = flat[picked], owner[picked], cells[picked]
         grids, near = [], []
-        for i, (r, f) in enumerate(zip(rows, feats, strict=True)):
+        starts = np.cumsum([0] + [len(r) for r in rows])
+        for i, (r, f) in enumerate(zip(rows[: len(feats)], feats, strict=True)):
             others = bank_owner != i if (bank_owner != i).any() else np.ones(len(bank), bool)
-            dist, index = nearest(r, bank[others])
+            dist, index = nearest(r, bank[others], k=self.knn)
             grids.append(dist.reshape(f.shape[:2]))
-            own = cells[owner == i]
+            own = cells[starts[i] : starts[i + 1]]
             near.append(np.abs(bank_cells[others][index] - own).max(axis=1) <= 2)
         return bank, grids, float(np.concatenate(near).mean())
+
+    def image_score(self, score_map: np.ndarray) -> float:
+        """The image score of a map: its maximum, or (``score_top`` > 0) the mean of its
+        highest ``score_top`` share of pixels."""
+        if self.score_top <= 0:
+            return float(score_map.max())
+        flat = score_map.ravel()
+        count = max(1, int(round(self.score_top * flat.size)))
+        return float(np.partition(flat, flat.size - count)[flat.size - count :].mean())
 
     def anomaly_maps(self, works: list[np.ndarray]) -> list[np.ndarray]:
         """Smoothed pixel anomaly maps of working images."""
@@ -390,7 +438,7 @@ class PatchCoreDetector:
         for feats, work in zip(self.embed(works), works, strict=True):
             weight = self.weight_ if feats.shape[:2] == tuple(self.grid_) else 0.0
             bank = self._bank32 if weight == self.weight_ else self._bank32[:, : feats.shape[-1]]
-            grid = nearest_distance(self._with_position(feats, weight), bank).reshape(feats.shape[:2])
+            grid = nearest_distance(self._with_position(feats, weight), bank, k=self.knn).reshape(feats.shape[:2])
             score = grid_to_map(grid, work.shape[:2], self.sigma)
             if self.offset_ is not None and self.offset_.shape == score.shape:
                 score = score - self.offset_.astype(np.float32)
