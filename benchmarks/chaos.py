@@ -225,9 +225,10 @@ def after_kills(phase: Phase, window: float) -> None:
 
 
 def proxy_log_counts(env: dict[str, str]) -> dict[str, int]:
-    """What the proxies' replay middleware did (percept.retry), from Serve's proxy logs."""
+    """What the proxies' replay middleware did (percept.retry): its warnings, on the proxy
+    processes' stderr (Ray keeps each worker's as ``logs/worker-*.err``)."""
     counts = {"replayed": 0, "503 (not replayable or every attempt lost)": 0}
-    for log in Path(env["PERCEPT_CLUSTER_DIR"], "ray").glob("session_*/logs/serve/proxy_*.log"):
+    for log in Path(env["PERCEPT_CLUSTER_DIR"], "ray").glob("session_*/logs/worker-*.err"):
         text = log.read_text(errors="replace")
         counts["replayed"] += text.count("sending it again")
         counts["503 (not replayable or every attempt lost)"] += text.count("no replica answered; 503")
