@@ -89,7 +89,8 @@ class ReadingCore:
         """Errors and report from the aligner's acoustic evidence (:mod:`percept.reading.verdict`)."""
         return assess_reading(segments, reference, assessed, self.config.miscue_threshold, self.config.long_pause_s,
                               time_shift=self.config.word_time_shift_s,
-                              added_threshold=self.config.added_word_threshold)
+                              added_threshold=self.config.added_word_threshold,
+                              weights=self.config.evidence_weights or None)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

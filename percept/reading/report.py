@@ -331,7 +331,8 @@ def prepare_assessment(segments: list[dict[str, Any]], reference_text: str) -> A
 
 
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
-              threshold: float, added: float, shift: float) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
+              threshold: float, added: float, shift: float, weights: dict[str, float] | None = None,
+              words: list[str] | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
     """Changes whose evidence clears the threshold (``added`` for added words), by global
     reference index: one change
     of a word (``replace``/``delete``), the words inserted before it; and per reference word
@@ -342,11 +343,16 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
     for s, answer in enumerate(assessed):
         if not answer or s >= len(plan):
             continue
-        a, _b = plan[s]
+        a, b = plan[s]
         offset = float(segments[s].get("start", 0.0))
         for cand in answer.get("candidates", []):
             j = a + int(cand["ref"])
             llr = float(cand["llr"])
+            if weights is not None:
+                from percept.reading.verdict import evidence_features, evidence_score
+
+                llr = evidence_score(evidence_features(cand, answer.get("base", []), (words or [])[a:b]), weights)
+                cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
             timed = {k: round(max(offset, offset + float(cand[k]) + shift), 3)
                      for k in ("start", "end") if cand.get(k) is not None}
             item = {**cand, **timed, "ref": j, "segment": s}
@@ -365,7 +371,7 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
 def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    assessed: list[dict[str, Any] | None], threshold: float, long_pause_s: float = 1.0,
                    prepared: Assessment | None = None, time_shift: float = 0.0,
-                   added_threshold: float | None = None) -> dict[str, Any]:
+                   added_threshold: float | None = None, weights: dict[str, float] | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -381,7 +387,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     state = prepared or prepare_assessment(segments, reference_text)
     spoken, reference = state.spoken, state.reference
     added = threshold if added_threshold is None else added_threshold
-    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold, added, time_shift)
+    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold, added, time_shift, weights,
+                                             state.words)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Transcript positions per reference word (free alignment), for times and the errors.
     said_at: dict[int, int] = {}

@@ -29,9 +29,14 @@ class ReadingSettings(ServiceSettings):
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
     added_word_threshold: float = Field(
-        -6.0, ge=-50, le=50,
+        -8.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
+    evidence_weights: dict[str, float] | None = Field(
+        None,
+        description="optional evidence model (percept.reading.verdict.FEATURES -> weight): the thresholds then "
+                    "apply to its log-odds instead of the likelihood ratio; off by default (fitted on the "
+                    "tuning half it generalised worse across voices, see docs/reading.md)")
     word_time_shift_s: float = Field(
         -0.08, ge=-1, le=1,
         description="added to Whisper's forced word times, which lag the speech; measured on the tuning "

@@ -154,3 +154,45 @@ def confidence(llr: float | None, threshold: float) -> float | None:
     if llr is None:
         return None
     return round(1.0 / (1.0 + math.exp(-abs(llr - threshold))), 3)
+
+
+# -- one score per candidate reading: the evidence combined -----------------------------------
+
+# What the verdict of a candidate reading is made of (all from the aligner's answer):
+# its kind (replace is the base case), the log-likelihood ratio over the text without
+# context and with the page as context, the goodness of pronunciation (GOP) of the reference
+# word it touches — the forced log-probability of that word on its span, low when the audio
+# does not hold it — and of the word before it, and how far the candidate word sounds from
+# the reference word (1 for an added or skipped word).
+FEATURES = ("bias", "delete", "insert", "repeat", "llr_free", "llr_context", "gop", "gop_prev", "distance")
+
+
+def evidence_features(cand: dict[str, Any], base: list[dict[str, Any]], reference: list[str]) -> list[float]:
+    """The features of one candidate (``FEATURES``, in order). ``base``: the aligner's per
+    reference word scores of the segment; ``reference``: the segment's words as written;
+    ``cand["ref"]`` is relative to the segment."""
+    r = int(cand["ref"])
+    n = len(reference)
+    kind = str(cand["kind"])
+    repeat = kind == "insert" and cand.get("source") == "repeat"
+
+    def gop(k: int) -> float:
+        return float(base[k]["logprob"]) if 0 <= k < len(base) else 0.0
+
+    llr_free = float(cand.get("llr_free", cand.get("llr", 0.0)))
+    llr_context = float(cand.get("llr_context", llr_free))
+    here = min(r, n - 1) if n else 0
+    if kind == "replace" and r < n:
+        far = distance(normalise_word(reference[r]) or reference[r].lower(), str(cand["norm"]))
+    elif kind == "insert" and r < n and not repeat:
+        far = distance(normalise_word(reference[r]) or reference[r].lower(), str(cand["norm"]))
+    else:
+        far = 1.0
+    return [1.0, float(kind == "delete"), float(kind == "insert" and not repeat), float(repeat),
+            max(-30.0, llr_free), max(-30.0, llr_context), max(-20.0, gop(here)), max(-20.0, gop(here - 1)), far]
+
+
+def evidence_score(features: list[float], weights: dict[str, float]) -> float:
+    """The log-odds that the candidate is what the reader said: a linear model over
+    ``FEATURES`` (``benchmarks/reading_miscues.py --evidence fit`` fits one on the tuning half)."""
+    return round(sum(weights.get(name, 0.0) * value for name, value in zip(FEATURES, features, strict=True)), 3)

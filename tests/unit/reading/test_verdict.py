@@ -190,3 +190,35 @@ def test_real_speech_clean_and_misread() -> None:
             flagged = next(w for w in words if w["status"] != "correct")
             true_start = dict(events)[said.index("window")]
             assert abs(flagged["start"] - true_start) < 0.25
+
+
+def test_every_word_repetition_is_a_candidate() -> None:
+    from percept.reading.forced import repetition_hypotheses
+
+    reference = ["The", "cat", "sat", "down"]
+    found = {("insert", 2, "cat"): {}}  # a transcript already heard "cat cat"
+    hypotheses = repetition_hypotheses(reference, found)
+    assert [(h["ref"], h["word"], h["source"]) for h in hypotheses] == [
+        (1, "the", "repeat"), (3, "sat", "repeat"), (4, "down", "repeat")]
+    assert apply_change(reference, hypotheses[1])[0] == ["The", "cat", "sat", "sat", "down"]
+
+
+@needs_espeak
+def test_evidence_model_combines_likelihood_ratio_and_pronunciation() -> None:
+    from percept.reading.verdict import FEATURES, evidence_features, evidence_score
+
+    base = [{"logprob": -0.1}, {"logprob": -9.0}, {"logprob": -0.2}]
+    reference = ["The", "house", "stood"]
+    heard = {"kind": "replace", "ref": 1, "word": "horse", "norm": "horse", "llr_free": 2.0, "llr_context": -1.0}
+    features = dict(zip(FEATURES, evidence_features(heard, base, reference), strict=True))
+    assert features["gop"] == -9.0 and features["gop_prev"] == -0.1
+    assert features["llr_free"] == 2.0 and features["llr_context"] == -1.0
+    assert 0 < features["distance"] < 1 and features["delete"] == features["insert"] == 0
+    # Without a context score the free ratio stands in for it; a repetition is its own kind.
+    again = {"kind": "insert", "ref": 2, "word": "house", "norm": "house", "llr_free": -3.0, "source": "repeat"}
+    features = dict(zip(FEATURES, evidence_features(again, base, reference), strict=True))
+    assert (features["repeat"], features["insert"], features["llr_context"], features["gop"]) == (1.0, 0.0, -3.0, -0.2)
+    # A badly pronounced reference word is more evidence of a miscue, whatever the weights' scale.
+    weights = {"bias": -2.0, "llr_free": 0.3, "llr_context": 0.2, "gop": -0.4}
+    clear = evidence_score(evidence_features(heard, [{"logprob": -0.1}] * 3, reference), weights)
+    assert evidence_score(evidence_features(heard, base, reference), weights) > clear
