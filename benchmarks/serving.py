@@ -461,7 +461,9 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
     ray.init(include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", **app_env}})
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=serve_config().get("logging_config"))
+    # serve_config.yaml's controller options (its loop period) apply, as under `serve run`.
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=serve_config().get("logging_config"),
+                controller_options=serve_config().get("controller_options"))
     info: dict[str, Any] = {}
     try:
         started = time.perf_counter()
@@ -625,10 +627,30 @@ def idle_part(opts: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"the application did not become ready; see {tmp / 'serve.log'}")
         time.sleep(settle)
         out["app"] = footprint(app.pid, window)
+        out["cold"] = cold_start(f"http://127.0.0.1:{port}")
     finally:
         stop(app)
         log.close()
     return out
+
+
+def cold_start(url: str) -> dict[str, Any]:
+    """The tagger's detector (scaled to zero in serve_config.yaml) woken by a request: the
+    client's wait for the answer, and the startup /platform/health shows afterwards."""
+    import httpx
+
+    name = "tagger_detector"
+    before = httpx.get(f"{url}/platform/health", timeout=30).json()["deployments"].get(name, {})
+    if not before.get("scaled_to_zero"):
+        return {"skipped": f"{name} is not scaled to zero ({before.get('message')})"}
+    doc = {"id": "cold", "source": {"content": base64.b64encode(test_jpeg()).decode(), "file_type": "jpg",
+                                    "file_name": "cat.jpg"}}
+    started = time.perf_counter()
+    answer = httpx.post(f"{url}/process", json={"documents": [doc], "prompt": "<OD>"}, timeout=300)
+    waited = time.perf_counter() - started
+    after = httpx.get(f"{url}/platform/health", timeout=30).json()["deployments"].get(name, {})
+    return {"deployment": name, "status": answer.status_code, "client_s": waited,
+            "startup_s": after.get("startup_s"), "message": after.get("message")}
 
 
 # ---------------------------------------------------------------- report
@@ -651,6 +673,7 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
 
     if samples is not None:
         s = samples
+        print(f"GET /test costs {s.p50('test') - s.p50('healthz'):.2f} ms (p50) more than the proxy's own /-/healthz")
         row("GET /test, c=1 (p50; req/s)", f"{s.p50('test'):.2f} ms {s.rate('test'):6.0f}/s",
             f"/-/healthz {s.p50('healthz'):.2f} ms {s.rate('healthz'):5.0f}/s",
             s.p50("test") / s.p50("healthz"), f"<= {GOAL_TEST_P50_MS:g} ms", s.p50("test") <= GOAL_TEST_P50_MS)
@@ -689,6 +712,15 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
         row("whole app idle: memory (PSS; RSS)", f"{app.pss_gib:.2f} GiB ({app.rss_gib:.2f})",
             f"bare Ray head {bare.pss_gib:.2f} GiB ({bare.rss_gib:.2f})", app.pss_gib / max(bare.pss_gib, 1e-3),
             f"<= {GOAL_IDLE_GIB:g} GiB", app.pss_gib <= GOAL_IDLE_GIB)
+        scaled = sorted(n for n, st in deployments.items() if st.get("scaled_to_zero"))
+        print(f"scaled to zero while idle ({len(scaled)}): {', '.join(scaled) or 'none'}")
+        cold = idle.get("cold", {})
+        if "client_s" in cold:
+            print(f"cold start of {cold['deployment']} (scaled to zero): first request answered "
+                  f"{cold['status']} after {cold['client_s']:.1f} s; /platform/health shows startup_s "
+                  f"{cold['startup_s']} ({cold['message']})")
+        else:
+            print(f"cold start: {cold.get('skipped', 'not measured')}")
         print(f"whole app (serve run serve_config.yaml) ready in {idle.get('ready_s', float('nan')):.0f} s; "
               "idle by process (cores, PSS GiB):")
         for label, (cores, gib) in sorted(app.by_process.items(), key=lambda kv: -kv[1][1]):
