@@ -137,8 +137,10 @@ class Load:
                                 outcome, reason = "finished", ""
                                 break
                             if body.get("status") == "failed" or status.status_code >= 500:
-                                result = client.get("/v1/task/result", params={"task_id": task_id}, headers=headers)
-                                reason = f"{status.status_code} {body.get('status')}: {result.text[:100]}"
+                                # the platform's view of the task carries its recorded error
+                                record = client.get(f"/platform/tasks/{task_id}", headers=headers)
+                                error = record.json().get("error") if record.status_code == 200 else record.text
+                                reason = f"{status.status_code} {body.get('status')}: {str(error)[:100]}"
                                 break
                             time.sleep(0.3)
                 except httpx.HTTPError as exc:

@@ -167,7 +167,8 @@ class ReplicaLossMiddleware:
 
         for attempt in range(self.attempts):
             try:
-                await self.app(scope, replayer(list(buffered)), tracked_send)
+                # a copy per attempt: the proxy appends a route prefix to root_path in place
+                await self.app(dict(scope), replayer(list(buffered)), tracked_send)
             except Exception:
                 if started:
                     raise
