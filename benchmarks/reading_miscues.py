@@ -53,8 +53,9 @@ from percept.storage import BlobStore  # noqa: E402
 from tests.synthetic.reading import KINDS, SuiteReading, plan_suite, render, wav_bytes  # noqa: E402
 
 GRID = [float(t) for t in range(-10, 13)]
+FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
-ASSESS_VERSION = b"assess-2"  # bump when the aligner's answers change  # thresholds tried on the tuning part (nats)
+ASSESS_VERSION = b"assess-3"  # bump when the aligner's answers change  # thresholds tried on the tuning part (nats)
 
 
 def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -306,7 +307,7 @@ def main() -> None:  # noqa: C901 - one linear script
     prepared: dict[str, Any] = {}
 
     def evaluate(part: str, threshold: float, added: float, shift: float = 0.0,
-                 detail: bool = False) -> tuple[Tally, Tally, dict[str, Any]]:
+                 detail: bool = False, false_start: float | None = None) -> tuple[Tally, Tally, dict[str, Any]]:
         ours, base = Tally(), Tally()
         groups: dict[str, dict[str, Tally]] = {"voice": defaultdict(Tally), "voice_base": defaultdict(Tally),
                                                 "condition": defaultdict(Tally), "condition_base": defaultdict(Tally)}
@@ -319,7 +320,8 @@ def main() -> None:  # noqa: C901 - one linear script
             if reading.name not in prepared:
                 prepared[reading.name] = prepare_assessment(segs, reading.reference)
             out = assess_reading(segs, reading.reference, res["assessed"], threshold, config.long_pause_s,
-                                 prepared[reading.name], time_shift=shift, added_threshold=added, weights=weights)
+                                 prepared[reading.name], time_shift=shift, added_threshold=added, weights=weights,
+                                 false_start_logprob=false_start)
             n_ref = len(tokenize(reading.reference))
             flags = report_flags(out["report"], n_ref, config.long_pause_s)
             baseline = diff_flags(segs, reading.reference)
@@ -382,15 +384,26 @@ def main() -> None:  # noqa: C901 - one linear script
     print(f"  chosen: miscue_threshold {chosen:+.1f}, added_word_threshold {added:+.1f} "
           f"(settings defaults {config.miscue_threshold:+.1f}, {config.added_word_threshold:+.1f})")
 
+    # A repetition whose first copy the audio holds poorly was a false start: the level is
+    # chosen on the tuning part (best repetition + self-correction F1; these kinds only).
+    kinds_f1 = []
+    for level in FALSE_START_GRID:
+        ours, _, _ = evaluate("tune", chosen, added, false_start=level)
+        kinds_f1.append((prf(*ours.kind["repetition"])[2] + prf(*ours.kind["self_correction"])[2], level))
+    false_start = max(kinds_f1, key=lambda x: (round(x[0], 4), x[1] is None, -(x[1] or 0)))[1]
+    print("  false_start_logprob (repetition F1 + self-correction F1): " + ", ".join(
+        f"{lvl}: {f:.3f}" for f, lvl in kinds_f1) + f"; chosen {false_start} "
+        f"(settings default {config.false_start_logprob})")
+
     # The time shift of Whisper's forced word times, measured on the tuning part.
-    _, _, tuned = evaluate("tune", chosen, added, detail=True)
+    _, _, tuned = evaluate("tune", chosen, added, detail=True, false_start=false_start)
     lags = list(tuned["signed"])
     shift = -round(statistics.median(lags), 2) if lags else 0.0
     print(f"  word times lag the speech by a median {-shift * 1000:.0f} ms on the tuning part: "
           f"word_time_shift_s {shift:+.2f} (settings default {config.word_time_shift_s:+.2f})")
 
     for part in [p for p in ("tune", "heldout") if p in parts]:
-        ours, base, extra = evaluate(part, chosen, added, shift, detail=True)
+        ours, base, extra = evaluate(part, chosen, added, shift, detail=True, false_start=false_start)
         label = "TUNING part (the threshold was chosen here)" if part == "tune" else "HELD-OUT part"
         n = sum(1 for r, _ in results if r.part == part)
         print(f"\n######## {label}: {n} readings ########")

@@ -90,7 +90,8 @@ class ReadingCore:
         return assess_reading(segments, reference, assessed, self.config.miscue_threshold, self.config.long_pause_s,
                               time_shift=self.config.word_time_shift_s,
                               added_threshold=self.config.added_word_threshold,
-                              weights=self.config.evidence_weights or None)
+                              weights=self.config.evidence_weights or None,
+                              false_start_logprob=self.config.false_start_logprob)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

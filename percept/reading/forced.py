@@ -213,6 +213,10 @@ class ForcedAligner:
             at = apply_change(reference, cand)[1]
             if at is not None and at < len(scored["words"]):
                 cand["start"], cand["end"] = scored["words"][at]["start"], scored["words"][at]["end"]
+                # How well the audio holds the changed word and its neighbours in this reading
+                # (an added copy of a word that the audio does not hold is a false start).
+                cand["logprobs"] = [scored["words"][k]["logprob"] if 0 <= k < len(scored["words"]) else None
+                                    for k in (at - 1, at, at + 1)]
         hopeful = [c for c in candidates if c["llr_free"] > CONTEXT_FLOOR]
         if prime and hopeful:
             primed = self.score(prepared, [reference] + [apply_change(reference, c)[0] for c in hopeful], prompt)

@@ -365,20 +365,31 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                     inserts[j].append(item)
             elif j not in change_at or llr > float(change_at[j]["llr"]):
                 change_at[j] = item
+    # One word read differently is one miscue: a replaced word and an added word before it
+    # both accepted are two explanations of the same stretch of audio; the clearer one stays.
+    for j in [j for j in change_at if change_at[j]["kind"] == "replace" and inserts.get(j)]:
+        margin = float(change_at[j]["llr"]) - threshold
+        extra = max(float(c["llr"]) for c in inserts[j]) - added
+        if extra > margin:
+            rejected[j] = max(rejected.get(j, -1e9), float(change_at.pop(j)["llr"]))
+        else:
+            del inserts[j]
     return change_at, inserts, rejected
 
 
 def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    assessed: list[dict[str, Any] | None], threshold: float, long_pause_s: float = 1.0,
                    prepared: Assessment | None = None, time_shift: float = 0.0,
-                   added_threshold: float | None = None, weights: dict[str, float] | None = None) -> dict[str, Any]:
+                   added_threshold: float | None = None, weights: dict[str, float] | None = None,
+                   false_start_logprob: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
     :meth:`percept.reading.forced.ForcedAligner.assess`; times relative to the segment), or
     ``None`` where it is missing (those words keep the transcript's alignment).
     ``threshold`` applies to replaced and skipped words, ``added_threshold`` (default: the
-    same) to added ones (insertions, repetitions, false starts). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
+    same) to added ones (insertions, repetitions, false starts); ``false_start_logprob`` tells a
+    false start that sounds like the word from a repetition (see :func:`_repetitions`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
     from percept.reading.phonetic import distance
@@ -416,7 +427,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
             entries.append({"index": None, "at_index": j, "word": "", "status": "insertion", "spoken": extra["word"],
                             "start": extra.get("start"), "end": extra.get("end"), "segment": extra["segment"],
                             "probability": None, "method": ACOUSTIC, "evidence": extra["llr"],
-                            "confidence": confidence(extra["llr"], added)})
+                            "confidence": confidence(extra["llr"], added), "_logprobs": extra.get("logprobs")})
         timed = base.get(j)
         i = said_at.get(j)
         free = spoken[i] if i is not None else None
@@ -455,8 +466,9 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
         entries.append({"index": None, "at_index": len(reference), "word": "", "status": "insertion",
                         "spoken": extra["word"], "start": extra.get("start"), "end": extra.get("end"),
                         "segment": extra["segment"], "probability": None, "method": ACOUSTIC,
-                        "evidence": extra["llr"], "confidence": confidence(extra["llr"], added)})
-    _repetitions(entries)
+                        "evidence": extra["llr"], "confidence": confidence(extra["llr"], added),
+                        "_logprobs": extra.get("logprobs")})
+    _repetitions(entries, false_start_logprob)
     pauses = _pauses(segments, assessed, entries, long_pause_s)
     errors = _errors(entries, segments, spoken, said_at, reference)
     summary = summarise(entries, spoken, long_pause_s)
@@ -468,9 +480,13 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 
 
-def _repetitions(entries: list[dict[str, Any]]) -> None:
+def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | None = None) -> None:
     """An inserted word that repeats the word before or after it is a repetition of that
-    word; one that sounds like a false start of the next word, a self-correction of it."""
+    word; one that sounds like a false start of the next word, a self-correction of it.
+
+    A repetition whose first copy the audio holds poorly (its forced log-probability in the
+    repeated reading below ``false_start_logprob``) was a false start that sounds like the
+    word (a confusable word, then the right one): a self-correction."""
     from percept.reading.phonetic import distance
 
     k = 0
@@ -483,11 +499,16 @@ def _repetitions(entries: list[dict[str, Any]]) -> None:
         nxt = next((e for e in entries[k + 1:] if e["index"] is not None), None)
         prev = next((e for e in reversed(entries[:k]) if e["index"] is not None), None)
         target, status = None, None
+        logprobs = entry.get("_logprobs") or [None, None, None]
+        first_copy: float | None = None
         if nxt is not None and nxt["status"] == "correct" and said == nxt["word"]:
-            target, status = nxt, "repetition"
+            target, status, first_copy = nxt, "repetition", logprobs[1]
         elif prev is not None and prev["status"] == "correct" and said == prev["word"]:
-            target, status = prev, "repetition"
-        elif nxt is not None and nxt["status"] == "correct" and (
+            target, status, first_copy = prev, "repetition", logprobs[0]
+        if status == "repetition" and false_start_logprob is not None and first_copy is not None \
+                and float(first_copy) < false_start_logprob:
+            status = "self_correction"
+        if status is None and nxt is not None and nxt["status"] == "correct" and (
                 nxt["word"].startswith(said) or distance(said, nxt["word"]) <= SELF_CORRECTION_DISTANCE):
             target, status = nxt, "self_correction"
         if target is None:
@@ -504,6 +525,8 @@ def _repetitions(entries: list[dict[str, Any]]) -> None:
         if second.get("end") is not None:
             target["end"] = second["end"]
         del entries[k]
+    for entry in entries:
+        entry.pop("_logprobs", None)
 
 
 def _errors(entries: list[dict[str, Any]], segments: list[dict[str, Any]], spoken: list[SpokenWord],

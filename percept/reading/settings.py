@@ -32,6 +32,10 @@ class ReadingSettings(ServiceSettings):
         -8.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
+    false_start_logprob: float | None = Field(
+        None, ge=-50, le=0,
+        description="a repetition whose first copy the audio holds below this forced log-probability was a "
+                    "false start (self-correction); chosen on the tuning half of benchmarks/reading_miscues.py")
     evidence_weights: dict[str, float] | None = Field(
         None,
         description="optional evidence model (percept.reading.verdict.FEATURES -> weight): the thresholds then "

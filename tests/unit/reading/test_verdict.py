@@ -222,3 +222,20 @@ def test_evidence_model_combines_likelihood_ratio_and_pronunciation() -> None:
     weights = {"bias": -2.0, "llr_free": 0.3, "llr_context": 0.2, "gop": -0.4}
     clear = evidence_score(evidence_features(heard, [{"logprob": -0.1}] * 3, reference), weights)
     assert evidence_score(evidence_features(heard, base, reference), weights) > clear
+
+
+@needs_espeak
+def test_a_repetition_whose_first_copy_the_audio_does_not_hold_is_a_false_start() -> None:
+    reading = [segment("my cat cat likes the house".split())]
+    reference = "My cat likes the house"
+    repeated = {"kind": "insert", "ref": 1, "word": "cat", "norm": "cat", "llr": 4.0, "start": 0.5, "end": 0.8}
+    for first_copy, expect in ((-0.4, "repetition"), (-7.5, "self_correction")):
+        cand = {**repeated, "logprobs": [-0.2, first_copy, -0.3]}
+        result = assess_reading(reading, reference, [answer(5, [cand])], threshold=1.0, false_start_logprob=-3.0)
+        words = result["report"]["words"]
+        assert [w["status"] for w in words][1] == expect
+        assert all("_logprobs" not in w for w in words)
+    # Without the setting, the copy is a repetition whatever its score.
+    cand = {**repeated, "logprobs": [-0.2, -7.5, -0.3]}
+    words = assess_reading(reading, reference, [answer(5, [cand])], threshold=1.0)["report"]["words"]
+    assert words[1]["status"] == "repetition"
