@@ -91,8 +91,10 @@ def retry_idempotent(group: Any) -> Any:
 # node's environment by ``cluster/local.sh`` and the RayService manifest) and wraps it:
 #
 # * a request that is safe to send twice (:func:`replayable`) and whose body fits
-#   ``PERCEPT_PROXY_REPLAY_MAX_MB`` is buffered and sent again when no response started: the
-#   router has dropped the dead replica, so the retry lands on a live one (or waits for one);
+#   ``PERCEPT_PROXY_REPLAY_MAX_MB`` is buffered and sent again when no response started (up to
+#   4 attempts, 0.1, 0.5 and 1 s apart): the router skips a replica it cannot reach (over
+#   Serve's gRPC transport a dead one is "unavailable" until the controller drops it, within
+#   a control-loop tick or two), so a later attempt lands on a live one;
 # * anything else, or a request that lost its replica on every attempt, gets a 503 with
 #   ``Retry-After`` (the client may retry), never a 500.
 #
@@ -124,7 +126,7 @@ def replayable(method: str, path: str, headers: list[tuple[bytes, bytes]] | None
 class ReplicaLossMiddleware:
     """Replays a safe request whose replica died before answering; otherwise answers 503."""
 
-    def __init__(self, app: Any, attempts: int = 3, backoff_s: tuple[float, ...] = (0.1, 0.5),
+    def __init__(self, app: Any, attempts: int = 4, backoff_s: tuple[float, ...] = (0.1, 0.5, 1.0),
                  replay_max_bytes: int = 16 * 2**20, retry_after_s: int = 1) -> None:
         self.app = app
         self.attempts = max(1, attempts)
