@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -52,10 +53,18 @@ from percept.reading.workflow import assemble_segment  # noqa: E402
 from percept.storage import BlobStore  # noqa: E402
 from tests.synthetic.reading import KINDS, SuiteReading, plan_suite, render, wav_bytes  # noqa: E402
 
-GRID = [float(t) for t in range(-10, 13)]
+GRID = [float(t) for t in range(-10, 13)]  # thresholds tried on the tuning part (nats)
 FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
-ASSESS_VERSION = b"assess-3"  # bump when the aligner's answers change  # thresholds tried on the tuning part (nats)
+ASSESS_VERSION = b"assess-3"  # bump when the aligner's answers change
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of its finished children (ffmpeg)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -145,6 +154,7 @@ class Pipeline:
         started = time.perf_counter()
         FasterWhisperPlugin.load()
         self.aligner = ForcedAligner()
+        self.aligner.context_pad_s = config.aligner_context_pad_s
         self.load_s = time.perf_counter() - started
 
     def run(self, reading: SuiteReading, fresh: bool) -> dict[str, Any]:
@@ -153,13 +163,15 @@ class Pipeline:
         audio = wav_bytes(reading)
         asr_key = hashlib.sha1(audio + self.plugin.size.encode() + b"v8").hexdigest()[:20]
         asr_path = self.cache / f"{reading.name}-{asr_key}.json"
-        key = hashlib.sha1(audio + self.plugin.size.encode() + ASSESS_VERSION).hexdigest()[:20]
+        pad = self.aligner.context_pad_s
+        version = ASSESS_VERSION + (f"-pad{pad}".encode() if pad is not None else b"")
+        key = hashlib.sha1(audio + self.plugin.size.encode() + version).hexdigest()[:20]
         path = self.cache / f"{reading.name}-{key}-assess.json"
         if path.exists() and asr_path.exists() and not fresh:
             cached: dict[str, Any] = json.loads(asr_path.read_text())
             cached.update(json.loads(path.read_text()))
             return cached
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         blob = f"reading/bench/audio/{reading.name}.mp3"
         self.core.convert_audio(audio, blob)
         pieces = self.core.split(blob, "bench")
@@ -188,7 +200,8 @@ class Pipeline:
         t_assess = time.perf_counter() - t1
         split_s = float(asr.get("split_seconds", t_split))
         scored = {"assessed": assessed, "assess_seconds": t_assess,
-                  "seconds": split_s + float(asr["asr_seconds"]) + t_assess}
+                  "seconds": split_s + float(asr["asr_seconds"]) + t_assess,
+                  "cpu_seconds": cpu_seconds() - c0 if fresh else None}
         path.write_text(json.dumps(scored))
         return {**asr, **scored}
 
@@ -442,6 +455,10 @@ def main() -> None:  # noqa: C901 - one linear script
     print("\n== End-to-end speed (convert, split, ASR, candidate scoring, verdicts; this machine) ==")
     print(f"  {audio:.1f} s of speech in {work:.1f} s: real-time factor {work / max(audio, 1e-9):.3f} "
           f"(ASR alone {asr / max(audio, 1e-9):.3f}){'' if opts.fresh else ' [from the runs that filled the cache]'}")
+    cpu = [res.get("cpu_seconds") for _, res in results]
+    if all(c is not None for c in cpu):
+        print(f"  CPU time (all threads, ffmpeg included): {sum(cpu):.1f} s, {sum(cpu) / max(audio, 1e-9):.3f} CPU-s "
+              f"per second of speech; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
     def __init__(self, args: AppArgs) -> None:
         super().__init__(args)
         self.blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
-        self.load(lambda: ForcedAligner(self.models_path))
+        settings = READING.load_settings(args)
+        self.load(lambda: ForcedAligner(self.models_path, context_pad_s=settings.aligner_context_pad_s))
 
     def _align(self, key: str, words: list[str]) -> list[dict[str, Any]]:
         with self.blobs.local_path(key) as path:

@@ -54,7 +54,8 @@ def find_whisper_model(models_path: str | Path | None = None) -> tuple[str, str]
 class ForcedAligner:
     """Scores given words against a recording (at most 30 s) with a Whisper model."""
 
-    def __init__(self, models_path: str | Path | None = None, device: str | None = None, threads: int = 2) -> None:
+    def __init__(self, models_path: str | Path | None = None, device: str | None = None, threads: int = 2,
+                 context_pad_s: float | None = None) -> None:
         from faster_whisper import WhisperModel
 
         from percept.models.weights import pick_device
@@ -66,6 +67,9 @@ class ForcedAligner:
         # Both transcripts usually collapse a repeated word into one: every word's repetition
         # is tested against the audio (one more forced scoring per word).
         self.repetitions = True
+        # The encoder sees the recording plus this much silence (seconds) instead of Whisper's
+        # whole 30 s window (None): the encoder and every forced scoring cost in proportion.
+        self.context_pad_s = context_pad_s
 
     def align(self, filename: str, words: list[str]) -> list[dict[str, Any]]:
         """Per given word: ``{word, start, end, probability}`` (seconds from the file start).
@@ -106,7 +110,12 @@ class ForcedAligner:
         audio = decode_audio(source, sampling_rate=16000) if isinstance(source, str) else source
         features = self.model.feature_extractor(audio)
         frames = min(int(features.shape[-1]), 3000)
-        encoded = self.model.encode(np.expand_dims(pad_or_trim(features), 0))
+        if self.context_pad_s is None:
+            window = 3000
+        else:  # the recording and a short silence, not Whisper's whole 30 s window
+            window = min(3000, frames + int(self.context_pad_s * 100))
+            window += window % 2
+        encoded = self.model.encode(np.expand_dims(pad_or_trim(features, window), 0))
         return {"encoded": encoded, "frames": frames, "audio": audio}
 
     def _tokenizer(self) -> Any:

@@ -32,6 +32,10 @@ class ReadingSettings(ServiceSettings):
         -8.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
+    aligner_context_pad_s: float | None = Field(
+        None, ge=0, le=30,
+        description="the aligner's encoder sees each segment plus this much silence instead of Whisper's whole "
+                    "30 s window (null): encoding and every forced scoring cost in proportion")
     false_start_logprob: float | None = Field(
         None, ge=-50, le=0,
         description="a repetition whose first copy the audio holds below this forced log-probability was a "
