@@ -104,3 +104,35 @@ def test_state_survives_an_application_restart(percept_app: AppUnderTest, tmp_pa
         fresh = client.post("/v1/auth/token", data={"username": "ann", "password": "pw"})
         assert fresh.status_code == 200
     serve.delete("restart-check")
+
+
+def test_scale_to_zero_and_cold_start_on_health(percept_app: AppUnderTest, tmp_path: Path) -> None:
+    """A deployment with ``min_replicas: 0`` starts with no replica, /platform/health says so
+    without waking it, its first request starts one, and health then shows its cold start."""
+    from ray import serve
+
+    from deployments.app import build_app
+
+    args = app_args(tmp_path, services=["tagger"])
+    detector = dict(args["deployments"]["tagger_detector"])
+    detector["autoscaling_config"] = {**detector.get("autoscaling_config", {}), "min_replicas": 0}
+    args["deployments"] = {**args["deployments"], "tagger_detector": detector}
+    prefix = "/zero"
+    serve.run(build_app(args), name="zero-check", route_prefix=prefix)
+    try:
+        with httpx.Client(base_url=percept_app.url + prefix, timeout=120) as client:
+            zero = client.get("/platform/health").json()["deployments"]["tagger_detector"]
+            assert zero["scaled_to_zero"] is True and zero["replicas"] == 0 and zero["available"] is True
+            assert client.get("/platform/health").json()["deployments"]["tagger_detector"]["replicas"] == 0
+
+            started = time.monotonic()
+            doc = {"id": "d", "source": {"content": "aGVsbG8=", "file_type": "png", "file_name": "x.png"}}
+            answer = client.post("/process", json={"documents": [doc], "prompt": "<OD>"})
+            cold_s = time.monotonic() - started
+            assert answer.status_code == 503  # no detector weights here: the replica started and said so
+
+            woken = client.get("/platform/health").json()["deployments"]["tagger_detector"]
+            assert not woken.get("scaled_to_zero") and 0 < woken["startup_s"] <= cold_s + 1, (woken, cold_s)
+            assert woken["message"].startswith("unavailable: weights for ")
+    finally:
+        serve.delete("zero-check")
