@@ -126,8 +126,13 @@ def labelled_defects(name: str, seed: int, count: int) -> list[np.ndarray]:
     return [synthetic.add_defect(synthetic.good_image(name, rng), f, rng)[0] for f in families]
 
 
+# PatchCore parameter overrides ``[(id, value), ...]`` (``--patchcore-params``): to measure another
+# setting, e.g. the previous defaults, with the same script.
+OVERRIDES: dict[str, list[tuple[int, str]]] = {}
+
+
 def run(algorithm: Algorithm, train: list[np.ndarray], tests: list[Sample], defects: list[np.ndarray] | None = None) -> Outcome:
-    params = algorithm.resolve(None)
+    params = algorithm.resolve(OVERRIDES.get(algorithm.algorithm_id))
     out = Outcome()
     started = time.perf_counter()
     model = engine.train(algorithm, params, train, defects=defects or ())
@@ -259,6 +264,8 @@ def main() -> None:
     parser.add_argument("--json", default="", help="also write the figures here")
     parser.add_argument("--labelled", type=int, default=0,
                         help="also run PatchCore with this many labelled defect images per category (threshold only)")
+    parser.add_argument("--patchcore-params", default="",
+                        help="PatchCore overrides 'id:value;id:value' (e.g. the previous defaults: '413:0.1;424:0;426:0')")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1, as in a Serve replica; more threads on a shared machine thrash)")
     ns = parser.parse_args()
@@ -269,6 +276,8 @@ def main() -> None:
     categories = [c for c in ns.categories.split(",") if c] or list(split)
     algorithms = [KNN if a == KNN.algorithm_id else ALGORITHMS[a] for a in ns.algorithms.split(",") if a]
     seeds = [int(s) for s in ns.seeds.split(",") if s.strip()] or [ns.seed]
+    if ns.patchcore_params:
+        OVERRIDES["patchcore"] = [(int(k), v) for k, v in (p.split(":", 1) for p in ns.patchcore_params.split(";") if p)]
     engine.default_backbone()  # load once, outside the timings
 
     summaries = [run_seed(ns, seed, categories, algorithms) for seed in seeds]

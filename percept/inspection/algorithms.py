@@ -358,7 +358,8 @@ ALGORITHMS: dict[str, Algorithm] = {
              ParamSpec(422, "neighbourhood", "int", "3", 1, 9),
              ParamSpec(423, "neighbours", "int", "1", 1, 16),
              ParamSpec(424, "score_top", "float", "0.0", 0.0, 0.5),
-             ParamSpec(425, "augment", "int", "0", 0, 7)),
+             ParamSpec(425, "augment", "int", "0", 0, 7),
+             ParamSpec(426, "image_relative", "float", "0.0", 0.0, 1.0)),
         ),
         Algorithm(
             "hacarus-dictionary-learning", DictionaryDetector.name, DictionaryDetector,

@@ -256,8 +256,10 @@ def predict_many(
     for image, (_, scale), raw in zip(images, prepared, raws, strict=True):
         norm = (raw - model.median) / (model.threshold - model.median)
         score = image_score(detector, norm)
+        # NG needs the image score over the level and a defect region; with PatchCore's
+        # top-share score a single hot pixel over the level is not yet a defect
         boxes = find_boxes(norm, level, min_area, scale, image.shape[:2], grow=min(grow, level), merge=merge,
-                           relative=relative) if score > level or score == float(norm.max()) else []
+                           relative=relative) if score > level else []
         out.append(Prediction(good=not boxes, score=score, boxes=boxes, norm_map=norm, level=level))
     return out
 

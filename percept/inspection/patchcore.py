@@ -185,16 +185,20 @@ def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048, k: int = 1
     b_sq = (b * b).sum(dim=1)
     out = torch.empty(len(q))
     index = torch.empty(len(q), dtype=torch.int64)
+    bt = b.T.contiguous()
     for start in range(0, len(q), chunk):
         part = q[start : start + chunk]
-        d2 = (part * part).sum(dim=1, keepdim=True) + b_sq[None, :] - 2.0 * part @ b.T
+        # |q|² is the same along a row: add it after the minimum (one pass less over the matrix)
+        d2 = torch.addmm(b_sq[None, :], part, bt, alpha=-2.0)
+        q_sq = (part * part).sum(dim=1)
         if k > 1 and len(b) > 1:
             best = torch.topk(d2, min(k, len(b)), dim=1, largest=False)
-            out[start : start + chunk] = best.values.clamp_min(0.0).sqrt().mean(dim=1) ** 2
+            dist = (best.values + q_sq[:, None]).clamp_min(0.0).sqrt().mean(dim=1)
+            out[start : start + chunk] = dist * dist
             index[start : start + chunk] = best.indices[:, 0]
         else:
             best = d2.min(dim=1)
-            out[start : start + chunk] = best.values
+            out[start : start + chunk] = best.values + q_sq
             index[start : start + chunk] = best.indices
     return np.sqrt(np.maximum(out.numpy(), 0.0)).astype(np.float32), index.numpy()
 
@@ -229,6 +233,7 @@ class PatchCoreDetector:
         self.knn = int(params.get("neighbours", 1))
         self.score_top = float(params.get("score_top", 0.0))
         self.augment = int(params.get("augment", 0))
+        self.relative = float(params.get("image_relative", 0.0))
         self.backbone_name = ""
         self.level_scale_: np.ndarray = np.ones(len(self.blocks), np.float32)
         self.bank_: np.ndarray = np.zeros((0, 0), np.float16)
@@ -416,10 +421,16 @@ class PatchCoreDetector:
         for i, (r, f) in enumerate(zip(rows[: len(feats)], feats, strict=True)):
             others = bank_owner != i if (bank_owner != i).any() else np.ones(len(bank), bool)
             dist, index = nearest(r, bank[others], k=self.knn)
-            grids.append(dist.reshape(f.shape[:2]))
+            grids.append(self._relative(dist.reshape(f.shape[:2])))
             own = cells[starts[i] : starts[i + 1]]
             near.append(np.abs(bank_cells[others][index] - own).max(axis=1) <= 2)
         return bank, grids, float(np.concatenate(near).mean())
+
+    def _relative(self, grid: np.ndarray) -> np.ndarray:
+        """Patch distances less ``image_relative`` × the image's own median patch distance."""
+        if self.relative <= 0:
+            return grid
+        return grid - np.float32(self.relative * float(np.median(grid)))
 
     def image_score(self, score_map: np.ndarray) -> float:
         """The image score of a map: its maximum, or (``score_top`` > 0) the mean of its
@@ -438,7 +449,7 @@ class PatchCoreDetector:
         for feats, work in zip(self.embed(works), works, strict=True):
             weight = self.weight_ if feats.shape[:2] == tuple(self.grid_) else 0.0
             bank = self._bank32 if weight == self.weight_ else self._bank32[:, : feats.shape[-1]]
-            grid = nearest_distance(self._with_position(feats, weight), bank, k=self.knn).reshape(feats.shape[:2])
+            grid = self._relative(nearest_distance(self._with_position(feats, weight), bank, k=self.knn).reshape(feats.shape[:2]))
             score = grid_to_map(grid, work.shape[:2], self.sigma)
             if self.offset_ is not None and self.offset_.shape == score.shape:
                 score = score - self.offset_.astype(np.float32)

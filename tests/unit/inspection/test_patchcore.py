@@ -190,3 +190,23 @@ def test_single_image_requests_share_forward_passes() -> None:
     assert [m.shape for m in out[2]] == [(1, 40, 8, 8), (1, 112, 4, 4)]
     np.testing.assert_allclose(out[2][0], alone[0], atol=1e-4)
     assert out[1][0].shape == (1, 40, 12, 12)
+
+
+def test_image_score_is_the_max_or_the_mean_of_the_hottest_share() -> None:
+    score_map = np.zeros((100, 100), np.float32)
+    score_map[0, :10] = 10.0  # ten hot pixels: 0.1 % of the map
+    score_map[50, 50] = 20.0  # one hotter pixel
+    spec = ALGORITHMS["patchcore"]
+    assert PatchCoreDetector(spec.resolve([(424, "0")])).image_score(score_map) == 20.0
+    # the mean of the hottest 0.2 % (20 pixels): one at 20, ten at 10, nine at 0 → 120 / 20
+    assert PatchCoreDetector(spec.resolve([(424, "0.002")])).image_score(score_map) == pytest.approx(6.0)
+
+
+def test_image_relative_scores_ignore_what_shifts_every_patch() -> None:
+    """A blurred or differently lit good image moves every patch's distance; scoring each
+    patch against the image's own median distance leaves only what stands out locally."""
+    grid = np.random.default_rng(8).random((32, 32)).astype(np.float32)
+    detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(426, "1")]))
+    np.testing.assert_allclose(detector._relative(grid + 3.0), detector._relative(grid), atol=1e-5)
+    plain = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(426, "0")]))
+    np.testing.assert_array_equal(plain._relative(grid), grid)
