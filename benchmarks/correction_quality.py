@@ -271,8 +271,9 @@ def tuning_table(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             rows = run_local(items, Featurizer("pixels"))
             labels = np.array([classes.index(data.given_class[r["uuid"]]) for r in rows])
             feats = np.stack([r["features"] for r in rows])
-            probs, _ = analysis.out_of_sample_probabilities(feats, labels, len(classes))
-            groups = analysis.reference_groups(labels, probs)
+            parts: dict[str, np.ndarray] = {}
+            probs, _ = analysis.out_of_sample_probabilities(feats, labels, len(classes), parts=parts)
+            groups = analysis.reference_groups(labels, parts["without_lda"])
             measures = np.stack([r["measures"] for r in rows])
             floors = np.array([analysis.MEASURE_FLOORS[m] for m in MEASURES])
             z = analysis.group_robust_z(measures, groups, floors)
@@ -307,10 +308,10 @@ def tune(workdir: Path) -> None:
     best_blur = float(grid[int(np.argmax(f1s))])
     print(f"blur threshold {best_blur} (mean tuning F1 {max(f1s):.3f}); F1 by threshold:",
           dict(zip(grid.tolist(), np.round(f1s, 3).tolist(), strict=True)))
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(analysis.lighting_design(x), light_truth > 0)
-    analysis.LIGHTING_COEF = model.coef_[0]
-    analysis.LIGHTING_INTERCEPT = float(model.intercept_[0])
-    p_ok = 1.0 - analysis.lighting_bad_probability(x)
+    model = LogisticRegression(C=1.0, max_iter=5000).fit(x, light_truth)
+    analysis.LIGHTING_COEF = model.coef_
+    analysis.LIGHTING_INTERCEPT = model.intercept_
+    p_ok = analysis.lighting_probabilities(x)[:, 0]
     direction = analysis.lighting_direction(x)
     grid_l = np.round(np.arange(0.3, 0.96, 0.05), 2)
     scores_l = []
@@ -324,8 +325,8 @@ def tune(workdir: Path) -> None:
     best_light = float(grid_l[int(np.argmax(scores_l))])
     print(f"lighting threshold {best_light} (mean tuning F1, direction right {max(scores_l):.3f}); by threshold:",
           dict(zip(grid_l.tolist(), np.round(scores_l, 3).tolist(), strict=True)))
-    print("LIGHTING_COEF = np.array(" + json.dumps(np.round(model.coef_[0], 4).tolist()) + ")")
-    print(f"LIGHTING_INTERCEPT = {float(model.intercept_[0]):.4f}")
+    print("LIGHTING_COEF = np.array(" + json.dumps(np.round(model.coef_, 4).tolist()) + ")")
+    print("LIGHTING_INTERCEPT = np.array(" + json.dumps(np.round(model.intercept_, 4).tolist()) + ")")
     margins = np.round(np.arange(0.0, 0.61, 0.05), 2)
     mis_f1 = []
     for margin in margins:

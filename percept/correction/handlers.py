@@ -122,7 +122,8 @@ def _quality(state: JobState, cache: dict[str, Any]) -> tuple[np.ndarray, np.nda
                     if good else np.zeros((0, len(MEASURES))))
         labels = _labels(state)
         probs = np.array([r.probs for r in good]) if good and all(r.probs for r in good) else None
-        groups = analysis.reference_groups(labels, probs)
+        reference = cache.get("reference_probs")
+        groups = analysis.reference_groups(labels, reference if reference is not None else probs)
         short = np.array([min(int(r.row["width"]), int(r.row["height"])) for r in good])
         cache["quality"] = (measures, groups, short)
     result: tuple[np.ndarray, np.ndarray, np.ndarray] = cache["quality"]

@@ -150,9 +150,12 @@ def _probabilities(state: JobState, cache: dict[str, Any]) -> None:
     reduced = analysis.reduce_features(feats, dims=50, seed=state.config.seed) if len(good) >= 3 else None
     cache["reduced"] = reduced
     if len(good) >= 2 and len(set(labels.tolist())) >= 2:
+        parts: dict[str, np.ndarray] = {}
         probs, small = analysis.out_of_sample_probabilities(
             feats, labels, len(state.classes), folds=state.config.folds, seed=state.config.seed,
-            knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced)
+            knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced, parts=parts)
+        if "without_lda" in parts:  # the reference classes of the blur and lighting checks
+            cache["reference_probs"] = parts["without_lda"]
     else:
         probs = np.zeros((len(good), len(state.classes)))
         probs[np.arange(len(good)), labels] = 1.0
