@@ -101,3 +101,19 @@ def test_ray_batches_give_each_worker_a_few_large_tasks() -> None:
     assert ray_batch_size("pixels", 0, 300, 2) == 512  # small jobs: one task
     assert ray_batch_size("pixels", 100, 20000, 2) == 100  # configured wins
     assert ray_batch_size("imagenet", 0, 20000, 2) == 32
+
+
+def test_lighting_direction_follows_the_tone_shift_on_light_paper() -> None:
+    """Brightening ink on light paper narrows the tonal range (as darkening does on mid-tone
+    photos): the direction must still read "bright", and darkening it "dark"."""
+    images, labels = _two_classes(3)
+    images[4] = corrupt(images[4][..., None], "gamma_bright", 3.0)[..., 0]
+    images[9] = corrupt(images[9][..., None], "gamma_dark", 3.0)[..., 0]
+    measures = quality_measures(images)
+    z = analysis.group_robust_z(measures, labels, np.array([analysis.MEASURE_FLOORS[m] for m in MEASURES]))
+    x = analysis.lighting_inputs(z, analysis.blur_scores(z), measures, labels)
+    assert x[4, analysis.LIGHTING_INPUTS.index("range")] < 0  # the tonal range did narrow
+    direction = analysis.lighting_direction(x)
+    assert direction[4] == 1 and direction[9] == -1
+    found = analysis.find_badly_lit(measures, labels)
+    assert not found["dark"][4] and not found["bright"][9]
