@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -39,7 +39,7 @@ async def model_statuses(services: Services) -> dict[str, dict[str, Any]]:
     running = await running_replicas()
 
     async def one(name: str, handle: Handle) -> tuple[str, dict[str, Any]]:
-        key = (getattr(handle, "app_name", None), getattr(handle, "deployment_name", None))
+        key = (str(getattr(handle, "app_name", "")), str(getattr(handle, "deployment_name", "")))
         if running is not None and running.get(key, 1) == 0:
             return name, scaled_to_zero(name, _LAST_STATUS.get(name))
         try:
@@ -70,7 +70,8 @@ async def running_replicas() -> dict[tuple[str, str], int] | None:
         status = await asyncio.wait_for(asyncio.to_thread(serve.status), STATUS_TIMEOUT_S)
     except Exception:
         return None
-    return {(app_name, name): int(dep.replica_states.get("RUNNING", 0))
+    # replica_states is keyed by the state's value ("RUNNING", …)
+    return {(app_name, name): int(cast(dict[str, int], dep.replica_states).get("RUNNING", 0))
             for app_name, app in status.applications.items() for name, dep in app.deployments.items()}
 
 
