@@ -295,11 +295,15 @@ def main() -> None:  # noqa: C901 - one linear script
     parser.add_argument("--evidence", choices=("fit", "llr"), default="llr",
                         help="llr: the likelihood ratio (the service's default); fit: an evidence model "
                              "(likelihood ratios, pronunciation scores, phonetic distance) fitted on the tuning part")
+    parser.add_argument("--context-pad", type=float, default=None,
+                        help="the aligner's aligner_context_pad_s (default: the settings'; negative: the 30 s window)")
     parser.add_argument("--ocr-pages", type=int, default=10,
                         help="held-out passages rendered as pages and read by Tesseract (0: skip)")
     opts = parser.parse_args()
 
     config = ReadingSettings()
+    if opts.context_pad is not None:
+        config = ReadingSettings(aligner_context_pad_s=opts.context_pad if opts.context_pad >= 0 else None)
     cache = Path(opts.cache)
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -25,19 +25,19 @@ class ReadingSettings(ServiceSettings):
     accept_substitution: float = Field(0.2, ge=0, le=1, description="forced probability that clears a substitution")
     accept_omission: float = Field(0.5, ge=0, le=1, description="forced probability that clears an omission")
     miscue_threshold: float = Field(
-        5.0, ge=-50, le=50,
+        6.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
     added_word_threshold: float = Field(
-        -8.0, ge=-50, le=50,
+        -9.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
     aligner_context_pad_s: float | None = Field(
-        None, ge=0, le=30,
+        3.0, ge=0, le=30,
         description="the aligner's encoder sees each segment plus this much silence instead of Whisper's whole "
                     "30 s window (null): encoding and every forced scoring cost in proportion")
     false_start_logprob: float | None = Field(
-        None, ge=-50, le=0,
+        -3.0, ge=-50, le=0,
         description="a repetition whose first copy the audio holds below this forced log-probability was a "
                     "false start (self-correction); chosen on the tuning half of benchmarks/reading_miscues.py")
     evidence_weights: dict[str, float] | None = Field(

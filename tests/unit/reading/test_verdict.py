@@ -171,8 +171,11 @@ def test_real_speech_clean_and_misread() -> None:
     word is found with its time."""
     from tests.synthetic.reading import Espeak
 
+    from percept.reading.settings import ReadingSettings
+
     engine = Espeak.get()
-    aligner = ForcedAligner(device="cpu")
+    config = ReadingSettings()  # the shipped operating point and aligner window
+    aligner = ForcedAligner(device="cpu", context_pad_s=config.aligner_context_pad_s)
     reference = "The little dog ran to the park and saw a big green tree."
     for said, expect in ((reference, []), (reference.replace("park", "window"), ["park"])):
         samples, events = engine.synthesize(said, "en-us", 150)
@@ -184,7 +187,9 @@ def test_real_speech_clean_and_misread() -> None:
         state = prepare_assessment([seg], reference)
         ask = state.requests()[0]
         assessed = [aligner.assess(audio, ask["reference"], ask["transcript"])]
-        words = assess_reading([seg], reference, assessed, threshold=4.5, prepared=state)["report"]["words"]
+        words = assess_reading([seg], reference, assessed, threshold=config.miscue_threshold, prepared=state,
+                               added_threshold=config.added_word_threshold,
+                               false_start_logprob=config.false_start_logprob)["report"]["words"]
         assert [w["word"] for w in words if w["status"] != "correct"] == expect
         if expect:
             flagged = next(w for w in words if w["status"] != "correct")
