@@ -25,6 +25,7 @@ DIR=${PERCEPT_CLUSTER_DIR:-/tmp/percept-cluster}
 RAY_PORT=${PERCEPT_CLUSTER_RAY_PORT:-6391}
 S3_PORT=${PERCEPT_CLUSTER_S3_PORT:-9123}
 HTTP_PORT=${PERCEPT_CLUSTER_HTTP_PORT:-8123}
+API_PORT=${PERCEPT_CLUSTER_API_PORT:-}  # Ray's dashboard / state API on loopback; unset: none
 REDIS_URL=${PERCEPT_CLUSTER_REDIS_URL:-redis://127.0.0.1:6379/14}
 BUCKET=${PERCEPT_CLUSTER_BUCKET:-percept-cluster}
 NODE_CPUS=${PERCEPT_CLUSTER_NODE_CPUS:-4}
@@ -98,9 +99,16 @@ up() {
   wait_for 30 "$PY" -c "import urllib.request; urllib.request.urlopen('$AWS_ENDPOINT_URL/moto-api/')"
   "$PY" -c "import boto3; boto3.client('s3').create_bucket(Bucket='$BUCKET')"
 
+  # Ray's dashboard serves the state API (ray.util.state: the cluster test tier asks it where
+  # replicas run). Only when PERCEPT_CLUSTER_API_PORT is set, on loopback: without it (the chaos
+  # benchmark) Ray starts no HTTP server at all.
+  local dashboard=(--include-dashboard=false)
+  if [ -n "$API_PORT" ]; then
+    dashboard=(--include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$API_PORT")
+  fi
   log "Ray head on 127.0.0.1:$RAY_PORT ($NODE_CPUS CPUs, resource percept_head)"
   "$BIN/ray" start --head --node-ip-address=127.0.0.1 --port="$RAY_PORT" --num-cpus="$NODE_CPUS" \
-    --resources='{"percept_head": 100}' --include-dashboard=false --temp-dir="$DIR/ray" \
+    --resources='{"percept_head": 100}' "${dashboard[@]}" --temp-dir="$DIR/ray" \
     --object-store-memory="$OBJECT_STORE" --disable-usage-stats >"$DIR/head.log" 2>&1
   log "Ray worker node ($NODE_CPUS CPUs, resource percept_worker)"
   "$BIN/ray" start --address="127.0.0.1:$RAY_PORT" --node-ip-address=127.0.0.1 --num-cpus="$NODE_CPUS" \

@@ -47,6 +47,7 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "PERCEPT_CLUSTER_RAY_PORT": str(free_port()),
         "PERCEPT_CLUSTER_S3_PORT": str(free_port()),
         "PERCEPT_CLUSTER_HTTP_PORT": str(free_port()),
+        "PERCEPT_CLUSTER_API_PORT": str(free_port()),  # Ray's state API (ray.util.state)
         "PERCEPT_CLUSTER_BUCKET": f"percept-{secrets.token_hex(3)}",
         "PY": sys.executable,
     }

@@ -27,12 +27,12 @@ pytestmark = pytest.mark.cluster
 def test_replicas_run_on_both_nodes(percept_app: AppUnderTest, cluster_env: dict[str, str]) -> None:
     found = json.loads(run_in_cluster(cluster_env, """
 import json
-from ray._private import state
+from ray.util.state import list_actors
 nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
 replicas = {}
-for actor in state.actors().values():
-    if actor["State"] == "ALIVE" and actor["ActorClassName"].startswith("ServeReplica:"):
-        replicas.setdefault(actor["Address"]["NodeID"], []).append(actor["ActorClassName"])
+for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000, raise_on_missing_output=False):
+    if actor.class_name.startswith("ServeReplica:"):
+        replicas.setdefault(actor.node_id, []).append(actor.class_name)
 print(json.dumps({"nodes": nodes, "replicas": replicas}))
 """))
     assert len(found["nodes"]) == 2
