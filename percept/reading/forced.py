@@ -140,7 +140,11 @@ class ForcedAligner:
         """Greedy transcript of the prepared recording with ``prompt`` as previous text."""
         tokenizer = self._tokenizer()
         start = self._context(prompt) + [tokenizer.no_timestamps]
-        result = self.model.model.generate(prepared["encoded"], [start], beam_size=1, max_length=448,
+        # A reading holds about the words of its page: room for half as many again, so that a
+        # decode that loops over the page (it happens on short audio windows) stops early.
+        expected = len(tokenizer.encode(" " + " ".join(prompt))) if prompt else 200
+        limit = min(self.model.max_length, len(start) + int(1.5 * expected) + 10)
+        result = self.model.model.generate(prepared["encoded"], [start], beam_size=1, max_length=limit,
                                            suppress_blank=True, suppress_tokens=[-1])
         return str(tokenizer.decode([t for t in result[0].sequences_ids[0] if t < tokenizer.eot]))
 

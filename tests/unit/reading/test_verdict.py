@@ -244,3 +244,26 @@ def test_a_repetition_whose_first_copy_the_audio_does_not_hold_is_a_false_start(
     cand = {**repeated, "logprobs": [-0.2, -7.5, -0.3]}
     words = assess_reading(reading, reference, [answer(5, [cand])], threshold=1.0)["report"]["words"]
     assert words[1]["status"] == "repetition"
+
+
+def test_the_second_decode_stops_near_the_pages_length() -> None:
+    """A decode with the page as context that loops over the page is cut after half as many
+    tokens again as the page holds (not Whisper's 448)."""
+    aligner = ForcedAligner(device="cpu")
+    seen: dict[str, Any] = {}
+
+    class Result:
+        sequences_ids = [[50256]]
+
+    class FakeModel:
+        is_multilingual = False
+
+        def generate(self, _encoded: Any, starts: list[list[int]], **options: Any) -> list[Result]:
+            seen.update(start=len(starts[0]), **options)
+            return [Result()]
+
+    aligner.model.model = FakeModel()
+    words = "The boat floated down the quiet river".split()
+    assert aligner.decode({"encoded": None}, words) == ""
+    tokens = len(aligner._tokenizer().encode(" " + " ".join(words)))
+    assert seen["max_length"] == seen["start"] + int(1.5 * tokens) + 10 < 448
