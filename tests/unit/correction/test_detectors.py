@@ -117,3 +117,15 @@ def test_lighting_direction_follows_the_tone_shift_on_light_paper() -> None:
     assert direction[4] == 1 and direction[9] == -1
     found = analysis.find_badly_lit(measures, labels)
     assert not found["dark"][4] and not found["bright"][9]
+
+
+def test_strong_blur_on_a_small_image_is_hopeless_and_mild_blur_is_not() -> None:
+    import cv2
+
+    images, labels = _two_classes(4)
+    images[6] = cv2.GaussianBlur(images[6], (0, 0), 1.2)  # restorable
+    images[8] = cv2.GaussianBlur(images[8], (0, 0), 5.0)  # far beyond 9 % of a 32 px side
+    found = analysis.find_blurred(quality_measures(images), labels, np.full(len(labels), 32))
+    assert found["blurred"][6] and found["blurred"][8]
+    assert found["hopeless"][8] and not found["hopeless"][6]
+    assert found["hopeless"].sum() == 1
