@@ -360,6 +360,7 @@ def make_kind_dataset(
     merge: bool = True,
     blur_fraction: float = 0.06,
     lighting_fraction: float = 0.08,
+    invert: bool = False,
 ) -> SyntheticDataset:
     """Write one dataset of ``kind`` under ``root`` (PNG per image, a folder per given class).
 
@@ -367,6 +368,9 @@ def make_kind_dataset(
     label, half of them a uniformly drawn other class, half their class's look-alike. One
     drawn class is filed under another drawn class, so that class is really two. ``blur_fraction`` of the rest are blurred and ``lighting_fraction``
     get a lighting corruption (the eight kinds in turn, strengths drawn in their ranges).
+    ``invert`` turns the clean images' tones over (1 − x) before anything else: a kind's
+    light-background twin (its lighting faults then behave as on paper: brightening narrows
+    the tonal range), used to tune the detectors on more than one tonal layout.
     """
     from PIL import Image
 
@@ -374,6 +378,8 @@ def make_kind_dataset(
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     rng = np.random.default_rng(seed)
     images, true_labels = MAKERS[kind](rng, per_class or DEFAULT_PER_CLASS[kind])
+    if invert:
+        images = [1.0 - a for a in images]
     images = [natural_variation(rng, a) for a in images]
     order = rng.permutation(len(images))
     images = [images[i] for i in order]
