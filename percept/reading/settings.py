@@ -25,11 +25,11 @@ class ReadingSettings(ServiceSettings):
     accept_substitution: float = Field(0.2, ge=0, le=1, description="forced probability that clears a substitution")
     accept_omission: float = Field(0.5, ge=0, le=1, description="forced probability that clears an omission")
     miscue_threshold: float = Field(
-        6.0, ge=-50, le=50,
+        5.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
     added_word_threshold: float = Field(
-        -9.0, ge=-50, le=50,
+        -6.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
     aligner_context_pad_s: float | None = Field(
