@@ -259,13 +259,15 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
 # --tune: refit the lighting model and choose the thresholds on the tuning kinds only
 
 
-def tuning_table(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any], list[int]]:
+def tuning_table(workdir: Path, invert: bool = False,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any], list[int]]:
     """Per image the lighting model's inputs, the blur score, blur truth and lighting truth
     (0 ok / 1 dark / 2 bright); per dataset (probabilities, labels, flipped mask)."""
     zs, blur_scores, blur_truth, light_truth, label_sets, sizes = [], [], [], [], [], []
     for kind in TUNE_KINDS:
         for seed in TUNE_SEEDS:
-            data = make_kind_dataset(kind, workdir / f"tune-{kind}{seed}", seed=seed)
+            data = make_kind_dataset(kind, workdir / f"tune-{kind}{seed}{'-inv' if invert else ''}", seed=seed,
+                                     invert=invert)
             classes = data.dataset["classes"]
             items = [{"path": p, "uuid": u} for u, p in data.paths.items()]
             rows = run_local(items, Featurizer("pixels"))
@@ -308,25 +310,34 @@ def tune(workdir: Path) -> None:
     best_blur = float(grid[int(np.argmax(f1s))])
     print(f"blur threshold {best_blur} (mean tuning F1 {max(f1s):.3f}); F1 by threshold:",
           dict(zip(grid.tolist(), np.round(f1s, 3).tolist(), strict=True)))
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(x, light_truth)
-    analysis.LIGHTING_COEF = model.coef_
-    analysis.LIGHTING_INTERCEPT = model.intercept_
-    p_ok = analysis.lighting_probabilities(x)[:, 0]
-    direction = analysis.lighting_direction(x)
-    grid_l = np.round(np.arange(0.3, 0.96, 0.05), 2)
-    scores_l = []
-    for t in grid_l:
-        bad = p_ok < t
+    # Lighting: the model is fitted on the plain tuning kinds; their light-background twins
+    # (tones turned over) test it on a layout it was not fitted on, and the threshold is
+    # chosen on both together.
+    x_inv, _, _, light_inv, _, sizes_inv = tuning_table(workdir, invert=True)
+    model = LogisticRegression(C=1.0, max_iter=5000).fit(analysis.lighting_design(x), light_truth > 0)
+    analysis.LIGHTING_COEF = model.coef_[0]
+    analysis.LIGHTING_INTERCEPT = float(model.intercept_[0])
+    bounds_inv = np.cumsum([0, *sizes_inv])
+    sets = [(x[p], light_truth[p]) for p in parts] + [
+        (x_inv[bounds_inv[i]:bounds_inv[i + 1]], light_inv[bounds_inv[i]:bounds_inv[i + 1]]) for i in range(len(sizes_inv))]
+
+    def light_f1(xs: np.ndarray, truth: np.ndarray, t: float) -> float:
+        bad = 1.0 - analysis.lighting_bad_probability(xs) < t
+        direction = analysis.lighting_direction(xs)
         # A hit needs the right direction: dark found as dark, bright as bright.
-        hit = bad & (((direction < 0) & (light_truth == 1)) | ((direction > 0) & (light_truth == 2)))
-        f1s = [2 * float(hit[part].sum()) / max(float(bad[part].sum() + (light_truth[part] > 0).sum()), 1.0)
-               for part in parts]
-        scores_l.append(float(np.mean(f1s)))
+        hit = bad & (((direction < 0) & (truth == 1)) | ((direction > 0) & (truth == 2)))
+        return 2 * float(hit.sum()) / max(float(bad.sum() + (truth > 0).sum()), 1.0)
+
+    grid_l = np.round(np.arange(0.3, 0.96, 0.05), 2)
+    scores_l = [float(np.mean([light_f1(xs, truth, t) for xs, truth in sets])) for t in grid_l]
     best_light = float(grid_l[int(np.argmax(scores_l))])
-    print(f"lighting threshold {best_light} (mean tuning F1, direction right {max(scores_l):.3f}); by threshold:",
+    half = len(parts)
+    print(f"lighting threshold {best_light} (mean F1 over the tuning sets and their twins, direction right "
+          f"{max(scores_l):.3f}; plain {np.mean([light_f1(a, b, best_light) for a, b in sets[:half]]):.3f}, "
+          f"twins {np.mean([light_f1(a, b, best_light) for a, b in sets[half:]]):.3f}); by threshold:",
           dict(zip(grid_l.tolist(), np.round(scores_l, 3).tolist(), strict=True)))
-    print("LIGHTING_COEF = np.array(" + json.dumps(np.round(model.coef_, 4).tolist()) + ")")
-    print("LIGHTING_INTERCEPT = np.array(" + json.dumps(np.round(model.intercept_, 4).tolist()) + ")")
+    print("LIGHTING_COEF = np.array(" + json.dumps(np.round(model.coef_[0], 4).tolist()) + ")")
+    print(f"LIGHTING_INTERCEPT = {float(model.intercept_[0]):.4f}")
     margins = np.round(np.arange(0.0, 0.61, 0.05), 2)
     mis_f1 = []
     for margin in margins:

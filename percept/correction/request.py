@@ -46,7 +46,7 @@ class JobConfig:
     # Defaults: percept.correction.analysis (chosen on the benchmark's tuning kinds).
     blur_threshold: float = 3.25
     blur_hopeless_sigma: float = 0.09
-    lighting_threshold: float = 0.7
+    lighting_threshold: float = 0.8
     relabel_confidence: float = 0.5
     knn_weight: float = 0.7
     mislabel_margin: float = 0.4
