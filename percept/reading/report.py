@@ -360,9 +360,11 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                 rejected[j] = max(rejected.get(j, -1e9), llr)
                 continue
             if cand["kind"] == "insert":
-                same = [c for c in inserts.setdefault(j, []) if c["norm"] == cand["norm"]]
-                if not same:
-                    inserts[j].append(item)
+                # One added word per gap: the transcripts often offer several spellings of the
+                # one word said there; the best supported one stays.
+                held = inserts.setdefault(j, [])
+                if not held or llr > float(held[0]["llr"]):
+                    inserts[j] = [item]
             elif j not in change_at or llr > float(change_at[j]["llr"]):
                 change_at[j] = item
     # One word read differently is one miscue: a replaced word and an added word before it
