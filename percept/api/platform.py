@@ -31,12 +31,12 @@ STREAM_LIMIT_S = 3600.0
 async def model_statuses(services: Services) -> dict[str, dict[str, Any]]:
     """Ask every model deployment for its status (weights, device), in parallel.
 
-    A deployment scaled to zero (autoscaling ``min_replicas: 0``) is not asked (asking would
-    start a replica): it is reported from Serve's replica count with its last status seen
-    here and the cold start its last replica measured (``startup_s``, seconds from its
-    process start to ready).
+    A deployment scaled to zero (autoscaling ``min_replicas: 0``; no replica at all, not even
+    a starting one) is not asked (asking would start a replica): it is reported from Serve's
+    replica count with its last status seen here and the cold start its last replica
+    measured (``startup_s``, seconds from its process start to ready).
     """
-    running = await running_replicas()
+    running = await live_replicas()
 
     async def one(name: str, handle: Handle) -> tuple[str, dict[str, Any]]:
         key = (str(getattr(handle, "app_name", "")), str(getattr(handle, "deployment_name", "")))
@@ -58,8 +58,9 @@ async def model_statuses(services: Services) -> dict[str, dict[str, Any]]:
 _LAST_STATUS: dict[str, dict[str, Any]] = {}
 
 
-async def running_replicas() -> dict[tuple[str, str], int] | None:
-    """Running replicas per ``(application, deployment)``; None outside Serve (tests) or if unknown."""
+async def live_replicas() -> dict[tuple[str, str], int] | None:
+    """Replicas per ``(application, deployment)`` that are not stopping (running, starting,
+    pending, …); None outside Serve (tests) or if unknown."""
     import ray
 
     if not ray.is_initialized():
@@ -70,8 +71,9 @@ async def running_replicas() -> dict[tuple[str, str], int] | None:
         status = await asyncio.wait_for(asyncio.to_thread(serve.status), STATUS_TIMEOUT_S)
     except Exception:
         return None
-    # replica_states is keyed by the state's value ("RUNNING", …)
-    return {(app_name, name): int(cast(dict[str, int], dep.replica_states).get("RUNNING", 0))
+    # replica_states is keyed by the state's value ("RUNNING", "STARTING", "STOPPING", …)
+    return {(app_name, name): sum(int(n) for state, n in cast(dict[str, int], dep.replica_states).items()
+                                  if state != "STOPPING")
             for app_name, app in status.applications.items() for name, dep in app.deployments.items()}
 
 

@@ -43,7 +43,7 @@ def test_health_reports_scaled_to_zero_without_waking_it(tmp_path: Path, monkeyp
     async def replicas() -> dict[tuple[str, str], int]:
         return dict(running)
 
-    monkeypatch.setattr(platform, "running_replicas", replicas)
+    monkeypatch.setattr(platform, "live_replicas", replicas)
     monkeypatch.setattr(platform, "_LAST_STATUS", {})
     first = client.get("/platform/health").json()
     assert first["deployments"]["tagger_detector"]["startup_s"] == 7.25 and detector.asked == 1
@@ -66,7 +66,7 @@ def test_never_seen_deployment_at_zero(tmp_path: Path, monkeypatch: Any) -> None
     async def replicas() -> dict[tuple[str, str], int]:
         return {("percept", "TaggerDetector"): 0}
 
-    monkeypatch.setattr(platform, "running_replicas", replicas)
+    monkeypatch.setattr(platform, "live_replicas", replicas)
     monkeypatch.setattr(platform, "_LAST_STATUS", {})
     zero = client.get("/platform/health").json()["deployments"]["tagger_detector"]
     assert detector.asked == 0 and zero["cold_start_s"] is None
