@@ -71,3 +71,28 @@ def test_never_seen_deployment_at_zero(tmp_path: Path, monkeypatch: Any) -> None
     zero = client.get("/platform/health").json()["deployments"]["tagger_detector"]
     assert detector.asked == 0 and zero["cold_start_s"] is None
     assert zero["message"] == "scaled to zero: starts on its next request (cold start not measured yet)"
+
+
+def test_starting_replicas_are_not_scaled_to_zero(monkeypatch: Any) -> None:
+    """Serve's replica states: a deployment whose replica is starting (or running) is asked as
+    before; only one with no replica but stopping ones counts as scaled to zero."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import ray
+    from ray import serve
+
+    def deployment(**states: int) -> SimpleNamespace:
+        return SimpleNamespace(replica_states=states)
+
+    status = SimpleNamespace(applications={"percept": SimpleNamespace(deployments={
+        "TaggerClassifier": deployment(STARTING=1),
+        "TaggerDetector": deployment(STOPPING=1),
+        "IngressDeployment": deployment(RUNNING=2, STARTING=1),
+        "SearchClipEmbedder": deployment(),
+    })})
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(serve, "status", lambda: status)
+    counts = asyncio.run(platform.live_replicas())
+    assert counts == {("percept", "TaggerClassifier"): 1, ("percept", "TaggerDetector"): 0,
+                      ("percept", "IngressDeployment"): 3, ("percept", "SearchClipEmbedder"): 0}
