@@ -99,8 +99,9 @@ def retry_idempotent(group: Any) -> Any:
 #   ``Retry-After`` (the client may retry), never a 500.
 #
 # Safe to send twice: GET/HEAD/OPTIONS except the vendor routes that start work on a GET,
-# the POST routes that compute an answer from their body and store nothing, and any request
-# carrying an ``Idempotency-Key`` header (the client asserts a repeat is harmless).
+# the POST routes that compute an answer from their body and store nothing, and, with an
+# ``Idempotency-Key`` header, the routes whose one effect is a task (``KEYED_ROUTES``: task
+# creation keeps one task per key, ``percept.tasks``).
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # GETs of the vendor contracts with effects (they queue a task or delete): never replayed.
@@ -111,16 +112,25 @@ PURE_POSTS = frozenset({"/process", "/hello", "/merge_imgs", "/find_all_compleme
                         "/get_top_24_resnet_similar", "/get_top_25_clip_similar", "/correction/metadata",
                         "/v1/auth/token", "/api/auth/token"})
 IDEMPOTENCY_HEADER = b"idempotency-key"
+# Routes whose only effect is creating one task: with an Idempotency-Key, a repeat answers the
+# same task. (Inspection's train and serve write model records first: not keyed.)
+KEYED_ROUTES = frozenset({
+    ("POST", "/v1/audio/process/task"), ("POST", "/v1/audio/extract/task"), ("POST", "/v1/image/process/task"),
+    ("POST", "/v1/comparison/audio/image/task"), ("POST", "/v1/comparison/audio/text/task"),
+    ("POST", "/correction/jobs"), ("POST", "/platform/tasks/selftest"), ("GET", "/scrape"),
+    ("GET", "/highlight_all_images"), ("GET", "/get_all_resnet_embeddings"), ("GET", "/get_all_clip_embeddings"),
+})
 
 
 def replayable(method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> bool:
     """Whether sending this request a second time is harmless."""
     path = path.rstrip("/") or "/"
-    if method in SAFE_METHODS:
-        return path not in UNSAFE_GETS
+    if method in SAFE_METHODS and path not in UNSAFE_GETS:
+        return True
     if method == "POST" and path in PURE_POSTS:
         return True
-    return any(name.lower() == IDEMPOTENCY_HEADER for name, _ in headers or [])
+    keyed = any(name.lower() == IDEMPOTENCY_HEADER for name, _ in headers or [])
+    return keyed and ("GET" if method == "HEAD" else method, path) in KEYED_ROUTES
 
 
 class ReplicaLossMiddleware:

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from percept.api.errors import _TITLES
+from percept.retry import KEYED_ROUTES
 
 
 class ErrorDetail(BaseModel):
@@ -52,6 +53,10 @@ RAISES = {
     "PayloadTooLarge": 413, "Unprocessable": 422, "RequestValidationError": 422, "TooManyRequests": 429,
     "ServiceUnavailable": 503, "require(": 503, "read_limited(": 413, "submit(": 429, ".remote(": 503,
     "submit_training(": 429, "submit_prediction(": 429, "parse_body(": 422, "request.form(": 422,
+}
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
+    "description": "at most one task per caller and key: the same request again (a retry) answers the same task",
 }
 AUTH = {"get_current_user_doc", "get_principal", "current_client"}
 LIMITED = {"get_limited_user", "limited_user", "current_client", "get_limited_principal"}
@@ -166,6 +171,8 @@ def document_errors(app: FastAPI) -> None:
                 if route is None:
                     continue
                 ref = {"$ref": f"#/components/schemas/{_error_ref(path)}"}
+                if (method.upper(), path) in KEYED_ROUTES:
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
                 responses = operation.setdefault("responses", {})
                 for code in sorted(route_codes(route)):
                     entry = responses.setdefault(str(code), {"description": _TITLES.get(code, "Error")})

@@ -12,7 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from percept.api.app import create_app
-from percept.retry import PURE_POSTS, UNSAFE_GETS, ReplicaLossMiddleware, proxy_middlewares, replayable
+from percept.retry import (
+    KEYED_ROUTES,
+    PURE_POSTS,
+    UNSAFE_GETS,
+    ReplicaLossMiddleware,
+    proxy_middlewares,
+    replayable,
+)
 from percept.testing import make_services
 
 
@@ -80,11 +87,18 @@ def test_a_task_creation_is_never_sent_twice_and_answers_503() -> None:
     assert len(inner.bodies) == 1
 
 
-def test_an_idempotency_key_makes_any_request_replayable() -> None:
+def test_an_idempotency_key_makes_a_task_creation_replayable() -> None:
     inner = DyingIngress(deaths=1)
     r = call(middleware(inner), "POST", "/v1/image/process/task", json={"image_file": "x"},
              headers={"Idempotency-Key": "k-1"})
     assert r.status_code == 200 and len(inner.bodies) == 2
+
+
+def test_an_idempotency_key_does_not_make_other_effects_replayable() -> None:
+    """Inspection's training writes a model record before its task: a key does not dedupe that."""
+    inner = DyingIngress(deaths=1)
+    r = call(middleware(inner), "POST", "/api/v1/train", json={"name": "m"}, headers={"Idempotency-Key": "k-1"})
+    assert r.status_code == 503 and len(inner.bodies) == 1
 
 
 def test_a_get_with_effects_is_not_replayed() -> None:
@@ -123,7 +137,9 @@ def test_replayable_rules() -> None:
     assert replayable("POST", "/process")
     assert not replayable("POST", "/v1/audio/upload")
     assert not replayable("DELETE", "/api/v1/item/1")
-    assert replayable("DELETE", "/api/v1/item/1", [(b"Idempotency-Key", b"k")])
+    assert not replayable("DELETE", "/api/v1/item/1", [(b"Idempotency-Key", b"k")])
+    assert replayable("GET", "/scrape", [(b"idempotency-key", b"k")])
+    assert replayable("POST", "/correction/jobs", [(b"Idempotency-Key", b"k")])
 
 
 def test_the_serve_callback_returns_starlette_middlewares(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,6 +158,23 @@ def test_the_listed_routes_exist_with_their_method(tmp_path: Path) -> None:
         assert "post" in paths.get(path, {}), path
     for path in UNSAFE_GETS:
         assert "get" in paths.get(path, {}), path
+
+
+def test_the_keyed_routes_create_one_task_and_do_nothing_else(tmp_path: Path) -> None:
+    """Each keyed route exists and its endpoint's one effect is ``runner.submit`` (directly or
+    through its module's one-line helper), so the key's dedupe covers all it does."""
+    import inspect
+
+    from percept.api.openapi import api_routes
+
+    services = make_services(tmp_path, debug_routes=True)
+    routes = {(m, path): r for path, r in api_routes(create_app(services).routes) for m in (r.methods or ())}
+    for method, path in KEYED_ROUTES:
+        route = routes[(method, path)]
+        source = inspect.getsource(route.endpoint)
+        assert any(call in source for call in ("runner.submit(", "submit(services", "_task(services",
+                                               "_embed_task(services")), (method, path)
+        assert ".put(" not in source and ".create(" not in source, (method, path)
 
 
 @pytest.mark.parametrize("path", ["/process", "/work/status/j1", "/api/v1/items", "/v1/task/status", "/scrape"])
@@ -168,3 +201,11 @@ def test_every_operation_declares_the_proxys_503(tmp_path: Path) -> None:
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
+
+
+def test_the_keyed_operations_document_the_idempotency_key_header(tmp_path: Path) -> None:
+    spec = TestClient(create_app(make_services(tmp_path, debug_routes=True))).get("/openapi.json").json()
+    for method, path in KEYED_ROUTES:
+        params = spec["paths"][path][method.lower()].get("parameters", [])
+        assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in params), (method, path)
+    assert not any(p["name"] == "Idempotency-Key" for p in spec["paths"]["/api/v1/train"]["post"].get("parameters", []))
