@@ -190,7 +190,7 @@ class Pipeline:
             asr_path.write_text(json.dumps(asr))
         t1 = time.perf_counter()
         prepared = prepare_assessment(segments, reading.reference)
-        assessed = []
+        assessed: list[dict[str, Any] | None] = []
         for piece, ask in zip(pieces, prepared.requests(), strict=True):
             with self.blobs.local_path(piece["key"]) as local:
                 assessed.append(self.aligner.assess(str(local), ask["reference"], ask["transcript"],
@@ -469,8 +469,8 @@ def main() -> None:  # noqa: C901 - one linear script
     print("\n== End-to-end speed (convert, split, ASR, candidate scoring, verdicts; this machine) ==")
     print(f"  {audio:.1f} s of speech in {work:.1f} s: real-time factor {work / max(audio, 1e-9):.3f} "
           f"(ASR alone {asr / max(audio, 1e-9):.3f}){'' if opts.fresh else ' [from the runs that filled the cache]'}")
-    cpu = [res.get("cpu_seconds") for _, res in results]
-    if all(c is not None for c in cpu):
+    cpu = [float(res["cpu_seconds"]) for _, res in results if res.get("cpu_seconds") is not None]
+    if cpu and len(cpu) == len(results):
         print(f"  CPU time (all threads, ffmpeg included): {sum(cpu):.1f} s, {sum(cpu) / max(audio, 1e-9):.3f} CPU-s "
               f"per second of speech; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 

@@ -169,9 +169,8 @@ def test_a_larger_whisper_model_in_the_models_directory_is_used(tmp_path: Path, 
 def test_real_speech_clean_and_misread() -> None:
     """tiny.en end to end on espeak-ng speech: a clean reading has no miscue, a substituted
     word is found with its time."""
-    from tests.synthetic.reading import Espeak
-
     from percept.reading.settings import ReadingSettings
+    from tests.synthetic.reading import Espeak
 
     engine = Espeak.get()
     config = ReadingSettings()  # the shipped operating point and aligner window
