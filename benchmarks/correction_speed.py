@@ -30,13 +30,12 @@ import argparse
 import logging
 import os
 import pickle
+import re
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import re
 
 from percept.correction.features import batch_size_for
 from percept.correction.job import local_executor, run_job
