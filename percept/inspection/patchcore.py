@@ -192,10 +192,10 @@ def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048, k: int = 1
         d2 = torch.addmm(b_sq[None, :], part, bt, alpha=-2.0)
         q_sq = (part * part).sum(dim=1)
         if k > 1 and len(b) > 1:
-            best = torch.topk(d2, min(k, len(b)), dim=1, largest=False)
-            dist = (best.values + q_sq[:, None]).clamp_min(0.0).sqrt().mean(dim=1)
+            top = torch.topk(d2, min(k, len(b)), dim=1, largest=False)
+            dist = (top.values + q_sq[:, None]).clamp_min(0.0).sqrt().mean(dim=1)
             out[start : start + chunk] = dist * dist
-            index[start : start + chunk] = best.indices[:, 0]
+            index[start : start + chunk] = top.indices[:, 0]
         else:
             best = d2.min(dim=1)
             out[start : start + chunk] = best.values + q_sq
