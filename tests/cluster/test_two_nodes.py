@@ -83,3 +83,61 @@ def _tone_wav() -> bytes:
         w.setframerate(16000)
         w.writeframes(samples.tobytes())
     return buf.getvalue()
+
+
+def test_a_killed_ingress_replica_costs_no_500(percept_app: AppUnderTest, cluster_env: dict[str, str]) -> None:
+    """kill -9 of an ingress replica under load: the requests in flight on it are sent again by
+    Serve's proxy (percept.retry.ReplicaLossMiddleware), none is answered 500. Runs last."""
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+    from collections import Counter
+    from pathlib import Path
+
+    import httpx
+
+    statuses: Counter[int] = Counter()
+    stop = threading.Event()
+
+    def load() -> None:
+        with percept_app.client() as client:
+            while not stop.is_set():
+                try:
+                    statuses[client.get("/platform/health").status_code] += 1
+                except httpx.HTTPError:
+                    statuses[0] += 1  # no answer at all: a failure too
+
+    root = Path(__file__).resolve().parents[2]
+
+    def ingress_pids() -> list[int]:
+        found = []
+        for pid in subprocess.run(["bash", "cluster/local.sh", "pids"], env=cluster_env, capture_output=True,
+                                  text=True, check=True, cwd=root).stdout.split():
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "ServeReplica:percept:IngressDeployment" in title:
+                found.append(int(pid))
+        return found
+
+    ingress = ingress_pids()
+    assert len(ingress) == 2, ingress
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    before = sum(statuses.values())
+    os.kill(ingress[0], signal.SIGKILL)
+    time.sleep(8)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(statuses.values()) > before  # answers kept coming after the kill
+    assert statuses[500] == 0 and set(statuses) <= {200, 503}, statuses
+    # Serve starts a new replica in its place (the tests after this one, if any, see two again).
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len([p for p in ingress_pids() if p != ingress[0]]) < 2:
+        time.sleep(2)
