@@ -5,7 +5,7 @@
 * ``inspection_predictor`` (``InspectionPredictor``): loads each tenant's models on demand
   with Serve model multiplexing (the model id is the model's blob key), so many clients
   share a few replicas; scores images and writes their anomaly maps. A model is small
-  (PatchCore's memory bank, ~1 MB): the network is not part of it.
+  (PatchCore's memory bank, ~2 MB): the network is not part of it.
 * ``inspection_backbone`` (``InspectionBackbone``): the one copy of PatchCore's feature
   network (EfficientNet-Lite0 or a TorchScript backbone from the models directory), on a
   fractional GPU share where there is one; single-image calls from concurrent predictions

@@ -11,10 +11,13 @@ EfficientNet-Lite0 instead of a WideResNet:
    and edge detail (textures' image AUROC on the tuning categories 0.97 → 0.99) at no
    extra patches to store or search;
 3. a memory bank: a greedy k-centre coreset (on a random projection) of every training
-   patch feature, ``coreset_ratio`` of them;
-4. patch score = distance to the nearest memory-bank feature; the grid of scores is
-   upsampled to the image and Gaussian-smoothed into the pixel anomaly map; the image score
-   is the map's maximum;
+   patch feature, ``coreset_ratio`` of them (a quarter: a lower floor under every good patch's distance,
+   against which a subtle defect on a texture stands out);
+4. patch score = distance to the nearest memory-bank feature, less the image's own median
+   patch distance (``image_relative``: blur, noise or lighting that moves every patch of a
+   good image does not count); the grid of scores is upsampled to the image and
+   Gaussian-smoothed into the pixel anomaly map; the image score is the mean of the map's
+   hottest ``score_top`` share (0.3 %) of pixels;
 5. calibration by leave-one-out: each training image is scored against the memory-bank
    members that came from the *other* training images, which is how an unseen good image
    scores;
@@ -23,8 +26,9 @@ EfficientNet-Lite0 instead of a WideResNet:
    same place; a part that is missing (replaced by background that exists elsewhere in the
    image) then still stands out. ``position_aware = -1`` decides from the training images:
    the product is aligned when at least 40 % of the patches find their nearest neighbour
-   (in the other images) within two grid cells of their own place (measured on the tuning
-   categories: 73–100 % for aligned products, 7–13 % for textures);
+   (in the other images) within two grid cells of their own place, measured on a probe
+   coreset of 10 % of the patches before the full bank is built once (73–100 % for aligned
+   products, 3–15 % for textures);
 7. a per-pixel offset learnt from the leave-one-out maps removes what every good image
    scores at a place (the borders score higher: less context), and the network sees the
    image mirrored outwards by ``border_pad`` pixels instead of zero padding.
@@ -347,19 +351,20 @@ class PatchCoreDetector:
         self.level_scale_ = np.array([max(1e-6, float(np.linalg.norm(m, axis=1).mean())) for m in probe], np.float32)
         feats = self.embed(works)
         shapes = {f.shape[:2] for f in feats}
-        bank, grids, in_place = self._build(feats, 0.0, seed)
         chosen = 0.0
         if self.position_mode != 0 and self.position_weight > 0 and len(shapes) == 1 and len(feats) > 1:
             # auto: the product is aligned when most patches' nearest neighbour in the other
             # images lies at the same place (textures: anywhere, ~2 % of patches by chance)
+            in_place = self._in_place_share(feats, seed)
             self.info_["in_place_share"] = round(in_place, 3)
             if self.position_mode == 1 or in_place >= self.align_share:
                 chosen = self.position_weight
-                bank, grids, _ = self._build(feats, chosen, seed)
         if chosen == 0 and self.augment > 0:
             extra, owners = self._augmented(works)
             bank, grids, _ = self._build(feats, 0.0, seed, extra, owners)
             self.info_["augmented"] = len(extra)
+        else:
+            bank, grids, _ = self._build(feats, chosen, seed)
         self.weight_ = chosen
         self.bank_ = bank.astype(np.float16)
         self._bank32 = None
@@ -385,6 +390,26 @@ class PatchCoreDetector:
 
         self.offset_ = offset(total / len(maps)).astype(np.float16)
         return [m - offset((total - m) / (len(maps) - 1)) for m in maps]
+
+    def _in_place_share(self, feats: list[np.ndarray], seed: int, probe_ratio: float = 0.1, images: int = 8) -> float:
+        """The share of patches (of the first ``images`` images) whose nearest neighbour among
+        the other images' patches lies within two grid cells of their own place, on a probe
+        coreset of at most ``probe_ratio`` of the patches: the alignment decision costs a
+        small bank, and the full bank is built once, with or without positions."""
+        rows = [f.reshape(-1, f.shape[-1]) for f in feats]
+        flat = np.concatenate(rows)
+        owner = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
+        cells = np.concatenate([np.indices(f.shape[:2]).reshape(2, -1).T for f in feats])
+        picked = greedy_coreset(flat, max(1, int(round(min(self.coreset_ratio, probe_ratio) * len(flat)))), seed)
+        bank, bank_owner, bank_cells = flat[picked], owner[picked], cells[picked]
+        near = []
+        for i, r in enumerate(rows[:images]):
+            others = bank_owner != i
+            if not others.any():
+                continue
+            _, index = nearest(r, bank[others])
+            near.append(np.abs(bank_cells[others][index] - cells[owner == i]).max(axis=1) <= 2)
+        return float(np.concatenate(near).mean()) if near else 0.0
 
     def _augmented(self, works: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
         """Patch features of mirrored / turned copies of the training images (textures):
