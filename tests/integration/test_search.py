@@ -64,11 +64,14 @@ def test_search_end_to_end(percept_app: AppUnderTest, site: Site) -> None:
 
         query = {"image": ("q.png", png_bytes(composite(seed=4)[0]), "image/png")}
         # a fresh install: EfficientNet-Lite0 stands in for ResNet34, and every answer says so
-        assert health["search_resnet"]["model"] == "efficientnet-lite0"
-        assert str(percept_app.root / "models" / "resnet-34") in health["search_resnet"]["fallback"]
         stand_in = client.post("/get_top_24_resnet_similar", files=query, headers=ann, params={"format": "json"})
         assert stand_in.status_code == 200 and stand_in.json()["query"]["model"] == "efficientnet-lite0"
         assert "ResNet34 weights are not installed" in stand_in.json()["query"]["note"]
+        # ... and so does health once the embedder has run (with serve_config's scale-to-zero it
+        # is not started by a health check, as on the cluster tier)
+        health = client.get("/platform/health").json()["deployments"]
+        assert health["search_resnet"]["model"] == "efficientnet-lite0"
+        assert str(percept_app.root / "models" / "resnet-34") in health["search_resnet"]["fallback"]
         text_missing = client.post("/get_top_25_clip_similar", json={"text_query": "red"}, headers=ann)
         assert text_missing.status_code == 503 and "CLIP" in text_missing.json()["detail"]
 
