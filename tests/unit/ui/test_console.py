@@ -161,3 +161,31 @@ def test_a_dataset_folder_uploaded_from_the_browser_lands_inside_the_data_dir(tm
                         files=[("files", ("x/notes.txt", b"x", "text/plain"))], headers=headers)
     assert empty.status_code == 422 and "class folders" in empty.json()["detail"]
     assert client.post("/ui/api/correction/datasets", files=files).status_code == 401
+
+
+def test_a_bad_dataset_upload_is_a_clear_4xx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, client = console_app(tmp_path)
+    headers = signed_in(client)
+    url = "/ui/api/correction/datasets"
+    image = ("files", ("pets/cat/a.png", b"\x89PNG", "image/png"))
+
+    def refused(resp: object, status: int, words: str) -> None:
+        assert resp.status_code == status, resp.text  # type: ignore[attr-defined]
+        assert words in resp.json()["detail"]  # type: ignore[attr-defined]
+
+    refused(client.post(url, json={"files": []}, headers=headers), 422, "class folders")  # not a form
+    refused(client.post(url, content=b"x", headers={**headers, "content-type": "multipart/form-data"}),
+            400, "boundary")
+    refused(client.post(url, data={f"f{i}": "x" for i in range(6)}, files=[image], headers=headers),
+            400, "Too many fields")
+    monkeypatch.setattr(ui, "MAX_UPLOAD_FILES", 2)
+    refused(client.post(url, files=[image] * 3, headers=headers), 400, "Too many files")
+    refused(client.post(url, files=[("files", ("pets/cat/big.png", b"x" * (5 * 2**20), "image/png"))],
+                        headers=headers), 413, "larger than")
+    # uploads are off when the data directory is not one of the allowed roots
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    app = create_app(make_services(tmp_path / "other", services=SERVICES,
+                                   service_config={"correction": {"allowed_roots": [str(outside)]}}))
+    other = TestClient(app)
+    refused(other.post(url, files=[image], headers=signed_in(other)), 403, "Uploads are off")
