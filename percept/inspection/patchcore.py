@@ -361,10 +361,10 @@ class PatchCoreDetector:
                 chosen = self.position_weight
         if chosen == 0 and self.augment > 0:
             extra, owners = self._augmented(works)
-            bank, grids, _ = self._build(feats, 0.0, seed, extra, owners)
+            bank, grids = self._build(feats, 0.0, seed, extra, owners)
             self.info_["augmented"] = len(extra)
         else:
-            bank, grids, _ = self._build(feats, chosen, seed)
+            bank, grids = self._build(feats, chosen, seed)
         self.weight_ = chosen
         self.bank_ = bank.astype(np.float16)
         self._bank32 = None
@@ -426,10 +426,9 @@ class PatchCoreDetector:
         return self.embed(copies), owners
 
     def _build(self, feats: list[np.ndarray], weight: float, seed: int, extra: list[np.ndarray] | None = None,
-               extra_owner: list[int] | None = None) -> tuple[np.ndarray, list[np.ndarray], float]:
-        """The coreset bank for one position weight; each image's leave-one-out grid (its
-        patches against the bank members that came from the other images); and the share
-        of patches whose nearest neighbour lies within two grid cells of their own place.
+               extra_owner: list[int] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The coreset bank for one position weight, and each image's leave-one-out grid (its
+        patches against the bank members that came from the other images).
         ``extra``: more feature grids for the bank (augmented copies), ``extra_owner`` the
         training image each came from (left out with it)."""
         every = feats + list(extra or [])
@@ -437,19 +436,14 @@ class PatchCoreDetector:
         rows = [self._with_position(f, weight) for f in every]
         flat = np.concatenate(rows)
         owner = np.concatenate([np.full(len(r), o) for o, r in zip(owners, rows, strict=True)])
-        cells = np.concatenate([np.indices(f.shape[:2]).reshape(2, -1).T for f in every])
         count = max(1, int(round(self.coreset_ratio * len(flat))))
         picked = greedy_coreset(flat, count, seed)
-        bank, bank_owner, bank_cells = flat[picked], owner[picked], cells[picked]
-        grids, near = [], []
-        starts = np.cumsum([0] + [len(r) for r in rows])
+        bank, bank_owner = flat[picked], owner[picked]
+        grids = []
         for i, (r, f) in enumerate(zip(rows[: len(feats)], feats, strict=True)):
-            others = bank_owner != i if (bank_owner != i).any() else np.ones(len(bank), bool)
-            dist, index = nearest(r, bank[others], k=self.knn)
-            grids.append(self._relative(dist.reshape(f.shape[:2])))
-            own = cells[starts[i] : starts[i + 1]]
-            near.append(np.abs(bank_cells[others][index] - own).max(axis=1) <= 2)
-        return bank, grids, float(np.concatenate(near).mean())
+            others = bank[bank_owner != i] if (bank_owner != i).any() else bank
+            grids.append(self._relative(nearest_distance(r, others, k=self.knn).reshape(f.shape[:2])))
+        return bank, grids
 
     def _relative(self, grid: np.ndarray) -> np.ndarray:
         """Patch distances less ``image_relative`` × the image's own median patch distance."""
