@@ -33,7 +33,13 @@ export async function render(root) {
     form.append("name", top);
     files.forEach((f) => form.append("files", f, f.webkitRelativePath || f.name));
     uploadState.textContent = `Uploading ${files.length} files…`;
-    const saved = await call("/ui/api/correction/datasets", { method: "POST", form });
+    let saved;
+    try {
+      saved = await call("/ui/api/correction/datasets", { method: "POST", form });
+    } catch (err) {
+      uploadState.textContent = "";  // the error box says why; no stale "Uploading…"
+      throw err;
+    }
     folder.value = saved.path;
     uploadState.textContent = `${saved.images} images uploaded to ${saved.path}.`;
   }));
