@@ -46,6 +46,16 @@ ACTIVE = "tasks.active"
 IDEMPOTENT = "tasks.idempotent"  # principal, kind, key -> the task id it created
 # The request's Idempotency-Key (set by the ingress per request, percept.api.app).
 idempotency_key: ContextVar[str | None] = ContextVar("percept_idempotency_key", default=None)
+IDEMPOTENCY_KEY_MAX = 200  # characters of an Idempotency-Key: visible ASCII (0x21-0x7E)
+
+
+def idempotency_key_problem(value: bytes) -> str | None:
+    """Why ``value`` is not a usable Idempotency-Key (the ingress answers 400), or None."""
+    if len(value) > IDEMPOTENCY_KEY_MAX:
+        return f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters"
+    if any(byte < 0x21 or byte > 0x7E for byte in value):
+        return "Idempotency-Key may hold only visible ASCII characters (no spaces or control characters)"
+    return None
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 60.0
 QUEUE_POLL_S = 0.25

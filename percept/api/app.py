@@ -21,7 +21,7 @@ from percept.api.limits import BodyLimitMiddleware, derived_caps
 from percept.api.openapi import document_errors
 from percept.registry import spec_of
 from percept.services import Services
-from percept.tasks import idempotency_key
+from percept.tasks import idempotency_key, idempotency_key_problem
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,14 @@ class RequestContext:
                 key = value
         rid = rid or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        refusal = None
         if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-            request = Request(scope, receive)
-            response = render(request, ErrorInfo(413, f"Request body larger than {MAX_REQUEST_BYTES // 2**20} MB",
-                                                 "Payload Too Large", {}))
+            refusal = ErrorInfo(413, f"Request body larger than {MAX_REQUEST_BYTES // 2**20} MB",
+                                "Payload Too Large", {})
+        elif key and (problem := idempotency_key_problem(key)):
+            refusal = ErrorInfo(400, problem, "Bad Request", {})
+        if refusal is not None:
+            response = render(Request(scope, receive), refusal)
             response.headers["X-Request-ID"] = rid
             await response(scope, receive, send)
             return
@@ -66,7 +70,7 @@ class RequestContext:
         status = 500
         header = (b"x-request-id", rid.encode("latin-1"))
         # tasks created by this request: at most one per key (percept.tasks)
-        key_token = idempotency_key.set(key.decode("latin-1")[:200]) if key else None
+        key_token = idempotency_key.set(key.decode("ascii")) if key else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from percept.api.errors import _TITLES
 from percept.retry import KEYED_ROUTES
+from percept.tasks import IDEMPOTENCY_KEY_MAX
 
 
 class ErrorDetail(BaseModel):
@@ -55,8 +56,9 @@ RAISES = {
     "submit_training(": 429, "submit_prediction(": 429, "parse_body(": 422, "request.form(": 422,
 }
 IDEMPOTENCY_PARAMETER = {
-    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
-    "description": "at most one task per caller and key: the same request again (a retry) answers the same task",
+    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": "^[!-~]+$"},
+    "description": "at most one task per caller and key: the same request again (a retry) answers the same task; "
+                   "a longer key or one with characters outside visible ASCII is answered 400",
 }
 AUTH = {"get_current_user_doc", "get_principal", "current_client"}
 LIMITED = {"get_limited_user", "limited_user", "current_client", "get_limited_principal"}
@@ -171,10 +173,12 @@ def document_errors(app: FastAPI) -> None:
                 if route is None:
                     continue
                 ref = {"$ref": f"#/components/schemas/{_error_ref(path)}"}
+                codes = route_codes(route)
                 if (method.upper(), path) in KEYED_ROUTES:
                     operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                    codes |= {400}  # a malformed Idempotency-Key
                 responses = operation.setdefault("responses", {})
-                for code in sorted(route_codes(route)):
+                for code in sorted(codes):
                     entry = responses.setdefault(str(code), {"description": _TITLES.get(code, "Error")})
                     entry["content"] = {"application/json": {"schema": ref}}
                     if code in (429, 503):

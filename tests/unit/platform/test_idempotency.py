@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from deployments.echo import Echo
@@ -100,3 +101,39 @@ def test_a_key_claimed_by_a_replica_that_died_before_creating_the_task(tmp_path:
         await runner.drain(5)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("key", [b"k" * 201, b"order 1", b"caf\xe9", b"tab\there"])
+@pytest.mark.parametrize("method, path, shape", [
+    ("POST", "/platform/tasks/selftest", "detail"),  # platform: {"detail": ...}
+    ("POST", "/api/v1/train", "errors"),  # inspection: {"errors": {...}}
+    ("POST", "/process", "status"),  # tagger: the Detect envelope
+])
+def test_a_malformed_key_is_a_400_in_the_contracts_format(key: bytes, method: str, path: str, shape: str,
+                                                          tmp_path: Path) -> None:
+    """Too long or not visible ASCII: refused before any work (never cut short, which would let
+    two keys with the same first 200 characters share a task), no task created."""
+    services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True)
+    with TestClient(create_app(services)) as client:
+        r = client.request(method, path, headers={"Idempotency-Key": key}, json={})
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert shape in body
+    assert "Idempotency-Key" in r.text
+    if shape == "errors":
+        assert body["errors"]["status"] == 400
+    if shape == "status":
+        assert body["status"]["code"] == 400
+    assert services.tasks.store.list("tasks") == []
+
+
+def test_a_key_of_the_longest_allowed_length_is_used(tmp_path: Path) -> None:
+    services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
+                             admins=["user:ann"])
+    with TestClient(create_app(services)) as client:
+        client.put("/v1/auth/register", params={"username": "ann", "password": "pw"})
+        token = client.post("/v1/auth/token", data={"username": "ann", "password": "pw"}).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "k" * 200}
+        ids = {client.post("/platform/tasks/selftest", params={"steps": 1, "step_s": 0.01},
+                           headers=headers).json()["task_id"] for _ in range(2)}
+    assert len(ids) == 1

@@ -209,3 +209,14 @@ def test_the_keyed_operations_document_the_idempotency_key_header(tmp_path: Path
         params = spec["paths"][path][method.lower()].get("parameters", [])
         assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in params), (method, path)
     assert not any(p["name"] == "Idempotency-Key" for p in spec["paths"]["/api/v1/train"]["post"].get("parameters", []))
+
+
+def test_the_keyed_operations_document_the_keys_limits_and_its_400(tmp_path: Path) -> None:
+    from percept.tasks import IDEMPOTENCY_KEY_MAX
+
+    spec = TestClient(create_app(make_services(tmp_path, debug_routes=True))).get("/openapi.json").json()
+    for method, path in KEYED_ROUTES:
+        operation = spec["paths"][path][method.lower()]
+        (param,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+        assert param["schema"]["maxLength"] == IDEMPOTENCY_KEY_MAX
+        assert "400" in operation["responses"], (method, path)
