@@ -255,3 +255,20 @@ def test_patchcore_is_the_default_and_uses_labelled_defects(sdk: VisualInspectio
     ys, xs = mask.nonzero()
     boxes = item["images"][0]["detected_boxes"]
     assert any(b["x_min"] <= xs.mean() <= b["x_max"] and b["y_min"] <= ys.mean() <= b["y_max"] for b in boxes)
+
+
+def test_upload_refuses_a_file_name_with_a_path(sdk: VisualInspectionSDK) -> None:
+    """A part named like a path is a 400 Invalid Request in the envelope, and nothing is stored."""
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(png, format="PNG")
+    for name in ("../escape.png", "sub/dir.png", "a\\b.png"):
+        with pytest.raises(APIError) as err:
+            sdk._call("POST", "/v1/upload", data={"training": "true", "good": "true"},
+                      files=[("files[0]", (name, png.getvalue(), "image/png"))])
+        assert err.value.status == 400 and err.value.title == "Invalid Request", name
+        assert "plain name" in str(err.value.detail), name
+    assert sdk.get_items()["summary"]["training"] == {"defect": 0, "good": 0}
