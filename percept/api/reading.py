@@ -12,7 +12,7 @@ import asyncio
 from typing import Annotated, cast
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import UploadFile as FastApiUpload
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -36,9 +36,7 @@ async def _upload(request: Request, services: Services, user: Principal, kind: K
     config = services.reading.settings
     try:
         form = await request.form(max_files=1, max_fields=10)
-    except HTTPException:  # the body cap (413) from percept.api.limits
-        raise
-    except Exception:  # a body that is not a readable multipart form
+    except Exception:  # a body that is not a readable multipart form (the body cap answers 413 before this)
         raise Unprocessable("Send the file as multipart/form-data in the field upload_file") from None
     upload = form.get("upload_file")
     if not isinstance(upload, UploadFile):

@@ -291,3 +291,22 @@ def test_the_original_model_names_are_aliases(tmp_path: Path) -> None:
         wrong_kind = {"audio_file": audio_id, "audio_model": "eng_tesseract", "text": ["I read"]}
         answer = client.post("/v1/comparison/audio/text/task", json=wrong_kind, headers=ann)
         assert answer.status_code == 404 and answer.json() == {"detail": "No such audio model available"}
+
+
+def test_an_upload_body_that_is_not_one_file_or_is_over_the_cap(app: tuple[TestClient, FakeAsr]) -> None:
+    client, _ = app
+    ann = login(client, "ann")
+    two = [("upload_file", ("a.wav", wav(), "audio/wav")), ("upload_file", ("b.wav", wav(), "audio/wav"))]
+    answer = client.post("/v1/audio/upload", headers=ann, files=two)
+    assert answer.status_code == 422
+    assert answer.json() == {"detail": "Send the file as multipart/form-data in the field upload_file"}
+    garbage = client.post("/v1/audio/upload", content=b"garbage",
+                          headers={**ann, "content-type": "multipart/form-data; boundary=zz"})
+    assert garbage.status_code == 422
+
+    def chunked() -> Any:  # no Content-Length: the body cap counts what arrives
+        yield b"x" * (4 * 2**20)
+
+    big = client.post("/v1/audio/upload", content=chunked(),
+                      headers={**ann, "content-type": "multipart/form-data; boundary=zz"})
+    assert big.status_code == 413 and "the limit of this route" in big.json()["detail"]
