@@ -255,17 +255,10 @@ def channel_stats_batch(arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def channel_stats(array: np.ndarray) -> tuple[list[float], list[float], list[float], list[float], int]:
-    """Per-channel mean and std_dev of the file's own channels, RGB sums and squared sums."""
-    flat = array.reshape(-1, array.shape[-1]).astype(np.float64)
-    mean = flat.mean(axis=0)
-    sq = (flat**2).mean(axis=0)
-    std = np.sqrt(np.maximum(sq - mean**2, 0.0))
-    n = flat.shape[0]
-    if array.shape[-1] == 1:
-        rgb_sum, rgb_sq = [float(mean[0] * n)] * 3, [float(sq[0] * n)] * 3
-    else:
-        rgb_sum, rgb_sq = [float(v * n) for v in mean[:3]], [float(v * n) for v in sq[:3]]
-    return ([round(float(v), 6) for v in mean], [round(float(v), 6) for v in std], rgb_sum, rgb_sq, n)
+    """Per-channel mean and std_dev of the file's own channels, RGB sums and squared sums
+    (one image's :func:`channel_stats_batch`, as the job's featurizer computes them)."""
+    mean, std, rgb_sum, rgb_sq, n = channel_stats_batch(array[None])
+    return (np.round(mean[0], 6).tolist(), np.round(std[0], 6).tolist(), rgb_sum[0].tolist(), rgb_sq[0].tolist(), n)
 
 
 def measure(image: Any, with_pixels: bool = True) -> ImageInfo:
