@@ -129,3 +129,13 @@ def test_strong_blur_on_a_small_image_is_hopeless_and_mild_blur_is_not() -> None
     assert found["blurred"][6] and found["blurred"][8]
     assert found["hopeless"][8] and not found["hopeless"][6]
     assert found["hopeless"].sum() == 1
+
+
+def test_group_z_divides_by_the_floor_when_the_class_is_flat() -> None:
+    """A class whose MAD is zero is measured in units of the floor (not a zero MAD, not the
+    clip): 30 images at 0 and 10 at 0.6 with a floor of 0.1 give z = 6 for the ten."""
+    values = np.r_[np.zeros(30), np.full(10, 0.6)][:, None]
+    z = analysis.group_robust_z(values, np.zeros(40, int), np.array([0.1]))
+    assert 6.0 < analysis.Z_CLIP
+    np.testing.assert_allclose(z[30:, 0], 6.0)
+    np.testing.assert_allclose(z[:30, 0], 0.0)
