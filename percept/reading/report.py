@@ -337,6 +337,8 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
     reference index: one change
     of a word (``replace``/``delete``), the words inserted before it; and per reference word
     the strongest evidence against a change that was tried and rejected."""
+    from percept.reading.verdict import evidence_features, evidence_score
+
     change_at: dict[int, dict[str, Any]] = {}
     inserts: dict[int, list[dict[str, Any]]] = {}
     rejected: dict[int, float] = {}
@@ -345,13 +347,12 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             continue
         a, b = plan[s]
         offset = float(segments[s].get("start", 0.0))
+        written = (words or [])[a:b]
         for cand in answer.get("candidates", []):
             j = a + int(cand["ref"])
             llr = float(cand["llr"])
             if weights is not None:
-                from percept.reading.verdict import evidence_features, evidence_score
-
-                llr = evidence_score(evidence_features(cand, answer.get("base", []), (words or [])[a:b]), weights)
+                llr = evidence_score(evidence_features(cand, answer.get("base", []), written), weights)
                 cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
             timed = {k: round(max(offset, offset + float(cand[k]) + shift), 3)
                      for k in ("start", "end") if cand.get(k) is not None}

@@ -266,3 +266,22 @@ def test_the_second_decode_stops_near_the_pages_length() -> None:
     assert aligner.decode({"encoded": None}, words) == ""
     tokens = len(aligner._tokenizer().encode(" " + " ".join(words)))
     assert seen["max_length"] == seen["start"] + int(1.5 * tokens) + 10 < 448
+
+
+@needs_espeak
+def test_with_an_evidence_model_its_log_odds_decide() -> None:
+    from percept.reading.verdict import evidence_features, evidence_score
+
+    reading = [segment("the dig ran".split())]
+    reference = "The dog ran"
+    weak = {"kind": "replace", "ref": 1, "word": "dig", "norm": "dig", "llr": -5.0, "llr_free": -5.0,
+            "start": 0.5, "end": 0.8}
+    assert assess_reading(reading, reference, [answer(3, [weak])], threshold=1.0)["report"]["words"][1]["status"] \
+        == "correct"
+    weights = {"bias": 4.0, "llr_free": 0.1, "gop": -0.5}
+    words = assess_reading(reading, reference, [answer(3, [weak])], threshold=1.0, weights=weights)["report"]["words"]
+    expected = evidence_score(evidence_features(weak, answer(3, [])["base"], ["The", "dog", "ran"]), weights)
+    assert words[1]["status"] == "substitution" and words[1]["evidence"] == expected > 1.0
+    against = {**weights, "bias": -4.0}
+    words = assess_reading(reading, reference, [answer(3, [weak])], threshold=1.0, weights=against)["report"]["words"]
+    assert words[1]["status"] == "correct"
