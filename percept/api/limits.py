@@ -43,6 +43,8 @@ def derived_caps(services: Any) -> dict[str, float]:
         # one document at the per-document limit (base64: 4/3), so that one too large is
         # answered in list_id_not_treated, not by refusing the whole request
         caps["/process"] = room(settings_mb(services.tagger.settings, "max_document_mb", 50.0) * 4 / 3)
+    if "correction" in enabled:
+        caps["/ui/api/correction/datasets"] = room(services.correction.settings.max_upload_mb)
     if "search" in enabled:
         upload_mb = room(services.search.settings.max_upload_bytes / MB)
         for path in ("/find_all_complementary", "/find_all_similar_by_lab", "/get_top_24_resnet_similar"):

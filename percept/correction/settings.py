@@ -28,6 +28,10 @@ class CorrectionSettings(ServiceSettings):
         default_factory=list, description="server-side folders jobs may read (default: the data_dir)"
     )
     max_images: int = Field(200_000, ge=1, description="images per job (413 past it)")
+    max_upload_mb: float = Field(
+        512.0, gt=0, description="one dataset folder uploaded from the console (413 past it; written to disk, "
+        "not held in memory)"
+    )
     defaults: JobDefaults = Field(default_factory=JobDefaults)
 
     def roots(self, data_dir: Path) -> list[str]:

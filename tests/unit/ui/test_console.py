@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,9 +20,10 @@ from percept.testing import make_services
 SERVICES = ["inspection", "tagger", "correction"]  # the console's helpers need no model
 
 
-def console_app(tmp_path: Path) -> tuple[FastAPI, TestClient]:
-    app = create_app(make_services(tmp_path, services=SERVICES))  # the factory installs the console
-    return app, TestClient(app)
+def console_app(tmp_path: Path, **service_config: Any) -> tuple[FastAPI, TestClient]:
+    extra = {"service_config": service_config} if service_config else {}
+    app = create_app(make_services(tmp_path, services=SERVICES, **extra))
+    return app, TestClient(app)  # the factory installs the console
 
 
 def signed_in(client: TestClient, name: str = "ann") -> dict[str, str]:
@@ -180,8 +182,13 @@ def test_a_bad_dataset_upload_is_a_clear_4xx(tmp_path: Path, monkeypatch: pytest
             400, "Too many fields")
     monkeypatch.setattr(ui, "MAX_UPLOAD_FILES", 2)
     refused(client.post(url, files=[image] * 3, headers=headers), 400, "Too many files")
-    refused(client.post(url, files=[("files", ("pets/cat/big.png", b"x" * (5 * 2**20), "image/png"))],
-                        headers=headers), 413, "larger than")
+    big = [("files", ("pets/cat/big.png", b"x" * (5 * 2**20), "image/png"))]
+    # a folder of several MB is taken (the console's cap is service_config.correction.max_upload_mb) ...
+    taken = client.post(url, files=big, headers=headers)
+    assert taken.status_code == 200 and taken.json()["images"] == 1, taken.text
+    # ... and one past that cap is refused before it is read
+    _, capped = console_app(tmp_path / "capped", correction={"max_upload_mb": 1})
+    refused(capped.post(url, files=big, headers=signed_in(capped)), 413, "larger than")
     # uploads are off when the data directory is not one of the allowed roots
     outside = tmp_path / "elsewhere"
     outside.mkdir()
