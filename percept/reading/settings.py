@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from percept.settings import ServiceSettings
 
@@ -55,6 +55,17 @@ class ReadingSettings(ServiceSettings):
                     "whisper -> faster_whisper, eng_tesseract -> tesseract); listed by /v1/*/models")
     max_phrases: int = Field(200, ge=1, description="phrases per extraction request")
     max_text_chars: int = Field(100_000, ge=1, description="reference text per comparison request")
+
+    @field_validator("evidence_weights")
+    @classmethod
+    def _known_features(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        """A misspelt feature would weigh nothing without a word: refuse it at start-up."""
+        from percept.reading.verdict import FEATURES
+
+        unknown = sorted(set(weights or {}) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; known: {list(FEATURES)}")
+        return weights
 
     def plugin_name(self, name: str) -> str:
         """The plugin a client's model name means (an alias resolved; other names unchanged)."""

@@ -285,3 +285,14 @@ def test_with_an_evidence_model_its_log_odds_decide() -> None:
     against = {**weights, "bias": -4.0}
     words = assess_reading(reading, reference, [answer(3, [weak])], threshold=1.0, weights=against)["report"]["words"]
     assert words[1]["status"] == "correct"
+
+
+def test_evidence_weights_name_known_features() -> None:
+    import pydantic
+
+    from percept.reading.settings import ReadingSettings
+
+    assert ReadingSettings(evidence_weights={"bias": -1.0, "llr_free": 0.5}).evidence_weights == {"bias": -1.0,
+                                                                                                  "llr_free": 0.5}
+    with pytest.raises(pydantic.ValidationError, match="llr_fre"):
+        ReadingSettings(evidence_weights={"llr_fre": 0.5})
