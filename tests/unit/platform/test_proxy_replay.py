@@ -220,3 +220,19 @@ def test_the_keyed_operations_document_the_keys_limits_and_its_400(tmp_path: Pat
         (param,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
         assert param["schema"]["maxLength"] == IDEMPOTENCY_KEY_MAX
         assert "400" in operation["responses"], (method, path)
+
+
+def test_every_get_that_starts_a_task_or_deletes_is_never_replayed(tmp_path: Path) -> None:
+    """The dangerous direction of the proxy's lists: a new GET with an effect that is missing
+    from UNSAFE_GETS would be sent twice after an ingress death. Its endpoint's source names
+    the effect (a task submission or a clear/delete)."""
+    import inspect
+
+    from percept.api.openapi import api_routes
+
+    effects = ("submit(", "_task(services", "_embed_task(services", ".clear", ".delete(")
+    routes = api_routes(create_app(make_services(tmp_path, debug_routes=True)).routes)
+    with_effects = {path for path, route in routes if "GET" in (route.methods or ())
+                    and any(e in inspect.getsource(route.endpoint) for e in effects)}
+    assert with_effects, "the scan finds the vendor GETs that queue tasks"
+    assert with_effects <= UNSAFE_GETS, with_effects - UNSAFE_GETS
