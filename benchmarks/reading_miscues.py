@@ -153,8 +153,7 @@ class Pipeline:
         self.core = ReadingCore(self.blobs, config)
         started = time.perf_counter()
         FasterWhisperPlugin.load()
-        self.aligner = ForcedAligner()
-        self.aligner.context_pad_s = config.aligner_context_pad_s
+        self.aligner = ForcedAligner(context_pad_s=config.aligner_context_pad_s)
         self.load_s = time.perf_counter() - started
 
     def run(self, reading: SuiteReading, fresh: bool) -> dict[str, Any]:

@@ -64,9 +64,6 @@ class ForcedAligner:
         self.device = device or pick_device()
         compute = "float16" if self.device == "cuda" else "int8"
         self.model = WhisperModel(path, device=self.device, compute_type=compute, cpu_threads=threads)
-        # Both transcripts usually collapse a repeated word into one: every word's repetition
-        # is tested against the audio (one more forced scoring per word).
-        self.repetitions = True
         # The encoder sees the recording plus this much silence (seconds) instead of Whisper's
         # whole 30 s window (None): the encoder and every forced scoring cost in proportion.
         self.context_pad_s = context_pad_s
@@ -215,7 +212,9 @@ class ForcedAligner:
                 key = (change["kind"], change["ref"], change["norm"])
                 found.setdefault(key, {**change, "source": origin})
         candidates = [c for c in found.values() if not (c["source"] == "prompted" and _in_long_gap(c, found))]
-        candidates += repetition_hypotheses(reference, found) if self.repetitions else []
+        # Both transcripts usually collapse a repeated word into one: every word's repetition
+        # is tested against the audio (one more forced scoring per word).
+        candidates += repetition_hypotheses(reference, found)
         sequences = [reference] + [apply_change(reference, c)[0] for c in candidates]
         # The likelihood ratio of each candidate without context, then with the reference as
         # context (only where the first leaves it a chance); the evidence is their sum.
