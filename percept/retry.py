@@ -217,7 +217,7 @@ class ReplicaLossMiddleware:
         body = json.dumps(unavailable_body(path), separators=(",", ":")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"retry-after", str(self.retry_after_s).encode())]
-        if path == "/api" or path.startswith("/api/"):
+        if error_contract(path) == "inspection":
             headers.append((b"content-language", b"en"))
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -227,16 +227,27 @@ UNAVAILABLE = "unavailable: the replica serving this request stopped; retry late
 TAGGER_PATHS = ("/process", "/test", "/health-check", "/work/status")
 
 
+def error_contract(path: str) -> str:
+    """Whose error format ``path`` answers in: ``inspection`` (``/api``), ``tagger`` (the
+    Detect envelope) or ``detail`` (everything else)."""
+    if path == "/api" or path.startswith("/api/"):
+        return "inspection"
+    if path in TAGGER_PATHS or path.startswith("/work/status"):
+        return "tagger"
+    return "detail"
+
+
 def unavailable_body(path: str) -> dict[str, Any]:
     """The 503 body in the error format of the contract owning ``path``.
 
     The proxy does not load the application (its routers pull in the model code), so the three
     shapes are written here; a unit test checks them against the app's own renderers.
     """
-    if path == "/api" or path.startswith("/api/"):
+    contract = error_contract(path)
+    if contract == "inspection":
         return {"errors": {"detail": UNAVAILABLE, "source": {"pointer": path}, "status": 503,
                            "title": "Service Unavailable"}}
-    if path in TAGGER_PATHS or path.startswith("/work/status"):
+    if contract == "tagger":
         return {"status": {"code": 503, "message": "Service Unavailable"}, "data": [], "error": UNAVAILABLE,
                 "number_documents_treated": 0, "number_documents_non_treated": 0, "list_id_not_treated": [],
                 "memory_used": "", "ram_used": ""}

@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from percept.api.errors import _TITLES
-from percept.retry import KEYED_ROUTES
+from percept.retry import KEYED_ROUTES, error_contract
 from percept.tasks import IDEMPOTENCY_KEY_MAX
 
 
@@ -120,17 +120,12 @@ def route_codes(route: APIRoute) -> set[int]:
     # Any operation: Serve's proxy answers 503 + Retry-After when the ingress replica serving
     # the request stops and the request is not safe to send again (percept.retry).
     codes |= {503}
-    if route.path.startswith(("/process", "/test", "/health-check", "/work/status")):
+    if error_contract(route.path) == "tagger":
         codes |= {500}  # the Detect envelope documents its 500 too
     return codes
 
 
-def _error_ref(path: str) -> str:
-    if path.startswith("/api/"):
-        return "InspectionError"
-    if path in ("/process", "/test", "/health-check") or path.startswith("/work/status"):
-        return "TaggerResponse"
-    return "ErrorDetail"
+ERROR_MODELS = {"inspection": "InspectionError", "tagger": "TaggerResponse", "detail": "ErrorDetail"}
 
 
 def api_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, APIRoute]]:
@@ -172,7 +167,7 @@ def document_errors(app: FastAPI) -> None:
                 route = routes.get((path, method))
                 if route is None:
                     continue
-                ref = {"$ref": f"#/components/schemas/{_error_ref(path)}"}
+                ref = {"$ref": f"#/components/schemas/{ERROR_MODELS[error_contract(path)]}"}
                 codes = route_codes(route)
                 if (method.upper(), path) in KEYED_ROUTES:
                     operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
