@@ -13,7 +13,7 @@ from typing import Any
 from percept.reading.audio import convert_to_mp3, load_audio, split_audio, split_silence
 from percept.reading.files import blob_key
 from percept.reading.images import convert_to_png, render_view
-from percept.reading.report import assess_reading, compare_reading, reference_plan
+from percept.reading.report import assess_reading, compare_reading
 from percept.reading.settings import ReadingSettings
 from percept.reading.text import find_phrases, tokenize
 from percept.storage import BlobStore
@@ -64,19 +64,6 @@ class ReadingCore:
         with self.blobs.local_path(key) as path:
             split_audio(load_audio(path), [(start, end)], lambda data: self.blobs.put_bytes(piece_key, data))
         return piece_key
-
-    def plan(self, segments: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
-        """Per segment, the reference words it holds (for forced scoring), in order."""
-        # The reference as written (case kept: Whisper scores "The" at a segment's start and
-        # "Monday" far above "the"/"monday"); numbers in their spoken words.
-        words = [t.norm if any(ch.isdigit() for ch in t.text) else t.text for t in tokenize(reference)]
-        plan = []
-        for a, b in reference_plan(segments, reference):
-            part = list(words[a:b])
-            if part:
-                part[0] = part[0][:1].upper() + part[0][1:]
-            plan.append({"first": a, "end": b, "words": part})
-        return plan
 
     def compare(self, segments: list[dict[str, Any]], reference: str,
                 forced: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
