@@ -99,8 +99,6 @@ def create_app(services: Services) -> FastAPI:
     app.state.error_renderers = []
     install_error_handlers(app)
 
-    app.add_middleware(RequestContext)
-
     app.include_router(platform.router)
     app.include_router(auth.router)
     if services.args.debug_routes:
@@ -112,4 +110,6 @@ def create_app(services: Services) -> FastAPI:
     limits = services.args.request_limits
     app.add_middleware(BodyLimitMiddleware, caps={**derived_caps(services), **limits.routes},
                        default_mb=limits.default_mb)
+    # added last, so outermost: a request the body caps refuse has its request id and log line too
+    app.add_middleware(RequestContext)
     return app

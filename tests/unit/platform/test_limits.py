@@ -179,3 +179,9 @@ def test_the_upload_routes_are_all_covered(app_client: TestClient) -> None:
     # folder pick) and keeps only their last two segments, each sanitised (percept.api.ui).
     by_design = {"/ui/api/correction/datasets"}
     assert takes_files == covered | by_design
+
+
+def test_a_body_cap_refusal_carries_the_request_id(app_client: TestClient) -> None:
+    r = app_client.post("/hello", content=b" " * (2 * 2**20), headers={"X-Request-ID": "rid-413",
+                                                                      "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.headers["X-Request-ID"] == "rid-413"
