@@ -13,7 +13,7 @@ from typing import Any
 from percept.reading.audio import convert_to_mp3, load_audio, split_audio, split_silence
 from percept.reading.files import blob_key
 from percept.reading.images import convert_to_png, render_view
-from percept.reading.report import assess_reading, compare_reading
+from percept.reading.report import Assessment, assess_reading, compare_reading
 from percept.reading.settings import ReadingSettings
 from percept.reading.text import find_phrases, tokenize
 from percept.storage import BlobStore
@@ -72,9 +72,11 @@ class ReadingCore:
                                self.config.accept_substitution, self.config.accept_omission)
 
     def assess(self, segments: list[dict[str, Any]], reference: str,
-               assessed: list[dict[str, Any] | None]) -> dict[str, Any]:
-        """Errors and report from the aligner's acoustic evidence (:mod:`percept.reading.verdict`)."""
+               assessed: list[dict[str, Any] | None], prepared: Assessment | None = None) -> dict[str, Any]:
+        """Errors and report from the aligner's acoustic evidence (:mod:`percept.reading.verdict`);
+        ``prepared``: the transcript's alignment when the caller already made it."""
         return assess_reading(segments, reference, assessed, self.config.miscue_threshold, self.config.long_pause_s,
+                              prepared,
                               time_shift=self.config.word_time_shift_s,
                               added_threshold=self.config.added_word_threshold,
                               weights=self.config.evidence_weights or None,

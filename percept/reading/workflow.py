@@ -18,7 +18,7 @@ from typing import Any
 from percept.handles import Handle, is_running
 from percept.reading.core import ReadingCore
 from percept.reading.files import ReadingFiles, blob_key
-from percept.reading.report import prepare_assessment
+from percept.reading.report import Assessment, prepare_assessment
 from percept.reading.text import tokenize
 from percept.tasks import ProgressReporter
 
@@ -92,13 +92,15 @@ class ReadingTools:
         acoustic evidence when it is available, else from the transcript alone."""
         assessed = await self.assess(owner, segments, reference)
         if assessed is not None:
-            return await asyncio.to_thread(self.core.assess, segments, reference, assessed)
+            state, answers = assessed
+            return await asyncio.to_thread(self.core.assess, segments, reference, answers, state)
         return await asyncio.to_thread(self.core.compare, segments, reference, None)
 
     async def assess(self, owner: str, segments: list[dict[str, Any]],
-                     reference: str) -> list[dict[str, Any] | None] | None:
-        """The aligner's evidence per segment (see :meth:`ForcedAligner.assess`); ``None`` when
-        the aligner is not deployed, turned off (``forced_scoring: false``) or failing."""
+                     reference: str) -> tuple[Assessment, list[dict[str, Any] | None]] | None:
+        """The transcript's alignment to the reference (reused by the verdicts) and the aligner's
+        evidence per segment (see :meth:`ForcedAligner.assess`); ``None`` when the aligner is
+        not deployed, turned off (``forced_scoring: false``) or failing."""
         if not self.core.config.forced_scoring or not segments or not is_running(self.aligner):
             return None
         try:
@@ -116,7 +118,7 @@ class ReadingTools:
         assessed: list[dict[str, Any] | None] = [None] * len(segments)
         for (s, _, _), answer in zip(jobs, answers, strict=True):
             assessed[s] = answer
-        return assessed
+        return state, assessed
 
     async def _report(self, reporter: ProgressReporter, percent: float, message: str) -> None:
         await asyncio.to_thread(reporter, percent, message)
