@@ -31,6 +31,7 @@ from percept.inspection.errors import api_error
 from percept.inspection.license import LicenseError, verify_license
 from percept.inspection.uploads import parse_bool, store_uploads
 from percept.inspection.views import item_detail, item_entry, model_view, summary
+from percept.retry import error_contract
 from percept.schemas.inspection import (
     AnnotationRequest,
     DeleteModelsRequest,
@@ -244,4 +245,4 @@ def workers(owner: LicensedClient, services: ServicesDep) -> dict[str, Any]:
 def include(app: FastAPI) -> None:
     """Add the inspection routes and render every error under ``/api`` as ``{"errors": ...}``."""
     app.include_router(router)
-    register_error_renderer(app, lambda path: path == "/api" or path.startswith("/api/"), render_error)
+    register_error_renderer(app, lambda path: error_contract(path) == "inspection", render_error)

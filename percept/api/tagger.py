@@ -21,13 +21,13 @@ from fastapi.responses import JSONResponse, Response
 from percept.api.deps import ServicesDep
 from percept.api.errors import ErrorInfo, register_error_renderer
 from percept.errors import PayloadTooLarge, Unprocessable
+from percept.retry import error_contract
 from percept.schemas.tagger import TaggerRequest, TaggerResponse, TaggerStatus
 from percept.tagger.jobs import JobLog
 from percept.tagger.process import HandleModels, TaggerPipeline
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tagger"])
-TAGGER_PATHS = ("/process", "/test", "/health-check", "/work/status")
 
 
 T = TypeVar("T")
@@ -98,5 +98,5 @@ def render_envelope(request: Request, info: ErrorInfo) -> Response:
 def include(app: FastAPI) -> None:
     """Add the tagger's routes and its envelope error renderer."""
     app.include_router(router)
-    register_error_renderer(app, lambda path: path in TAGGER_PATHS or path.startswith("/work/status"),
+    register_error_renderer(app, lambda path: error_contract(path) == "tagger",
                             render_envelope)
