@@ -77,10 +77,6 @@ class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
         settings = READING.load_settings(args)
         self.load(lambda: ForcedAligner(self.models_path, context_pad_s=settings.aligner_context_pad_s))
 
-    def _align(self, key: str, words: list[str]) -> list[dict[str, Any]]:
-        with self.blobs.local_path(key) as path:
-            return self.require().align(str(path), words)
-
     def _assess(self, key: str, reference: list[str], transcript: list[str], long_pause_s: float) -> dict[str, Any]:
         with self.blobs.local_path(key) as path:
             return self.require().assess(str(path), reference, transcript, long_pause_s)
@@ -90,11 +86,6 @@ class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
         """The acoustic evidence about one stored segment (:meth:`ForcedAligner.assess`)."""
         self.require()
         return await asyncio.to_thread(self._assess, key, reference, transcript, long_pause_s)
-
-    async def align(self, key: str, words: list[str]) -> list[dict[str, Any]]:
-        """Per word ``{word, start, end, probability}`` in a stored recording piece."""
-        self.require()
-        return await asyncio.to_thread(self._align, key, words)
 
 
 def bind(args: AppArgs, gpu: bool) -> ReadingHandles:

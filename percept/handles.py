@@ -99,7 +99,7 @@ class ReadingHandles(HandleGroup):
     """Reading assessment; speech and OCR run on the plugin deployments (``services.plugins``)."""
 
     reading: Handle = absent()  # ReadingTools: conversion, cutting, alignment, page view
-    reading_aligner: Handle = absent(idempotent=("align", "assess"))  # ReadingAligner: forced scoring with Whisper
+    reading_aligner: Handle = absent(idempotent=("assess",))  # ReadingAligner: forced scoring with Whisper
 
 
 @dataclass

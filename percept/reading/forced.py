@@ -68,35 +68,6 @@ class ForcedAligner:
         # whole 30 s window (None): the encoder and every forced scoring cost in proportion.
         self.context_pad_s = context_pad_s
 
-    def align(self, filename: str, words: list[str]) -> list[dict[str, Any]]:
-        """Per given word: ``{word, start, end, probability}`` (seconds from the file start).
-
-        Words are sent as one forced transcript; an empty list gives an empty answer.
-        """
-        import numpy as np
-        from faster_whisper.audio import decode_audio, pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
-
-        clean = [w for w in (str(x).strip() for x in words) if w]
-        if not clean:
-            return []
-        audio = decode_audio(filename, sampling_rate=16000)
-        features = self.model.feature_extractor(audio)
-        frames = min(int(features.shape[-1]), 3000)
-        encoded = self.model.encode(np.expand_dims(pad_or_trim(features), 0))
-        tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
-                              language="en")
-        tokens = tokenizer.encode(" " + " ".join(clean))
-        found = self.model.find_alignment(tokenizer, [tokens], encoded, frames)[0]
-        result = [{"word": str(w["word"]).strip(), "start": round(float(w["start"]), 3),
-                   "end": round(float(w["end"]), 3), "probability": round(float(w["probability"]), 4)}
-                  for w in found]
-        if len(result) != len(clean):
-            # Tokenisation merged or split words: give up on this piece rather than misassign.
-            logger.info("forced alignment returned %d words for %d", len(result), len(clean))
-            return []
-        return result
-
     # -- likelihood scoring of candidate readings -------------------------------------------
 
     def prepare(self, source: str | Any) -> dict[str, Any]:
