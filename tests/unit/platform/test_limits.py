@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from percept.api.app import create_app
-from percept.api.limits import check_filename
+from percept.api.limits import BodyLimitMiddleware, check_filename
 from percept.handles import TaggerHandles
 from percept.inspection.license import issue_license
 from percept.testing import LocalHandle, make_services
@@ -84,6 +86,28 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read(app_client: Test
     assert r.status_code == 413
     r = app_client.post("/hello", json={"img_path": "x" * (2 * 2**20)}, headers=ann)
     assert r.status_code == 413
+
+
+def test_the_body_cap_answers_before_reading_a_declared_oversized_body() -> None:
+    reached: list[str] = []
+    sent: list[dict[str, Any]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append("app")
+
+    async def receive() -> dict[str, Any]:
+        reached.append("receive")
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/hello", "root_path": "", "query_string": b"",
+             "headers": [(b"content-length", str(50 * 2**20).encode())], "app": FastAPI()}
+    asyncio.run(BodyLimitMiddleware(inner, {}, default_mb=1.0)(scope, receive, send))
+    assert reached == []  # neither the body nor the app was touched
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 413
+    assert b"larger than 1.0 MB" in sent[1]["body"]
 
 
 def test_upload_routes_keep_their_own_finer_limits(app_client: TestClient) -> None:
