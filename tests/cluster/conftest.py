@@ -66,8 +66,11 @@ def run_in_cluster(env: dict[str, str], code: str) -> str:
     """Run Python code in a driver connected to the cluster (a subprocess: this process keeps no Ray)."""
     prelude = ("import ray\nray.init(address='127.0.0.1:" + env["PERCEPT_CLUSTER_RAY_PORT"]
                + "', logging_level='ERROR', log_to_driver=False)\n")
-    out = subprocess.run([sys.executable, "-c", prelude + code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    # RAY_ADDRESS: Ray's state API (ray.util.state) otherwise looks for "the" local cluster and
+    # fails when another Ray runs on the machine
+    address = {"RAY_ADDRESS": "127.0.0.1:" + env["PERCEPT_CLUSTER_RAY_PORT"]}
+    out = subprocess.run([sys.executable, "-c", prelude + code], env={**env, **address}, capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
