@@ -65,11 +65,10 @@ class ReadingCore:
             split_audio(load_audio(path), [(start, end)], lambda data: self.blobs.put_bytes(piece_key, data))
         return piece_key
 
-    def compare(self, segments: list[dict[str, Any]], reference: str,
-                forced: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The contract's errors and the word-level report (see :mod:`percept.reading.report`)."""
-        return compare_reading(segments, reference, self.config.long_pause_s, forced,
-                               self.config.accept_substitution, self.config.accept_omission)
+    def compare(self, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:
+        """The contract's errors and the word-level report from the transcript alone (see
+        :mod:`percept.reading.report`)."""
+        return compare_reading(segments, reference, self.config.long_pause_s)
 
     def assess(self, segments: list[dict[str, Any]], reference: str,
                assessed: list[dict[str, Any] | None], prepared: Assessment | None = None) -> dict[str, Any]:

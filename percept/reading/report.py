@@ -8,11 +8,8 @@ spoken words matching no reference word are ``insertion`` entries. Each verdict 
 method produced it, and the summary gives accuracy, words correct per minute (WCPM),
 reading rate and long pauses.
 
-Re-scoring: a free transcript turns many recognition slips into false "misreadings". When
-forced scores of the reference words are given (:mod:`percept.reading.forced`), a word the
-transcript calls a substitution but whose reference form the audio supports (probability
-at least ``accept_substitution``) is judged correct, and likewise a skipped word with
-probability at least ``accept_omission``; those verdicts say ``forced_rescoring``.
+Without the aligner this transcript alignment is the report; with it, the verdicts come from the
+acoustic evidence (:func:`assess_reading`, :mod:`percept.reading.verdict`).
 """
 
 from __future__ import annotations
@@ -34,7 +31,6 @@ from percept.reading.text import (
 WORD_TIMES = "word_alignment"  # alignment over the speech model's word timestamps
 INTERPOLATED = "text_alignment_interpolated_times"  # the model gave no word times
 RULE = "+rule"
-RESCORED = "forced_rescoring"
 LOW_CONFIDENCE = 0.5
 SELF_CORRECTION_DISTANCE = 0.67  # a false start sounds at most this far from the word (chosen on the tuning half)
 BUFFER_S = 0.05  # the silence split widens each segment by this much on both sides
@@ -216,50 +212,18 @@ def reference_plan(segments: list[dict[str, Any]], reference_text: str) -> list[
     return plan
 
 
-def rescore(entries: list[dict[str, Any]], forced: dict[int, dict[str, Any]], accept_substitution: float,
-            accept_omission: float) -> set[int]:
-    """Turn transcript verdicts that the audio contradicts into ``correct``; their indexes."""
-    rescued: set[int] = set()
-    for entry in entries:
-        index = entry["index"]
-        score = forced.get(index) if index is not None else None
-        if score is None:
-            continue
-        entry["forced_probability"] = score["probability"]
-        limit = {"substitution": accept_substitution, "omission": accept_omission}.get(entry["status"])
-        if limit is not None and score["probability"] >= limit:
-            entry.update(status="correct", method=RESCORED, transcript=entry["spoken"],
-                         start=score["start"], end=score["end"])
-            entry["spoken"] = entry["word"]
-            rescued.add(index)
-    return rescued
-
-
-def compare_reading(segments: list[dict[str, Any]], reference_text: str, long_pause_s: float = 1.0,
-                    forced: dict[int, dict[str, Any]] | None = None, accept_substitution: float = 0.2,
-                    accept_omission: float = 0.5) -> dict[str, Any]:
-    """The contract's ``errors`` and the word-level ``report`` of a reading against a text.
-
-    ``forced`` maps reference word indexes to their forced score (``probability``, absolute
-    ``start``/``end``); without it the verdicts are the transcript alignment's.
-    """
+def compare_reading(segments: list[dict[str, Any]], reference_text: str, long_pause_s: float = 1.0) -> dict[str, Any]:
+    """The contract's ``errors`` and the word-level ``report`` of a reading against a text, from
+    the transcript alone (the fallback when the aligner's evidence is missing)."""
     spoken = spoken_words(segments)
     reference = tokenize(reference_text)
     ops = align_words([w.token.norm for w in spoken], [t.norm for t in reference])
     entries = classify(spoken, reference, ops)
-    rescued = rescore(entries, forced, accept_substitution, accept_omission) if forced else set()
-    kept: list[Op] = []
-    for kind, i, j in ops:
-        if j is not None and j in rescued:
-            if kind == "replace":
-                kept.append(("equal", i, j))
-            continue
-        kept.append((kind, i, j))
     phrases = [str(s.get("text", "")) for s in segments]
     errors: list[dict[str, Any]] = []
     if not segments:  # nothing was said: every reference word was skipped
         errors = [{"audio_segment": None, "at_char": 0, "found": "", "expected": t.norm} for t in reference]
-    for err in errors_from_ops(phrases, [(w.segment, w.token) for w in spoken], reference, kept):
+    for err in errors_from_ops(phrases, [(w.segment, w.token) for w in spoken], reference, ops):
         errors.append({
             "audio_segment": _segment_ref(segments[err.phrase]),
             "at_char": err.at_char,
@@ -267,8 +231,8 @@ def compare_reading(segments: list[dict[str, Any]], reference_text: str, long_pa
             "expected": err.expected,
         })
     summary = summarise(entries, spoken, long_pause_s)
-    summary["rescored_words"] = len(rescued)
-    summary["forced_scoring"] = forced is not None
+    summary["rescored_words"] = 0
+    summary["forced_scoring"] = False
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 
 

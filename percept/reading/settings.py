@@ -22,8 +22,6 @@ class ReadingSettings(ServiceSettings):
     silence_percent: float = Field(5.0, gt=0, lt=100, description="silence: below this % of the loudest sample")
     long_pause_s: float = Field(1.0, gt=0, description="a gap between words at least this long is a long pause")
     forced_scoring: bool = Field(True, description="re-score transcript verdicts against the reference")
-    accept_substitution: float = Field(0.2, ge=0, le=1, description="forced probability that clears a substitution")
-    accept_omission: float = Field(0.5, ge=0, le=1, description="forced probability that clears an omission")
     miscue_threshold: float = Field(
         5.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "

@@ -94,7 +94,7 @@ class ReadingTools:
         if assessed is not None:
             state, answers = assessed
             return await asyncio.to_thread(self.core.assess, segments, reference, answers, state)
-        return await asyncio.to_thread(self.core.compare, segments, reference, None)
+        return await asyncio.to_thread(self.core.compare, segments, reference)
 
     async def assess(self, owner: str, segments: list[dict[str, Any]],
                      reference: str) -> tuple[Assessment, list[dict[str, Any] | None]] | None:

@@ -54,20 +54,6 @@ def test_summary_figures() -> None:
     assert [(p["after"], p["before"], p["duration"]) for p in summary["long_pauses"]] == [("three", "five", 2.5)]
 
 
-def test_forced_scores_clear_recognition_slips_only() -> None:
-    reading = [segment("the dig ran to a park".split())]
-    forced = {0: {"probability": 0.9, "start": 0.0, "end": 0.3}, 1: {"probability": 0.03, "start": 0.5, "end": 0.8},
-              2: {"probability": 0.9, "start": 1.0, "end": 1.3}, 3: {"probability": 0.8, "start": 1.5, "end": 1.8},
-              4: {"probability": 0.7, "start": 2.0, "end": 2.3}, 5: {"probability": 0.9, "start": 2.5, "end": 2.8}}
-    plain = compare_reading(reading, "the dog ran to the park")
-    assert [e["found"] for e in plain["errors"]] == ["dig", "a"]
-    result = compare_reading(reading, "the dog ran to the park", forced=forced)
-    assert [e["found"] for e in result["errors"]] == ["dig"]
-    the = result["report"]["words"][4]
-    assert (the["status"], the["method"], the["transcript"]) == ("correct", "forced_rescoring", "a")
-    assert result["report"]["summary"]["rescored_words"] == 1
-
-
 def test_reference_plan_assigns_words_to_segments() -> None:
     reading = [segment("the dog".split()), segment("ran to the park".split(), 3.0, "f1")]
     assert reference_plan(reading, "the dog ran to the park") == [(0, 2), (2, 6)]
