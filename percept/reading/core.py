@@ -79,7 +79,9 @@ class ReadingCore:
                               time_shift=self.config.word_time_shift_s,
                               added_threshold=self.config.added_word_threshold,
                               weights=self.config.evidence_weights or None,
-                              false_start_logprob=self.config.false_start_logprob)
+                              false_start_logprob=self.config.false_start_logprob,
+                              omission_threshold=self.config.omission_threshold,
+                              repeat_threshold=self.config.repeat_threshold)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

@@ -294,18 +294,37 @@ def prepare_assessment(segments: list[dict[str, Any]], reference_text: str) -> A
     return Assessment(spoken, reference, ops, plan, written_words(reference))
 
 
+def evidence_kind(cand: dict[str, Any]) -> str:
+    """Which operating point a candidate reading answers to: ``replace``, ``delete``, ``insert``
+    (an added word a transcript heard) or ``repeat`` (a word said twice that no transcript
+    heard: the aligner tests every word's repetition, see
+    :func:`percept.reading.forced.repetition_hypotheses`)."""
+    kind = str(cand["kind"])
+    return "repeat" if kind == "insert" and cand.get("source") == "repeat" else kind
+
+
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
-              threshold: float, added: float, shift: float, weights: dict[str, float] | None = None,
-              words: list[str] | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]], dict[int, float]]:
-    """Changes whose evidence clears the threshold (``added`` for added words), by global
-    reference index: one change
-    of a word (``replace``/``delete``), the words inserted before it; and per reference word
-    the strongest evidence against a change that was tried and rejected."""
+              limits: dict[str, float], shift: float, weights: dict[str, float] | None = None,
+              words: list[str] | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
+                                                       dict[int, tuple[float, float]]]:
+    """Changes whose evidence clears the operating point of their kind (``limits``, see
+    :func:`evidence_kind`), by global reference index: one change of a word
+    (``replace``/``delete``), the words inserted before it; and per reference word the
+    rejected change that came closest to its operating point, as ``(evidence, limit)``.
+    Where two accepted changes compete, the one further past its operating point stays."""
     from percept.reading.verdict import evidence_features, evidence_score
 
     change_at: dict[int, dict[str, Any]] = {}
     inserts: dict[int, list[dict[str, Any]]] = {}
-    rejected: dict[int, float] = {}
+    rejected: dict[int, tuple[float, float]] = {}
+
+    def margin(item: dict[str, Any]) -> float:
+        return float(item["llr"]) - float(item["limit"])
+
+    def reject(j: int, llr: float, limit: float) -> None:
+        if j not in rejected or llr - limit > rejected[j][0] - rejected[j][1]:
+            rejected[j] = (llr, limit)
+
     for s, answer in enumerate(assessed):
         if not answer or s >= len(plan):
             continue
@@ -320,25 +339,25 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                 cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
             timed = {k: round(max(offset, offset + float(cand[k]) + shift), 3)
                      for k in ("start", "end") if cand.get(k) is not None}
-            item = {**cand, **timed, "ref": j, "segment": s}
-            if llr <= (added if cand["kind"] == "insert" else threshold):
-                rejected[j] = max(rejected.get(j, -1e9), llr)
+            limit = limits[evidence_kind(cand)]
+            item = {**cand, **timed, "ref": j, "segment": s, "limit": limit}
+            if llr <= limit:
+                reject(j, llr, limit)
                 continue
             if cand["kind"] == "insert":
                 # One added word per gap: the transcripts often offer several spellings of the
                 # one word said there; the best supported one stays.
                 held = inserts.setdefault(j, [])
-                if not held or llr > float(held[0]["llr"]):
+                if not held or margin(item) > margin(held[0]):
                     inserts[j] = [item]
-            elif j not in change_at or llr > float(change_at[j]["llr"]):
+            elif j not in change_at or margin(item) > margin(change_at[j]):
                 change_at[j] = item
     # One word read differently is one miscue: a replaced word and an added word before it
     # both accepted are two explanations of the same stretch of audio; the clearer one stays.
     for j in [j for j in change_at if change_at[j]["kind"] == "replace" and inserts.get(j)]:
-        margin = float(change_at[j]["llr"]) - threshold
-        extra = max(float(c["llr"]) for c in inserts[j]) - added
-        if extra > margin:
-            rejected[j] = max(rejected.get(j, -1e9), float(change_at.pop(j)["llr"]))
+        if max(margin(c) for c in inserts[j]) > margin(change_at[j]):
+            gone = change_at.pop(j)
+            reject(j, float(gone["llr"]), float(gone["limit"]))
         else:
             del inserts[j]
     return change_at, inserts, rejected
@@ -348,14 +367,17 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    assessed: list[dict[str, Any] | None], threshold: float, long_pause_s: float = 1.0,
                    prepared: Assessment | None = None, time_shift: float = 0.0,
                    added_threshold: float | None = None, weights: dict[str, float] | None = None,
-                   false_start_logprob: float | None = None) -> dict[str, Any]:
+                   false_start_logprob: float | None = None, omission_threshold: float | None = None,
+                   repeat_threshold: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
     :meth:`percept.reading.forced.ForcedAligner.assess`; times relative to the segment), or
     ``None`` where it is missing (those words keep the transcript's alignment).
-    ``threshold`` applies to replaced and skipped words, ``added_threshold`` (default: the
-    same) to added ones (insertions, repetitions, false starts); ``false_start_logprob`` tells a
+    ``threshold`` applies to replaced words, ``omission_threshold`` (default: ``threshold``) to
+    skipped ones, ``added_threshold`` (default: ``threshold``) to added words a transcript heard
+    (insertions, repetitions, false starts) and ``repeat_threshold`` (default:
+    ``added_threshold``) to the repetition every word is tested for; ``false_start_logprob`` tells a
     false start that sounds like the word from a repetition (see :func:`_repetitions`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
@@ -365,8 +387,9 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     state = prepared or prepare_assessment(segments, reference_text)
     spoken, reference = state.spoken, state.reference
     added = threshold if added_threshold is None else added_threshold
-    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, threshold, added, time_shift, weights,
-                                             state.words)
+    limits = {"replace": threshold, "delete": threshold if omission_threshold is None else omission_threshold,
+              "insert": added, "repeat": added if repeat_threshold is None else repeat_threshold}
+    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Transcript positions per reference word (free alignment), for times and the errors.
     said_at: dict[int, int] = {}
@@ -394,7 +417,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
             entries.append({"index": None, "at_index": j, "word": "", "status": "insertion", "spoken": extra["word"],
                             "start": extra.get("start"), "end": extra.get("end"), "segment": extra["segment"],
                             "probability": None, "method": ACOUSTIC, "evidence": extra["llr"],
-                            "confidence": confidence(extra["llr"], added), "_logprobs": extra.get("logprobs")})
+                            "confidence": confidence(extra["llr"], extra["limit"]), "_logprobs": extra.get("logprobs")})
         timed = base.get(j)
         i = said_at.get(j)
         free = spoken[i] if i is not None else None
@@ -414,10 +437,10 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
             if change["kind"] == "replace":
                 entry["start"], entry["end"] = change.get("start", entry["start"]), change.get("end", entry["end"])
             entry["evidence"] = change["llr"]
-            entry["confidence"] = confidence(change["llr"], threshold)
+            entry["confidence"] = confidence(change["llr"], change["limit"])
         elif j in rejected:
-            entry["evidence"] = rejected[j]
-            entry["confidence"] = confidence(rejected[j], threshold)
+            entry["evidence"] = rejected[j][0]
+            entry["confidence"] = confidence(*rejected[j])
             entry["method"] = MISS
             if free is not None and free.token.norm != token.norm:
                 entry["transcript"] = free.token.text
@@ -433,7 +456,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
         entries.append({"index": None, "at_index": len(reference), "word": "", "status": "insertion",
                         "spoken": extra["word"], "start": extra.get("start"), "end": extra.get("end"),
                         "segment": extra["segment"], "probability": None, "method": ACOUSTIC,
-                        "evidence": extra["llr"], "confidence": confidence(extra["llr"], added),
+                        "evidence": extra["llr"], "confidence": confidence(extra["llr"], extra["limit"]),
                         "_logprobs": extra.get("logprobs")})
     _repetitions(entries, false_start_logprob)
     pauses = _pauses(segments, assessed, entries, long_pause_s)
@@ -444,6 +467,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     summary["forced_scoring"] = bool(scored_segments)
     summary["miscue_threshold"] = threshold
     summary["added_word_threshold"] = added
+    summary["omission_threshold"] = limits["delete"]
+    summary["repeat_threshold"] = limits["repeat"]
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 
 

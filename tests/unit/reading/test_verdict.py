@@ -113,6 +113,33 @@ def test_repetitions_self_corrections_and_pauses() -> None:
     assert strict["report"]["summary"]["added_word_threshold"] == 4.5
 
 
+@needs_espeak
+def test_each_kind_of_difference_has_its_operating_point() -> None:
+    # Equal evidence (3 nats) for a skipped word, a replaced word and a word said twice that no
+    # transcript heard (the aligner's repetition hypothesis): each kind's threshold decides.
+    reading = [segment("the dig to the park".split())]
+    reference = "The dog ran to the park"
+    assessed = [answer(6, [
+        {"kind": "replace", "ref": 1, "word": "dig", "norm": "dig", "llr": 3.0, "start": 0.6, "end": 0.9},
+        {"kind": "delete", "ref": 2, "word": "", "norm": "", "llr": 3.0},
+        {"kind": "insert", "ref": 5, "word": "the", "norm": "the", "llr": 3.0, "source": "repeat",
+         "start": 2.1, "end": 2.3},
+    ])]
+
+    def statuses(**limits: float) -> list[str]:
+        result = assess_reading(reading, reference, assessed, threshold=limits.pop("threshold"), **limits)
+        return [w["status"] for w in result["report"]["words"]]
+
+    assert statuses(threshold=5.0) == ["correct"] * 6  # every kind at one point: nothing clears it
+    assert statuses(threshold=5.0, omission_threshold=2.0) == [
+        "correct", "correct", "omission", "correct", "correct", "correct"]
+    assert statuses(threshold=2.0, omission_threshold=5.0, added_threshold=5.0, repeat_threshold=2.0) == [
+        "correct", "substitution", "correct", "correct", "repetition", "correct"]
+    # The added-word point covers the repetition hypothesis unless it has its own.
+    assert statuses(threshold=5.0, added_threshold=2.0)[4] == "repetition"
+    assert statuses(threshold=5.0, added_threshold=2.0, repeat_threshold=5.0)[4] == "correct"
+
+
 def test_without_evidence_the_transcript_decides() -> None:
     reading = [segment("the dog ran".split())]
     result = assess_reading(reading, "the dog ran home", [None], threshold=0.0)
