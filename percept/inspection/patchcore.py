@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BACKBONE = "efficientnet-lite0"
 # The finest patch grid, in input pixels per cell.
 GRID_STRIDE = 8
+# CIELAB chroma units (ΔE) that count as one unit of feature distance in the colour level.
+CHROMA_UNIT = 20.0
 
 
 class FeatureBackbone(Protocol):
@@ -238,6 +240,7 @@ class PatchCoreDetector:
         self.score_top = float(params.get("score_top", 0.0))
         self.augment = int(params.get("augment", 0))
         self.relative = float(params.get("image_relative", 0.0))
+        self.colour = float(params.get("colour_weight", 0.0))
         self.backbone_name = ""
         self.level_scale_: np.ndarray = np.ones(len(self.blocks), np.float32)
         self.bank_: np.ndarray = np.zeros((0, 0), np.float16)
@@ -286,6 +289,8 @@ class PatchCoreDetector:
                 images = [self._prepare(works[i], size) for i in part]
                 padded = (size[0] + 2 * self.pad, size[1] + 2 * self.pad)
                 maps = self.backbone.feature_maps(images, self.blocks, padded)
+                if self.colour > 0:
+                    maps = [*maps, self._chroma(images)]
                 for j, feats in zip(part, self._aggregate(maps, padded[0]), strict=True):
                     out[j] = feats
         return [o for o in out if o is not None]
@@ -300,6 +305,21 @@ class PatchCoreDetector:
         if self.pad:
             image = cv2.copyMakeBorder(image, self.pad, self.pad, self.pad, self.pad, cv2.BORDER_REFLECT_101)
         return image
+
+    def _chroma(self, images: list[np.ndarray]) -> np.ndarray:
+        """The colour level ``(n, 2, h, w)``: CIELAB chroma (a*, b*) averaged over each
+        ``GRID_STRIDE`` cell, in units of ``CHROMA_UNIT`` × ``colour_weight``. ImageNet
+        features are trained to ignore colour casts, so a tint or stain on a coloured
+        product (a brown stain on brown-and-blue tissue) barely moves them; the chroma
+        does. A fixed unit rather than the image's own spread: a gray product has none,
+        and its white-balance noise must stay small."""
+        out = []
+        for image in images:
+            lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[:, :, 1:]
+            h, w = image.shape[0] // GRID_STRIDE, image.shape[1] // GRID_STRIDE
+            cells = cv2.resize(lab, (w, h), interpolation=cv2.INTER_AREA)
+            out.append(cells.transpose(2, 0, 1))
+        return (np.stack(out) * np.float32(self.colour / CHROMA_UNIT)).astype(np.float32)
 
     def _aggregate(self, maps: list[np.ndarray], padded_height: int) -> np.ndarray:
         """3×3 local averaging per level, upsampled to the finest grid, concatenated."""
@@ -323,7 +343,7 @@ class PatchCoreDetector:
                 t = F.adaptive_avg_pool2d(t, target)
             elif t.shape[-2:] != target:
                 t = F.interpolate(t, size=target, mode="bilinear", align_corners=False)
-            levels.append(t / float(self.level_scale_[k]))
+            levels.append(t / float(self.level_scale_[k]) if k < len(self.level_scale_) else t)
         joined = torch.cat(levels, dim=1)
         cut = round(self.pad * target[0] / padded_height)  # the mirrored border, in grid cells
         if cut:
