@@ -3,12 +3,15 @@ batch knobs from ``user_config``, and binding a service's group of deployments."
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import inspect
 import logging
 import os
 import time
 import types
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +38,7 @@ class ModelDeployment(Generic[CoreT]):
     """
 
     model_label = "model"
+    hosted = "replica"  # "ingress" when the ingress replica runs it in its own process (InIngress)
 
     def __init__(self, args: AppArgs) -> None:
         configure_logging()
@@ -69,6 +73,7 @@ class ModelDeployment(Generic[CoreT]):
             "message": self.unavailable or "ready",
             "device": str(getattr(self.core, "device", "cpu")),
             "pid": os.getpid(),
+            "hosted": self.hosted,
             "startup_s": None if self.startup_s is None else round(self.startup_s, 2),
         }
 
@@ -177,6 +182,73 @@ class Batching:
         """Hook: a subclass sizes its threads or parallel passes to the new knobs."""
 
 
+@dataclass(frozen=True)
+class InIngress:
+    """A model the ingress replica runs in its own process instead of a deployment of its own.
+
+    Bound in a handle group in place of the deployment (``bind_group``); the ingress replica
+    builds ``cls(args)`` when it starts, applies the deployment's ``user_config`` as Serve
+    would (``reconfigure``), and calls it through an :class:`InProcessHandle`: no proxy-to-
+    replica hop, no serialisation, no replica of its own (see ``AppArgs.classifier_in_ingress``).
+    """
+
+    cls: type
+    key: str
+
+
+class _InProcessCall:
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self._method = method
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """An awaitable of the result: a coroutine method runs on this event loop, a plain one
+        in a thread (it may block), like a replica's handle call."""
+        if inspect.iscoroutinefunction(self._method):
+            return self._method(*args, **kwargs)
+        return asyncio.ensure_future(asyncio.to_thread(self._method, *args, **kwargs))
+
+
+class InProcessHandle:
+    """A deployment handle look-alike over a model object living in this process."""
+
+    retry_on_replica_loss = False  # no replica to lose: percept.retry leaves it unwrapped
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def options(self, **_: Any) -> InProcessHandle:
+        return self
+
+    def __getattr__(self, name: str) -> _InProcessCall:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _InProcessCall(getattr(self.target, name))
+
+    def __repr__(self) -> str:
+        return f"InProcessHandle({type(self.target).__name__})"
+
+
+def host_in_process(group: G, args: AppArgs) -> G:
+    """A copy of ``group`` with every :class:`InIngress` model built in this process.
+
+    A copy: Serve keeps the replica's constructor arguments (and pickles them to list the
+    deployments it calls), which must not hold a live model."""
+    group = copy.copy(group)
+    for f in fields(group):
+        part = getattr(group, f.name)
+        if not isinstance(part, InIngress):
+            continue
+        started = time.monotonic()
+        model = part.cls(args)
+        model.hosted = "ingress"
+        user_config = args.options_for_deployment(part.key).user_config
+        if user_config and callable(getattr(model, "reconfigure", None)):
+            model.reconfigure(user_config)
+        setattr(group, f.name, InProcessHandle(model))
+        logger.info("%s runs in this ingress replica (loaded in %.1f s)", part.key, time.monotonic() - started)
+    return group
+
+
 def bind_group(group_type: type[G], args: AppArgs, gpu: bool, **parts: Any) -> G:
     """A service's handle group filled with its bound deployments.
 
@@ -185,7 +257,8 @@ def bind_group(group_type: type[G], args: AppArgs, gpu: bool, **parts: Any) -> G
     ``args.deployments.<key>`` (``serve_config.yaml``), without GPUs when ``gpu`` is false,
     and it is bound with ``args`` first. ``(Deployment, extra)`` also passes
     ``extra(group)`` (the group bound so far), e.g. the embedders the search index calls.
-    Serve swaps each bound deployment for a ``DeploymentHandle`` in the ingress.
+    Serve swaps each bound deployment for a ``DeploymentHandle`` in the ingress. An
+    :class:`InIngress` part is kept as it is: the ingress builds it (:func:`host_in_process`).
     """
     known = {f.name for f in fields(group_type)}
     unknown = sorted(set(parts) - known)
@@ -193,6 +266,9 @@ def bind_group(group_type: type[G], args: AppArgs, gpu: bool, **parts: Any) -> G
         raise ValueError(f"{group_type.__name__} has no deployments {unknown}; it has {sorted(known)}")
     group = group_type()
     for key, part in parts.items():
+        if isinstance(part, InIngress):
+            setattr(group, key, part)
+            continue
         deployment, extra = part if isinstance(part, tuple) else (part, _no_extra)
         options = args.options_for_deployment(key).serve_options(use_gpu=gpu)
         app: Application = deployment.options(**options).bind(args, *extra(group))

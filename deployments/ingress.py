@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
+from deployments.base import host_in_process
 from percept.api.app import create_app
 from percept.config import AppArgs
 from percept.handles import Handle, HandleGroup
@@ -37,7 +38,8 @@ class IngressDeployment:
     ) -> None:
         configure_logging()
         use_models_dir(args.models_path)
-        handles = [retry_idempotent(group) for group in handles]  # a dead model replica: sent once more
+        # models hosted here (InIngress) are built first; a dead model replica: calls sent once more
+        handles = [retry_idempotent(host_in_process(group, args)) for group in handles]
         self.services: Services = build_services(args, handles, plugins, plugin_errors, plugin_handles)
         logger.info(
             "ingress ready: %d deployments, %d plugins, state %s",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from deployments.base import Batching, ModelDeployment, bind_group
+from deployments.base import Batching, InIngress, ModelDeployment, bind_group
 from percept.config import AppArgs
 from percept.handles import TaggerHandles
 from percept.registry import TAGGER
@@ -175,7 +175,23 @@ TaggerClassifierDeployment = serve.deployment(name="TaggerClassifier")(TaggerCla
 TaggerDetectorDeployment = serve.deployment(name="TaggerDetector")(TaggerDetector)
 
 
+def classifier_in_ingress(args: AppArgs, gpu: bool) -> bool:
+    """Whether the ingress replica runs the classifier itself (``classifier_in_ingress``).
+
+    On the CPU the hops cost as much as EfficientNet-Lite0 (docs/performance.md): the proxy
+    -> ingress -> classifier path spent 65-90 core-ms per image against 35-41 in one process.
+    Run in the ingress, an image skips one hop and its serialisation, and the app keeps one
+    replica less up; batching works the same (the ingress's event loop gathers the batch).
+    On GPUs the classifier keeps its own replicas (its GPU share, its own scaling).
+    """
+    if args.classifier_in_ingress == "auto":
+        return not gpu
+    return args.classifier_in_ingress == "always"
+
+
 def bind(args: AppArgs, gpu: bool) -> TaggerHandles:
     """The classifier and the detector (resources and batch knobs from serve_config.yaml)."""
+    classifier: Any = (InIngress(TaggerClassifier, "tagger_classifier") if classifier_in_ingress(args, gpu)
+                       else TaggerClassifierDeployment)
     return bind_group(TaggerHandles, args, gpu,
-                      tagger_classifier=TaggerClassifierDeployment, tagger_detector=TaggerDetectorDeployment)
+                      tagger_classifier=classifier, tagger_detector=TaggerDetectorDeployment)

@@ -108,6 +108,11 @@ class AppArgs(BaseModel):
         description="auto: keep num_gpus where the cluster has GPUs, drop them where it has none",
     )
     services: list[str] = Field(default_factory=lambda: list(SERVICE_NAMES))
+    classifier_in_ingress: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="run the tagger's classifier inside the ingress replica (one hop and one replica less; "
+        "its user_config still applies): auto = when the models run without GPUs",
+    )
     ingress: DeploymentOptions = Field(default_factory=DeploymentOptions)
     deployments: dict[str, DeploymentOptions] = Field(
         default_factory=dict, description="per deployment key (a handle field of percept.handles)"

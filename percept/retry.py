@@ -77,7 +77,8 @@ def retry_idempotent(group: Any) -> Any:
     for field in fields(group):
         methods = field.metadata.get("idempotent")
         handle = getattr(group, field.name)
-        if methods and not isinstance(handle, (Absent, RetryingHandle)):
+        in_process = not getattr(type(handle), "retry_on_replica_loss", True)  # e.g. a model in the ingress
+        if methods and not in_process and not isinstance(handle, (Absent, RetryingHandle)):
             setattr(group, field.name, RetryingHandle(handle, methods))
     return group
 
