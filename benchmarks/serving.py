@@ -320,9 +320,12 @@ def config_args() -> dict[str, Any]:
     return dict(serve_config()["applications"][0]["args"])
 
 
-def bench_app_args(root: Path, device: str, batching: bool) -> dict[str, Any]:
-    """serve_config.yaml's args with the tagger and reading only, RapidOCR the only plugin."""
+def bench_app_args(root: Path, device: str, batching: bool, placement: str = "auto") -> dict[str, Any]:
+    """serve_config.yaml's args with the tagger and reading only, RapidOCR the only plugin;
+    ``placement``: the classifier's ``classifier_in_ingress`` (auto: serve_config.yaml's own)."""
     args = config_args()
+    if placement != "auto":
+        args["classifier_in_ingress"] = placement
     plugins = root / "plugins"
     plugins.mkdir(exist_ok=True)
     (plugins / "rapidocr_plugin.py").write_text((ROOT / "plugins" / "rapidocr_plugin.py").read_text())
@@ -339,21 +342,24 @@ def bench_app_args(root: Path, device: str, batching: bool) -> dict[str, Any]:
     return args
 
 
-def deploy(root: Path, device: str, batching: bool, port: int) -> None:
-    """(Re)deploy; a change of user_config only reconfigures the running replicas."""
+def deploy(root: Path, device: str, batching: bool, port: int, placement: str = "auto") -> str:
+    """(Re)deploy; a change of user_config only reconfigures the running replicas. Returns
+    where the classifier runs (``ingress`` or ``replica``)."""
     import httpx
     from ray import serve
 
     from deployments.app import build_app
 
-    serve.run(build_app(bench_app_args(root, device, batching)), name="percept", route_prefix="/",
+    serve.run(build_app(bench_app_args(root, device, batching, placement)), name="percept", route_prefix="/",
               logging_config=serve_config().get("logging_config"))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
             models = httpx.get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
-            if models["tagger_classifier"]["available"] and models["tagger_classifier"].get("batching") == batching:
-                return
+            classifier = models["tagger_classifier"]
+            wanted = {"always": "ingress", "never": "replica"}.get(placement, classifier.get("hosted"))
+            if classifier["available"] and classifier.get("batching") == batching and classifier.get("hosted") == wanted:
+                return str(classifier.get("hosted", "replica"))
         except (httpx.HTTPError, KeyError, ValueError, TypeError):
             pass
         time.sleep(0.5)
@@ -466,25 +472,16 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
                 controller_options=serve_config().get("controller_options"))
     info: dict[str, Any] = {}
     try:
-        started = time.perf_counter()
-        deploy(root, device, True, port)
-        info["start_s"] = time.perf_counter() - started
-        for batching in (False, True):
-            deploy(root, device, batching, port)
-            mode = "on" if batching else "off"
-            for r in range(rounds):
-                print(f"round {r + 1}/{rounds}, batching {mode}", file=sys.stderr)
-                if batching:  # the no-op paths once per round
-                    ok = lambda s, d: s == 200  # noqa: E731
-                    samples.add("healthz", asyncio.run(closed_loop(port, ("GET", "/-/healthz", b"", {}), ok, 1,
-                                                                   n_noop, 20, warmup=20)))
-                    samples.add("test", asyncio.run(closed_loop(port, ("GET", "/test", b"", {}), ok, 1,
-                                                                n_noop, 20, warmup=20)))
-                samples.add(f"bare1-{mode}", bare.single(jpeg, n1))
-                samples.add(f"c1-{mode}", asyncio.run(closed_loop(port, body, tagged, 1, n1, 60)))
-                samples.best.append(bare.best_batch(jpeg, sizes, 16 if opts.quick else 32))
-                for c in (4, 16):
-                    samples.add(f"c{c}-{mode}", asyncio.run(closed_loop(port, body, tagged, c, n_conc, 60)))
+        # the configured placement last: its figures are the ones held against the goals
+        placements = ["never" if device == "cpu" else "always", "auto"] if opts.compare_placement else ["auto"]
+        info["placements"] = []
+        for placement in placements:
+            started = time.perf_counter()
+            hosted = deploy(root, device, True, port, placement)
+            info["placements"].append(hosted)
+            info.setdefault("start_s", {})[hosted] = time.perf_counter() - started
+            _tagger_rounds(opts, port, rounds, hosted, placement, placement == placements[-1], samples, bare,
+                           root, device, body, jpeg, sizes, n_noop, n1, n_conc, tagged)
         info["bare_threads"] = bare.chosen
         models = __import__("httpx").get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
         info["largest_batch"] = models["tagger_classifier"].get("largest_batch")
@@ -496,6 +493,29 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
         serve.shutdown()
         ray.shutdown()
     return samples, info
+
+
+def _tagger_rounds(opts: argparse.Namespace, port: int, rounds: int, hosted: str, placement: str, noop: bool,
+                   samples: Samples, bare: BareTagger, root: Path, device: str, body: Request, jpeg: bytes,
+                   sizes: tuple[int, ...], n_noop: int, n1: int, n_conc: int,
+                   tagged: Callable[[int, bytes], bool]) -> None:
+    """The /process rows (and, with ``noop``, the no-op rows) of one classifier placement."""
+    for batching in (False, True):
+        deploy(root, device, batching, port, placement)
+        mode = f"{'on' if batching else 'off'}-{hosted}"
+        for r in range(rounds):
+            print(f"round {r + 1}/{rounds}, batching {mode}", file=sys.stderr)
+            if batching and noop:  # the no-op paths once per round
+                ok = lambda s, d: s == 200  # noqa: E731
+                samples.add("healthz", asyncio.run(closed_loop(port, ("GET", "/-/healthz", b"", {}), ok, 1,
+                                                               n_noop, 20, warmup=20)))
+                samples.add("test", asyncio.run(closed_loop(port, ("GET", "/test", b"", {}), ok, 1,
+                                                            n_noop, 20, warmup=20)))
+            samples.add(f"bare1-{mode}", bare.single(jpeg, n1))
+            samples.add(f"c1-{mode}", asyncio.run(closed_loop(port, body, tagged, 1, n1, 60)))
+            samples.best.append(bare.best_batch(jpeg, sizes, 16 if opts.quick else 32))
+            for c in (4, 16):
+                samples.add(f"c{c}-{mode}", asyncio.run(closed_loop(port, body, tagged, c, n_conc, 60)))
 
 
 # ---------------------------------------------------------------- idle footprint
@@ -581,9 +601,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def idle_part(opts: argparse.Namespace) -> dict[str, Any]:
-    import httpx
 
-    from percept.testing import free_port
 
     settle, window = (15.0, 15.0) if opts.quick else (30.0, 30.0)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
@@ -598,11 +616,29 @@ def idle_part(opts: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop(head)
 
+    # the configured placement last: its figures are the ones held against the goals
+    placements = ["never", "auto"] if opts.compare_placement else ["auto"]
+    for placement in placements:
+        out["app_runs"] = [*out.get("app_runs", []), idle_app(env, placement, settle, window)]
+    out.update(out["app_runs"][-1])
+    return out
+
+
+def idle_app(env: dict[str, str], placement: str, settle: float, window: float) -> dict[str, Any]:
+    """``serve run serve_config.yaml`` (``placement``: its ``classifier_in_ingress``, auto: as
+    configured) idle: readiness, footprint, and a cold start of a deployment at zero."""
+    import httpx
+
+    from percept.testing import free_port
+
+    out: dict[str, Any] = {"placement": placement}
     tmp = Path(tempfile.mkdtemp(prefix="percept-idle-"))
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     port = free_port()
     config["http_options"]["port"] = port
     config["applications"][0]["args"]["data_dir"] = str(tmp / "data")
+    if placement != "auto":
+        config["applications"][0]["args"]["classifier_in_ingress"] = placement
     path = tmp / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 (closed below)
@@ -612,6 +648,8 @@ def idle_part(opts: argparse.Namespace) -> dict[str, Any]:
     try:
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
+            if app.poll() is not None:
+                raise RuntimeError(f"serve run exited with {app.returncode}; see {tmp / 'serve.log'}")
             try:
                 response = httpx.get(f"http://127.0.0.1:{port}/platform/health", timeout=10)
                 if response.status_code == 200:
@@ -679,30 +717,42 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
             s.p50("test") / s.p50("healthz"), f"<= {GOAL_TEST_P50_MS:g} ms", s.p50("test") <= GOAL_TEST_P50_MS)
         best_size = statistics.median_low(b for b, _ in s.best)
         best_rate = statistics.median(r for _, r in s.best)
-        for mode in ("off", "on"):
-            ratio = s.p50(f"c1-{mode}") / s.p50(f"bare1-{mode}")
-            row(f"POST /process 224 JPEG, c=1, batching {mode} (p50)",
-                f"{s.p50(f'c1-{mode}'):.1f} ms (p99 {s.p99(f'c1-{mode}'):.0f})",
-                f"bare 1 image {s.p50(f'bare1-{mode}'):.1f} ms", ratio,
-                f"<= {GOAL_SINGLE_RATIO:g}x", ratio <= GOAL_SINGLE_RATIO if mode == "on" else None)
-            for c in (4, 16):
-                key = f"c{c}-{mode}"
-                ratio = s.rate(key) / best_rate
-                goal_ok = ratio >= GOAL_THROUGHPUT_RATIO if (c == 16 and mode == "on") else None
-                row(f"POST /process, c={c}, batching {mode} (img/s)",
-                    f"{s.rate(key):.1f}/s (p99 {s.p99(key):.0f} ms)", f"bare best b={best_size} {best_rate:.1f}/s",
-                    ratio, f">= {GOAL_THROUGHPUT_RATIO:g}x" if goal_ok is not None else "", goal_ok)
+        placements = info.get("placements", ["replica"])
+        for hosted in placements:
+            goals = hosted == placements[-1]  # the configured placement (a comparison's first is the other)
+            print(f"classifier in the {hosted}{' (configured)' if goals else ''}:")
+            for batching in ("off", "on"):
+                mode = f"{batching}-{hosted}"
+                ratio = s.p50(f"c1-{mode}") / s.p50(f"bare1-{mode}")
+                row(f"POST /process 224 JPEG, c=1, batching {batching} (p50)",
+                    f"{s.p50(f'c1-{mode}'):.1f} ms (p99 {s.p99(f'c1-{mode}'):.0f})",
+                    f"bare 1 image {s.p50(f'bare1-{mode}'):.1f} ms", ratio, f"<= {GOAL_SINGLE_RATIO:g}x",
+                    ratio <= GOAL_SINGLE_RATIO if batching == "on" and goals else None)
+                for c in (4, 16):
+                    key = f"c{c}-{mode}"
+                    ratio = s.rate(key) / best_rate
+                    goal_ok = ratio >= GOAL_THROUGHPUT_RATIO if (c == 16 and batching == "on" and goals) else None
+                    row(f"POST /process, c={c}, batching {batching} (img/s)",
+                        f"{s.rate(key):.1f}/s (p99 {s.p99(key):.0f} ms)", f"bare best b={best_size} {best_rate:.1f}/s",
+                        ratio, f">= {GOAL_THROUGHPUT_RATIO:g}x" if goal_ok is not None else "", goal_ok)
         ocr_ratio = s.rate("ocr") / s.rate("ocr-bare")
         row("OCR round trip, c=4 (pages/s)", f"{s.rate('ocr'):.2f}/s (p50 {s.p50('ocr'):.0f} ms)",
             f"engine {s.rate('ocr-bare'):.2f}/s ({s.p50('ocr-bare'):.0f} ms)", ocr_ratio,
             f">= {GOAL_OCR_RATIO:g}x", ocr_ratio >= GOAL_OCR_RATIO)
         errors = {k: s.errors(k) for k in s.runs if s.errors(k)}
-        print(f"tagger+reading app ready in {info.get('start_s', float('nan')):.1f} s; largest classifier batch "
+        print(f"tagger+reading app ready in (s) {info.get('start_s')}; largest classifier batch "
               f"seen: {info.get('largest_batch')}; bare best batch sizes per round: {[b for b, _ in s.best]}; "
               f"bare single-image threads chosen: {info.get('bare_threads')}; "
               f"errors: {errors or 'none'}")
     if idle is not None:
-        bare, app = idle["bare"], idle["app"]
+        bare = idle["bare"]
+        for other in idle.get("app_runs", [])[:-1]:  # a comparison's other placement first
+            run = other["app"]
+            print(f"classifier_in_ingress: {other['placement']} (for comparison): {run.cores:.3f} cores idle "
+                  f"({run.cores - bare.cores:.3f} above the bare Ray head), PSS {run.pss_gib:.2f} GiB, "
+                  f"{run.procs} procs, ready in {other.get('ready_s', float('nan')):.0f} s")
+        print("classifier_in_ingress as configured:")
+        app = idle["app"]
         deployments = idle.get("health", {}).get("deployments", {})
         row(f"whole app idle ({len(deployments)} deployments, {app.procs} procs): cores",
             f"{app.cores:.3f} cores", f"bare Ray head {bare.cores:.3f} ({bare.procs} procs)",
@@ -733,6 +783,9 @@ def main() -> None:
     parser.add_argument("--part", choices=("http", "idle", "all"), default="all")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare-placement", action="store_true",
+                        help="also measure /process with the classifier in the other place (its own replica on "
+                             "the CPU, in the ingress on a GPU), in the same run, before the configured one")
     opts = parser.parse_args()
     device = pick_device(opts.device)
     samples: Samples | None = None
