@@ -73,11 +73,17 @@ def class_splitting(state: JobState, action: str, cache: dict[str, Any]) -> dict
             labels = _labels(state)
             probs = np.array([r.probs for r in good])
             trusted = probs.argmax(axis=1) == labels if probs.size else None
-            cache["splits"] = analysis.find_splits(
-                _features(state), labels, len(state.classes),
-                ratio=state.config.split_ratio, min_gain=state.config.split_min_gain,
-                min_fraction=state.config.split_min_fraction,
-                seed=state.config.seed, trusted=trusted, reduced=cache.get("reduced"))
+            if state.config.split_method == "mixture":
+                cache["splits"] = analysis.find_splits(
+                    _features(state), labels, len(state.classes),
+                    ratio=state.config.split_ratio, min_gain=state.config.split_min_gain,
+                    min_fraction=state.config.split_min_fraction,
+                    seed=state.config.seed, trusted=trusted, reduced=cache.get("reduced"))
+            else:
+                cache["splits"] = analysis.find_graph_splits(
+                    _features(state), labels, len(state.classes), max_cross=state.config.split_max_cross,
+                    min_fraction=state.config.split_min_fraction, seed=state.config.seed, trusted=trusted,
+                    reduced=cache.get("reduced"))
         else:
             cache["splits"] = ([], {})
     found, scores = cache["splits"]

@@ -40,6 +40,8 @@ class JobConfig:
     num_gpus: float = 0.0
     folds: int = 5
     seed: int = 0
+    split_method: str = "graph"  # "graph" (find_graph_splits) or "mixture" (find_splits)
+    split_max_cross: float = 0.03
     split_ratio: float = 2.0
     split_min_gain: float = 0.75
     split_min_fraction: float = 0.2
@@ -64,11 +66,13 @@ class JobConfig:
             config.folds = max(2, int(config.folds))
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))
-            for name in ("split_ratio", "split_min_gain", "split_min_fraction", "blur_threshold",
+            for name in ("split_max_cross", "split_ratio", "split_min_gain", "split_min_fraction", "blur_threshold",
                          "blur_hopeless_sigma", "lighting_threshold", "relabel_confidence", "knn_weight", "mislabel_margin"):
                 setattr(config, name, float(getattr(config, name)))
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"config_params: {exc}") from None
+        if config.split_method not in ("graph", "mixture"):
+            raise BadRequest("config_params.split_method must be one of graph, mixture")
         if config.features not in ("auto", "pixels", "imagenet"):
             raise BadRequest("config_params.features must be one of auto, pixels, imagenet")
         return config

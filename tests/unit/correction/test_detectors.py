@@ -12,6 +12,7 @@ from percept.correction import analysis
 from percept.correction.features import Featurizer, batch_size_for, rows_of
 from percept.correction.images import MEASURES, quality_measures
 from percept.correction.request import JobConfig
+from percept.errors import BadRequest
 from pipelines.correction import choose_concurrency, featurize_pixels, ray_batch_size
 from tests.synthetic.correction import corrupt, natural_variation
 
@@ -139,3 +140,26 @@ def test_group_z_divides_by_the_floor_when_the_class_is_flat() -> None:
     assert 6.0 < analysis.Z_CLIP
     np.testing.assert_allclose(z[30:, 0], 6.0)
     np.testing.assert_allclose(z[:30, 0], 0.0)
+
+
+def test_graph_split_cuts_a_merged_class_and_leaves_a_single_one() -> None:
+    """Class 0 holds two far-apart blobs (a merged class), class 1 one blob: only class 0 is
+    split, and its sub-classes are the two blobs."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 1.0, (80, 8))
+    b = rng.normal(0.0, 1.0, (70, 8)) + np.r_[12.0, np.zeros(7)]
+    single = rng.normal(0.0, 1.0, (150, 8)) + np.r_[0.0, 12.0, np.zeros(6)]
+    features = np.vstack([a, b, single])
+    labels = np.r_[np.zeros(150, int), np.ones(150, int)]
+    found, scores = analysis.find_graph_splits(features, labels, 2)
+    assert [f.cls for f in found] == [0]
+    assert found[0].n_subclasses == 2
+    part = found[0].assignment
+    assert len(set(part[:80])) == 1 and len(set(part[80:])) == 1 and part[0] != part[80]
+    assert scores[0] < analysis.SPLIT_MAX_CROSS < scores[1]
+
+
+def test_split_method_is_checked() -> None:
+    assert JobConfig.from_params({"split_method": "mixture"}).split_method == "mixture"
+    with pytest.raises(BadRequest):
+        JobConfig.from_params({"split_method": "kmeans"})
