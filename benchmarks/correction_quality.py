@@ -15,7 +15,9 @@ too, marked as such.
 
 Per kind: blur F1; lighting F1 with dark and bright recall (direction must be right);
 mislabel F1 beside cleanlab's ``find_label_issues`` on (a) the job's own out-of-sample
-probabilities and (b) cleanlab's usual recipe (5-fold logistic regression on the pixels);
+probabilities, (b) cleanlab's usual recipe (5-fold logistic regression on the pixels) and (c)
+the same recipe on the pixel+HOG features the job computes (the fair baseline: same images,
+same features, a reasonable classifier; the goal is judged against the better of b and c);
 merged-class ARI after ``correct_class_splitting``; restoration PSNR/SSIM of the corrected
 images against the clean originals, beside the corrupted ones. Per corruption: recall of
 ours and of CleanVision.
@@ -97,6 +99,28 @@ def cleanlab_own_recipe(data: SyntheticDataset, uids: list[str], labels: np.ndar
     return {u for u, f in zip(uids, mask, strict=True) if f}
 
 
+def cleanlab_on_features(data: SyntheticDataset, uids: list[str], labels: np.ndarray) -> set[str]:
+    """cleanlab with a stronger classifier: out-of-sample probabilities from a 5-fold logistic
+    regression on the features the job itself computes for small images (16x16 standardised
+    pixels + HOG), then ``find_label_issues`` - the fair baseline: same images, same
+    features, a reasonable classifier, cleanlab's rule."""
+    from cleanlab.filter import find_label_issues
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rows = {r["uuid"]: r["features"] for r in run_local([{"path": data.paths[u], "uuid": u} for u in uids],
+                                                         Featurizer("pixels"))}
+    x = np.stack([rows[u] for u in uids])
+    # C chosen for the baseline on the tuning kinds (mean cleanlab F1 there 0.442 at C 0.001,
+    # 0.437 at 0.003, 0.414 at 0.01, 0.371 at 0.05, 0.328 at 1): the strongest of the grid.
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.001, max_iter=500))
+    probs = cross_val_predict(model, x, labels, cv=5, method="predict_proba")
+    mask = find_label_issues(labels, probs)
+    return {u for u, f in zip(uids, mask, strict=True) if f}
+
+
 def restoration(data: SyntheticDataset, entries: dict[str, Any], uids: list[str]) -> dict[str, float]:
     """Mean PSNR and SSIM against the clean original: the corrupted file vs the corrected one."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -142,6 +166,7 @@ def evaluate(kind: str, seed: int, workdir: Path) -> dict[str, Any]:
     ours_mis = set(by["diagnose_mislabeled_images"]["outliers"])
     same_probs = {u for u, f in zip(uids, find_label_issues(labels, probs), strict=True) if f}
     own_recipe = cleanlab_own_recipe(data, uids, labels, seed)
+    on_features = cleanlab_on_features(data, uids, labels)
     cv = cleanvision_flags(data.paths)
     blur = by["correct_image_blur"]
     light = by["correct_lighting_conditions"]
@@ -158,6 +183,7 @@ def evaluate(kind: str, seed: int, workdir: Path) -> dict[str, Any]:
     res["mis"] = prf(ours_mis, data.flipped)
     res["mis_cl_same"] = prf(same_probs, data.flipped)
     res["mis_cl_own"] = prf(own_recipe, data.flipped)
+    res["mis_cl_feat"] = prf(on_features, data.flipped)
     res["mis_recall_by_noise"] = {
         n: len(ours_mis & {u for u, k in data.noise.items() if k == n}) / max(1, sum(k == n for k in data.noise.values()))
         for n in ("uniform", "confusion")}
@@ -201,13 +227,13 @@ def print_tables(results: list[dict[str, Any]], title: str) -> None:
     print(f"\n## {title}\n")
     print("| kind | seed | images | blur F1 (P/R) | CleanVision blur F1 | lighting F1 (P/R) | dark / bright recall "
           "| CleanVision lighting F1, dark / bright recall | mislabel F1 (P/R) | cleanlab same probs F1 "
-          "| cleanlab own recipe F1 | merged ARI | job s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| cleanlab pixels-LR F1 | cleanlab features-LR F1 | merged ARI | job s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['kind']} | {r['seed']} | {r['images']} | {fmt(r['blur'])} | {r['blur_cv'][2]:.3f} "
               f"| {fmt(r['light'])} | {r['dark_recall']:.2f} / {r['bright_recall']:.2f} "
               f"| {r['light_cv'][2]:.3f}, {r['dark_recall_cv']:.2f} / {r['bright_recall_cv']:.2f} "
-              f"| {fmt(r['mis'])} | {r['mis_cl_same'][2]:.3f} | {r['mis_cl_own'][2]:.3f} "
+              f"| {fmt(r['mis'])} | {r['mis_cl_same'][2]:.3f} | {r['mis_cl_own'][2]:.3f} | {r['mis_cl_feat'][2]:.3f} "
               f"| {r['ari']:.2f} | {r['seconds']:.1f} |")
     print("\nRestoration against the clean original (mean over corrected images; hopeless ones removed):\n")
     print("| kind | seed | blur: n, PSNR before → after, SSIM before → after, removed "
@@ -252,6 +278,8 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
             "dark_recall": float(np.mean([r["dark_recall"] for r in results])),
             "bright_recall": float(np.mean([r["bright_recall"] for r in results])),
             "mis_f1": mean("mis"), "cl_same_f1": mean("mis_cl_same"), "cl_own_f1": mean("mis_cl_own"),
+            "cl_feat_f1": mean("mis_cl_feat"),
+            "mis_margin_min": float(min(r["mis"][2] - max(r["mis_cl_own"][2], r["mis_cl_feat"][2]) for r in results)),
             "ari_min": float(min(r["ari"] for r in results))}
 
 
@@ -376,11 +404,13 @@ def main() -> None:
         s = summary(results["report"])
         print(f"\nReport kinds, mean: blur F1 {s['blur_f1']:.3f}; lighting F1 {s['light_f1']:.3f} (dark recall "
               f"{s['dark_recall']:.2f}, bright recall {s['bright_recall']:.2f}); mislabel F1 {s['mis_f1']:.3f} vs "
-              f"cleanlab {s['cl_same_f1']:.3f} (same probabilities) / {s['cl_own_f1']:.3f} (its own recipe); "
-              f"merged-class ARI ≥ {s['ari_min']:.2f}")
-        print("The issue's mislabel goal (≥ cleanlab + 0.08) is judged against cleanlab as a user runs it (its own "
-              "recipe: cross-validated probabilities of a standard classifier on the pixels); cleanlab on our "
-              "probabilities compares only the flagging rule, the probabilities being ours.")
+              f"cleanlab {s['cl_feat_f1']:.3f} (logistic regression on the job's features) / {s['cl_own_f1']:.3f} "
+              f"(on 16x16 pixels) / {s['cl_same_f1']:.3f} (on our own probabilities); smallest margin over the "
+              f"better cleanlab recipe {s['mis_margin_min']:+.3f}; merged-class ARI ≥ {s['ari_min']:.2f}")
+        print("The issue's mislabel goal (≥ cleanlab + 0.08) is judged per dataset against the better of the two "
+              "cleanlab recipes a user can run without Percept (cross-validated logistic regression on the "
+              "pixels, or on the same pixel+HOG features the job computes); cleanlab on our probabilities "
+              "compares only the flagging rule, the probabilities being ours.")
     if results["tune"]:
         print_tables(results["tune"], f"TUNING kinds {TUNE_KINDS} (thresholds and weights chosen here)")
     if args.json:
