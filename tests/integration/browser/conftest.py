@@ -65,9 +65,14 @@ class Console:
     errors: list[str] = field(default_factory=list)
     shots: list[Path] = field(default_factory=list)
 
-    def open(self, view: str = "") -> None:
+    def open(self, view: str = "", expect: str | None = None) -> None:
+        """Go to a console page and wait until it is rendered (``expect``: the page it ends on
+        when the console sends the visitor elsewhere, e.g. to sign in)."""
         self.page.goto(f"{self.url}/ui/#/{view}")
-        self.page.wait_for_selector("main h1")
+        # the shell marks <main> with the page it finished rendering: a heading left from the
+        # page before (same document, only the hash changed) does not count
+        page = expect or view.split("?")[0] or "home"
+        self.page.wait_for_selector(f'main[data-page="{page}"] h1')
 
     def shot(self, step: str, full_page: bool = True) -> Path:
         path = SHOTS / f"{self.name}-{step}.png"

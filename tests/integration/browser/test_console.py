@@ -34,7 +34,7 @@ def _save(path: Path, image: np.ndarray) -> Path:
 def test_sign_in_create_account_and_plain_errors(console: Console, flow_timer: Any) -> None:
     page = console.page
     with flow_timer("sign_in"):
-        console.open("reading")  # a service page sends a visitor to sign in first
+        console.open("reading", expect="signin")  # a service page sends a visitor to sign in first
         page.get_by_role("heading", name="Sign in").wait_for()
         page.get_by_label("User name").fill("nobody-here")
         page.get_by_label("Password").fill("wrong")
@@ -55,6 +55,27 @@ def test_sign_in_create_account_and_plain_errors(console: Console, flow_timer: A
 
 
 @pytest.mark.parametrize("console", ["phone"], indirect=True)
+def test_the_last_page_chosen_is_the_page_shown(console: Console) -> None:
+    """A page whose code arrives late (a slow link, a sign-in moving on to its page) must not
+    replace the page the user chose after it."""
+    page = console.page
+    console.open("")
+    held: list[Any] = []
+    page.route("**/js/pages/status.js", lambda route: held.append(route))  # its code is held back
+    page.evaluate("location.hash = '#/status'")
+    page.wait_for_function("document.querySelector('main .loading') !== null")
+    page.wait_for_timeout(200)
+    assert held, "the status page's code was not requested"
+    page.evaluate("location.hash = '#/tagger'")
+    page.wait_for_selector('main[data-page="tagger"] h1')
+    held[0].continue_()  # now the overtaken page's code arrives
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    assert page.locator("main h1").all_inner_texts() == ["Tagger"]
+    assert page.title() == "Tagger · Percept"
+    assert console.errors == []
+
+
 def test_phone_menu_and_home(console: Console) -> None:
     page = console.page
     console.open("")

@@ -16,6 +16,10 @@ const PAGES = {
 const NEEDS_USER = new Set(["reading", "correction", "search"]);
 
 let cleanup = null;
+// Each route() call takes a number; one that a later call has overtaken (a sign-in that moves
+// on to its page while the user already chose another) stops at its next await and leaves the
+// page alone, so the last page chosen is the page shown.
+let routing = 0;
 
 function renderWho() {
   const who = document.getElementById("who");
@@ -30,6 +34,7 @@ function renderWho() {
 }
 
 export async function route() {
+  const mine = ++routing;
   const name = location.hash.replace(/^#\/?/, "").split("?")[0];
   const page = name in PAGES ? name : "";
   if (NEEDS_USER.has(page) && !session.user) {
@@ -45,10 +50,21 @@ export async function route() {
     else a.removeAttribute("aria-current");
   });
   const main = document.getElementById("main");
+  delete main.dataset.page;
   main.replaceChildren(el("p", { class: "loading" }, "Loading…"));
   const module = await PAGES[page]();
-  main.replaceChildren();
-  cleanup = (await module.render(main, { route, renderWho })) || null;
+  if (mine !== routing) return;
+  // the page renders into its own node; a later route replaces that node, so whatever an
+  // overtaken render still does lands outside the document
+  const view = el("div", { class: "view" });
+  main.replaceChildren(view);
+  const pageCleanup = (await module.render(view, { route, renderWho })) || null;
+  if (mine !== routing) {
+    if (pageCleanup) { try { pageCleanup(); } catch { /* overtaken page: nothing to keep */ } }
+    return;
+  }
+  cleanup = pageCleanup;
+  main.dataset.page = page || "home";
   renderWho();
   const heading = main.querySelector("h1");
   document.title = heading ? `${heading.textContent} · Percept` : "Percept console";
