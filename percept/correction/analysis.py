@@ -491,9 +491,18 @@ def lighting_design(x: np.ndarray) -> np.ndarray:
                             np.minimum(x[:, 4], 0.0), x[:, 5]])
 
 
+# The direction's weight on the clipped excesses, applied to lighting_inputs' columns, which
+# already carry 10 × the excess fraction: 10 here is 100 per unit of fraction (5 % more white
+# pixels than the class counts as much as a tone sum of +5). Checked (issue 13): on the tuning
+# kinds and their twins, 1 here (10 per unit) gives the same directions on every flagged image
+# (lighting F1 0.851 either way), so the weight is kept and written out, not doubled by accident.
+DIRECTION_CLIP_WEIGHT = 10.0
+
+
 def lighting_direction(x: np.ndarray) -> np.ndarray:
-    """+1 brighter, −1 darker than the class: the tone sum plus clipped white minus clipped black."""
-    return np.where(x[:, 0] + 10.0 * (x[:, 3] - x[:, 2]) < 0, -1, 1)
+    """+1 brighter, −1 darker than the class: the tone sum plus
+    :data:`DIRECTION_CLIP_WEIGHT` × (clipped-white − clipped-black excess columns)."""
+    return np.where(x[:, 0] + DIRECTION_CLIP_WEIGHT * (x[:, 3] - x[:, 2]) < 0, -1, 1)
 
 
 def lighting_bad_probability(x: np.ndarray) -> np.ndarray:
