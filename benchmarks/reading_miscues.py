@@ -56,7 +56,7 @@ from tests.synthetic.reading import KINDS, SuiteReading, plan_suite, render, wav
 GRID = [float(t) for t in range(-10, 13)]  # thresholds tried on the tuning part (nats)
 FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
-ASSESS_VERSION = b"assess-4"  # bump when the aligner's answers change
+ASSESS_VERSION = b"assess-5"  # bump when the aligner's answers change
 
 
 def cpu_seconds() -> float:
@@ -160,11 +160,15 @@ class Pipeline:
         """Segments and the aligner's answers of one reading (cached apart: a change of the
         aligner redoes only its part), with the time taken."""
         audio = wav_bytes(reading)
-        asr_key = hashlib.sha1(audio + self.plugin.size.encode() + b"v8").hexdigest()[:20]
+        from faster_whisper_plugin import window_pad_s
+
+        pad_s = window_pad_s()
+        window = f"-pad{pad_s}".encode() if pad_s is not None else b""  # the plugin's encoder window
+        asr_key = hashlib.sha1(audio + self.plugin.size.encode() + b"v8" + window).hexdigest()[:20]
         asr_path = self.cache / f"{reading.name}-{asr_key}.json"
         pad = self.aligner.context_pad_s
         version = ASSESS_VERSION + (f"-pad{pad}".encode() if pad is not None else b"")
-        key = hashlib.sha1(audio + self.plugin.size.encode() + version).hexdigest()[:20]
+        key = hashlib.sha1(audio + self.plugin.size.encode() + version + window).hexdigest()[:20]
         path = self.cache / f"{reading.name}-{key}-assess.json"
         if path.exists() and asr_path.exists() and not fresh:
             cached: dict[str, Any] = json.loads(asr_path.read_text())
@@ -296,6 +300,8 @@ def main() -> None:  # noqa: C901 - one linear script
                              "(likelihood ratios, pronunciation scores, phonetic distance) fitted on the tuning part")
     parser.add_argument("--context-pad", type=float, default=None,
                         help="the aligner's aligner_context_pad_s (default: the settings'; negative: the 30 s window)")
+    parser.add_argument("--prior-weights", default="0,0.25,0.5,0.75,1",
+                        help="shares of the language model's opinion taken out of the evidence, tried on the tuning part")
     parser.add_argument("--clean-cap", type=float, default=0.05,
                         help="the operating point flags at most this share of the tuning part's clean passages "
                              "(below the goal's 10 %%: the held-out voices flag more than the tuning ones)")
@@ -342,7 +348,7 @@ def main() -> None:  # noqa: C901 - one linear script
             out = assess_reading(segs, reading.reference, res["assessed"], threshold, config.long_pause_s,
                                  prepared[reading.name], time_shift=shift, added_threshold=added, weights=weights,
                                  false_start_logprob=false_start, omission_threshold=omission,
-                                 repeat_threshold=repeat)
+                                 repeat_threshold=repeat, prior_weight=knobs["prior"])
             n_ref = len(tokenize(reading.reference))
             flags = report_flags(out["report"], n_ref, config.long_pause_s)
             baseline = diff_flags(segs, reading.reference)
@@ -396,43 +402,55 @@ def main() -> None:  # noqa: C901 - one linear script
         print(f"  settings default: {config.evidence_weights}")
         grid = LOGIT_GRID
     # Choose the operating point on the tuning part: the best F1 with at most --clean-cap of the
-    # clean passages flagged (ties: the larger thresholds, fewer alarms).
-    sweep = []
-    for threshold in grid:
-        for added in grid:
-            ours, _, _ = evaluate("tune", threshold, added)
-            sweep.append((threshold, added, ours.f1(), ours.clean_share()))
-    allowed = [s for s in sweep if s[3] <= opts.clean_cap] or sweep
-    chosen, added = max(allowed, key=lambda s: (round(s[2], 4), s[0], s[1]))[:2]
+    # clean passages flagged (ties: the larger thresholds, fewer alarms); per share of the
+    # language model taken out of the evidence (prior_weight), then the best of those.
+    def select(prior: float) -> tuple[dict[str, float], float, list[str]]:
+        lines: list[str] = []
+        knobs["prior"] = prior
+        sweep = []
+        for threshold in grid:
+            for added in grid:
+                ours, _, _ = evaluate("tune", threshold, added)
+                sweep.append((threshold, added, ours.f1(), ours.clean_share()))
+        allowed = [s for s in sweep if s[3] <= opts.clean_cap] or sweep
+        chosen, added = max(allowed, key=lambda s: (round(s[2], 4), s[0], s[1]))[:2]
+        lines.append(f"  miscue_threshold (replaced, skipped words; added words at {added:+.1f}): " + ", ".join(
+            f"{t:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if a == added))
+        lines.append(f"  added_word_threshold (miscue_threshold at {chosen:+.1f}): " + ", ".join(
+            f"{a:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if t == chosen))
+        # Each kind's own operating point (skipped words; the repetition every word is tested
+        # for), then the two shared ones again with those fixed: one round of coordinate ascent.
+        point = {"threshold": chosen, "added": added, "omission": chosen, "repeat": added}
+        f1 = 0.0
+        for name in ("omission", "repeat", "threshold", "added"):
+            tried = []
+            for value in grid:
+                at = {**point, name: value}
+                ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"],
+                                      repeat=at["repeat"])
+                tried.append((value, ours.f1(), ours.clean_share()))
+            ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
+            point[name], f1 = max(ok, key=lambda t: (round(t[1], 4), t[0]))[:2]
+            lines.append(f"  {name}: " + ", ".join(f"{v:+.1f}: {f:.3f}/{c:.2f}" for v, f, c in tried)
+                         + f"; chosen {point[name]:+.1f}")
+        return point, f1, lines
+
+    knobs: dict[str, float] = {"prior": 0.0}
     print("\n== Operating point on the tuning part: F1 / clean passages flagged ==")
-    print(f"  miscue_threshold (replaced, skipped words; added words at {added:+.1f}): " + ", ".join(
-        f"{t:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if a == added))
-    print(f"  added_word_threshold (miscue_threshold at {chosen:+.1f}): " + ", ".join(
-        f"{a:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if t == chosen))
-    print(f"  chosen: miscue_threshold {chosen:+.1f}, added_word_threshold {added:+.1f} "
-          f"(settings defaults {config.miscue_threshold:+.1f}, {config.added_word_threshold:+.1f})")
-
-    # Each kind's own operating point (skipped words; the repetition every word is tested for),
-    # then the two shared ones again with those fixed: one round of coordinate ascent, the same
-    # criterion (best F1 with at most --clean-cap of the clean passages flagged; ties: the larger value).
-    point = {"threshold": chosen, "added": added, "omission": chosen, "repeat": added}
-
-    def best(name: str) -> None:
-        tried = []
-        for value in grid:
-            at = {**point, name: value}
-            ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"], repeat=at["repeat"])
-            tried.append((value, ours.f1(), ours.clean_share()))
-        ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
-        point[name] = max(ok, key=lambda t: (round(t[1], 4), t[0]))[0]
-        print(f"  {name}: " + ", ".join(f"{v:+.1f}: {f:.3f}/{c:.2f}" for v, f, c in tried) + f"; chosen {point[name]:+.1f}")
-
-    for name in ("omission", "repeat", "threshold", "added"):
-        best(name)
+    best_prior: tuple[float, dict[str, float], float, list[str]] | None = None
+    for prior in [float(w) for w in opts.prior_weights.split(",")]:
+        point, f1, lines = select(prior)
+        print(f"  prior_weight {prior:.2f}: F1 {f1:.3f} at " + ", ".join(f"{k} {v:+.1f}" for k, v in point.items()))
+        if best_prior is None or round(f1, 4) > round(best_prior[2], 4):
+            best_prior = (prior, point, f1, lines)
+    assert best_prior is not None
+    knobs["prior"], point, _, lines = best_prior
+    print("\n".join(lines))
     chosen, added, omission, repeat = point["threshold"], point["added"], point["omission"], point["repeat"]
-    print(f"  chosen: miscue_threshold {chosen:+.1f}, added_word_threshold {added:+.1f}, omission_threshold "
-          f"{omission:+.1f}, repeat_threshold {repeat:+.1f} (settings defaults {config.miscue_threshold:+.1f}, "
-          f"{config.added_word_threshold:+.1f}, {config.omission_threshold}, {config.repeat_threshold})")
+    print(f"  chosen: prior_weight {knobs['prior']:.2f}, miscue_threshold {chosen:+.1f}, added_word_threshold "
+          f"{added:+.1f}, omission_threshold {omission:+.1f}, repeat_threshold {repeat:+.1f} (settings defaults "
+          f"{config.prior_weight:.2f}, {config.miscue_threshold:+.1f}, {config.added_word_threshold:+.1f}, "
+          f"{config.omission_threshold}, {config.repeat_threshold})")
 
     # A repetition whose first copy the audio holds poorly was a false start: the level is
     # chosen on the tuning part (best repetition + self-correction F1; these kinds only).

@@ -170,8 +170,11 @@ class ForcedAligner:
         the reference is a candidate (see :mod:`percept.reading.verdict`), scored against
         the reference with the same context. Returns ``base`` (per reference word: times and
         log-probability), ``candidates`` (each with ``llr`` and the changed word's times),
-        ``prompted`` (the second transcript) and ``pauses`` (quiet stretches >= ``long_pause_s``).
+        ``prompted`` (the second transcript), ``llr_prior`` per candidate (its likelihood ratio
+        against silence: the language model's share of the evidence) and ``pauses`` (quiet stretches >= ``long_pause_s``).
         """
+        import numpy as np
+
         from percept.reading.verdict import apply_change, changes_between
 
         prepared = self.prepare(source)
@@ -200,6 +203,12 @@ class ForcedAligner:
                 # (an added copy of a word that the audio does not hold is a false start).
                 cand["logprobs"] = [scored["words"][k]["logprob"] if 0 <= k < len(scored["words"]) else None
                                     for k in (at - 1, at, at + 1)]
+        # The same readings against silence: what Whisper's language model alone thinks of each
+        # change ("the the", a skipped "the", an odd word), which the ratios above carry too.
+        if reference and candidates:
+            silent = self.score(self.prepare(np.zeros(len(prepared["audio"]), dtype=np.float32)), sequences)
+            for cand, scored in zip(candidates, silent[1:], strict=True):
+                cand["llr_prior"] = round(scored["logprob"] - silent[0]["logprob"], 3)
         hopeful = [c for c in candidates if c["llr_free"] > CONTEXT_FLOOR]
         if prime and hopeful:
             primed = self.score(prepared, [reference] + [apply_change(reference, c)[0] for c in hopeful], prompt)

@@ -305,13 +305,17 @@ def evidence_kind(cand: dict[str, Any]) -> str:
 
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
               limits: dict[str, float], shift: float, weights: dict[str, float] | None = None,
-              words: list[str] | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
+              words: list[str] | None = None, prior_weight: float = 0.0) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
                                                        dict[int, tuple[float, float]]]:
     """Changes whose evidence clears the operating point of their kind (``limits``, see
     :func:`evidence_kind`), by global reference index: one change of a word
     (``replace``/``delete``), the words inserted before it; and per reference word the
     rejected change that came closest to its operating point, as ``(evidence, limit)``.
-    Where two accepted changes compete, the one further past its operating point stays."""
+    Where two accepted changes compete, the one further past its operating point stays.
+
+    ``prior_weight``: the share of the language model's opinion (the candidate's likelihood
+    ratio against silence, ``llr_prior``) taken out of each of the two ratios the evidence adds
+    up (without and with the page as context)."""
     from percept.reading.verdict import evidence_features, evidence_score
 
     change_at: dict[int, dict[str, Any]] = {}
@@ -334,6 +338,9 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
         for cand in answer.get("candidates", []):
             j = a + int(cand["ref"])
             llr = float(cand["llr"])
+            if prior_weight and cand.get("llr_prior") is not None:
+                llr = round(llr - 2 * prior_weight * float(cand["llr_prior"]), 3)
+                cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
             if weights is not None:
                 llr = evidence_score(evidence_features(cand, answer.get("base", []), written), weights)
                 cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
@@ -368,7 +375,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    prepared: Assessment | None = None, time_shift: float = 0.0,
                    added_threshold: float | None = None, weights: dict[str, float] | None = None,
                    false_start_logprob: float | None = None, omission_threshold: float | None = None,
-                   repeat_threshold: float | None = None) -> dict[str, Any]:
+                   repeat_threshold: float | None = None, prior_weight: float = 0.0) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -378,7 +385,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     skipped ones, ``added_threshold`` (default: ``threshold``) to added words a transcript heard
     (insertions, repetitions, false starts) and ``repeat_threshold`` (default:
     ``added_threshold``) to the repetition every word is tested for; ``false_start_logprob`` tells a
-    false start that sounds like the word from a repetition (see :func:`_repetitions`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
+    false start that sounds like the word from a repetition (see :func:`_repetitions`). ``prior_weight`` takes the language model's share out of the
+    evidence (see :func:`_accepted`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
     from percept.reading.phonetic import distance
@@ -389,7 +397,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     added = threshold if added_threshold is None else added_threshold
     limits = {"replace": threshold, "delete": threshold if omission_threshold is None else omission_threshold,
               "insert": added, "repeat": added if repeat_threshold is None else repeat_threshold}
-    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words)
+    change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
+                                             prior_weight)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Transcript positions per reference word (free alignment), for times and the errors.
     said_at: dict[int, int] = {}
@@ -469,6 +478,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     summary["added_word_threshold"] = added
     summary["omission_threshold"] = limits["delete"]
     summary["repeat_threshold"] = limits["repeat"]
+    summary["prior_weight"] = prior_weight
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 
 

@@ -27,22 +27,26 @@ class ReadingSettings(ServiceSettings):
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
     added_word_threshold: float = Field(
-        -7.0, ge=-50, le=50,
+        -1.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
     omission_threshold: float | None = Field(
-        5.0, ge=-50, le=50,
+        -2.0, ge=-50, le=50,
         description="the same for a skipped word (null: miscue_threshold); chosen with miscue_threshold")
     repeat_threshold: float | None = Field(
-        -7.0, ge=-50, le=50,
+        2.0, ge=-50, le=50,
         description="the same for the repetition every word is tested for when no transcript heard it (null: "
                     "added_word_threshold); chosen with miscue_threshold")
+    prior_weight: float = Field(
+        0.5, ge=0, le=2,
+        description="share of Whisper's language-model opinion (each candidate's likelihood ratio against "
+                    "silence) taken out of the evidence; chosen with the thresholds on the tuning half")
     aligner_context_pad_s: float | None = Field(
         3.0, ge=0, le=30,
         description="the aligner's encoder sees each segment plus this much silence instead of Whisper's whole "
                     "30 s window (null): encoding and every forced scoring cost in proportion")
     false_start_logprob: float | None = Field(
-        -2.0, ge=-50, le=0,
+        -3.0, ge=-50, le=0,
         description="a repetition whose first copy the audio holds below this forced log-probability was a "
                     "false start (self-correction); chosen on the tuning half of benchmarks/reading_miscues.py")
     evidence_weights: dict[str, float] | None = Field(

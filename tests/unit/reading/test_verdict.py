@@ -126,8 +126,8 @@ def test_each_kind_of_difference_has_its_operating_point() -> None:
          "start": 2.1, "end": 2.3},
     ])]
 
-    def statuses(**limits: float) -> list[str]:
-        result = assess_reading(reading, reference, assessed, threshold=limits.pop("threshold"), **limits)
+    def statuses(threshold: float, **limits: Any) -> list[str]:
+        result = assess_reading(reading, reference, assessed, threshold, **limits)
         return [w["status"] for w in result["report"]["words"]]
 
     assert statuses(threshold=5.0) == ["correct"] * 6  # every kind at one point: nothing clears it
@@ -138,6 +138,22 @@ def test_each_kind_of_difference_has_its_operating_point() -> None:
     # The added-word point covers the repetition hypothesis unless it has its own.
     assert statuses(threshold=5.0, added_threshold=2.0)[4] == "repetition"
     assert statuses(threshold=5.0, added_threshold=2.0, repeat_threshold=5.0)[4] == "correct"
+
+
+@needs_espeak
+def test_the_language_models_share_can_be_taken_out_of_the_evidence() -> None:
+    # "the the" is unlikely text, whatever the audio: Whisper's ratio over the text (-3 nats) is
+    # mostly its language model's (-5 against silence). Without that share the audio says 7.
+    reading = [segment("my cat likes the warm sun".split())]
+    reference = "My cat likes the warm sun"
+    assessed = [answer(6, [{"kind": "insert", "ref": 4, "word": "the", "norm": "the", "llr": -3.0,
+                            "llr_prior": -5.0, "source": "repeat", "start": 1.6, "end": 1.8}])]
+    plain = assess_reading(reading, reference, assessed, threshold=5.0, added_threshold=2.0)
+    assert [w["status"] for w in plain["report"]["words"]][3] == "correct"
+    fair = assess_reading(reading, reference, assessed, threshold=5.0, added_threshold=2.0, prior_weight=1.0)
+    words = fair["report"]["words"]
+    assert words[3]["status"] == "repetition" and words[3]["evidence"] == 7.0
+    assert fair["report"]["summary"]["prior_weight"] == 1.0
 
 
 def test_without_evidence_the_transcript_decides() -> None:
@@ -215,7 +231,9 @@ def test_real_speech_clean_and_misread() -> None:
         assessed = [aligner.assess(audio, ask["reference"], ask["transcript"])]
         words = assess_reading([seg], reference, assessed, threshold=config.miscue_threshold, prepared=state,
                                added_threshold=config.added_word_threshold,
-                               false_start_logprob=config.false_start_logprob)["report"]["words"]
+                               false_start_logprob=config.false_start_logprob,
+                               omission_threshold=config.omission_threshold, repeat_threshold=config.repeat_threshold,
+                               prior_weight=config.prior_weight)["report"]["words"]
         assert [w["word"] for w in words if w["status"] != "correct"] == expect
         if expect:
             flagged = next(w for w in words if w["status"] != "correct")
