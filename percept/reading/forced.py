@@ -55,7 +55,7 @@ class ForcedAligner:
     """Scores given words against a recording (at most 30 s) with a Whisper model."""
 
     def __init__(self, models_path: str | Path | None = None, device: str | None = None, threads: int = 2,
-                 context_pad_s: float | None = None) -> None:
+                 context_pad_s: float | None = None, score_prior: bool = True) -> None:
         from faster_whisper import WhisperModel
 
         from percept.models.weights import pick_device
@@ -67,6 +67,9 @@ class ForcedAligner:
         # The encoder sees the recording plus this much silence (seconds) instead of Whisper's
         # whole 30 s window (None): the encoder and every forced scoring cost in proportion.
         self.context_pad_s = context_pad_s
+        # Score every candidate against silence too (``llr_prior``; the setting prior_weight uses
+        # it): one more forced scoring per candidate.
+        self.score_prior = score_prior
 
     # -- likelihood scoring of candidate readings -------------------------------------------
 
@@ -205,7 +208,7 @@ class ForcedAligner:
                                     for k in (at - 1, at, at + 1)]
         # The same readings against silence: what Whisper's language model alone thinks of each
         # change ("the the", a skipped "the", an odd word), which the ratios above carry too.
-        if reference and candidates:
+        if self.score_prior and reference and candidates:
             silent = self.score(self.prepare(np.zeros(len(prepared["audio"]), dtype=np.float32)), sequences)
             for cand, scored in zip(candidates, silent[1:], strict=True):
                 cand["llr_prior"] = round(scored["logprob"] - silent[0]["logprob"], 3)
