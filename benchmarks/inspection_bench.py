@@ -266,9 +266,14 @@ def main() -> None:
                         help="also run PatchCore with this many labelled defect images per category (threshold only)")
     parser.add_argument("--patchcore-params", default="",
                         help="PatchCore overrides 'id:value;id:value' (e.g. the previous defaults: '413:0.1;424:0;426:0')")
+    parser.add_argument("--summarize", default="",
+                        help="comma-separated --json files of earlier runs: print their multi-seed tables and stop")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1, as in a Serve replica; more threads on a shared machine thrash)")
     ns = parser.parse_args()
+    if ns.summarize:
+        summarize([p for p in ns.summarize.split(",") if p])
+        return
     import torch
 
     torch.set_num_threads(max(1, ns.threads))
@@ -282,19 +287,55 @@ def main() -> None:
 
     summaries = [run_seed(ns, seed, categories, algorithms) for seed in seeds]
     if len(seeds) > 1:
-        print(f"\n== per seed ({ns.split}): mean image AUROC / worst category (which) / pixel AUROC / box recall "
-              "@ precision / FPR")
-        for key in summaries[0]["algorithms"]:
-            for summary in summaries:
-                entry = summary["algorithms"][key]
-                mean = entry["mean"]
-                worst = min(entry["categories"], key=lambda c: entry["categories"][c]["image_auroc"])
-                print(f"{key:34s} seed {summary['seed']}: {mean['image_auroc']:.3f} / "
-                      f"{mean['worst_image_auroc']:.3f} ({worst}) / {mean['pixel_auroc']:.3f} / "
-                      f"{mean['box_recall']:.3f} @ {mean['box_precision']:.3f} / {mean['fpr']:.3f}")
+        print_seeds(summaries)
     if ns.json:
         with open(ns.json, "w") as fh:
             json.dump(summaries[0] if len(summaries) == 1 else {"seeds": summaries}, fh, indent=1)
+
+
+def print_seeds(summaries: list[dict[str, Any]]) -> None:
+    """Per seed: each algorithm's mean and worst category; then over the seeds, the mean of
+    each figure and its worst seed, and each category's image AUROC per seed."""
+    split = summaries[0]["split"]
+    print(f"\n== per seed ({split}): mean image AUROC / worst category (which) / pixel AUROC / box recall "
+          "@ precision / FPR")
+    for key in summaries[0]["algorithms"]:
+        for summary in summaries:
+            entry = summary["algorithms"][key]
+            mean = entry["mean"]
+            worst = min(entry["categories"], key=lambda c: entry["categories"][c]["image_auroc"])
+            print(f"{key:34s} seed {summary['seed']}: {mean['image_auroc']:.3f} / "
+                  f"{mean['worst_image_auroc']:.3f} ({worst}) / {mean['pixel_auroc']:.3f} / "
+                  f"{mean['box_recall']:.3f} @ {mean['box_precision']:.3f} / {mean['fpr']:.3f}")
+    print(f"\n== over {len(summaries)} seeds: mean (worst seed) of mean image AUROC / worst category / pixel AUROC / "
+          "box recall / box precision / FPR; train s and predict ms: the highest category")
+    for key in summaries[0]["algorithms"]:
+        means = [s["algorithms"][key]["mean"] for s in summaries]
+
+        def both(name: str, high_is_bad: bool = False, means: list[dict[str, float]] = means) -> str:
+            values = [m[name] for m in means]
+            return f"{np.mean(values):.3f} ({max(values) if high_is_bad else min(values):.3f})"
+
+        cats = [c for s in summaries for c in s["algorithms"][key]["categories"].values()]
+        print(f"{key:34s} {both('image_auroc')} / {both('worst_image_auroc')} / {both('pixel_auroc')} / "
+              f"{both('box_recall')} / {both('box_precision')} / {both('fpr', True)}; "
+              f"train {max(c['train_s'] for c in cats):.1f} s, predict {max(c['predict_ms'] for c in cats):.0f} ms")
+    print("\n== image AUROC per category, seed by seed")
+    for key in summaries[0]["algorithms"]:
+        for category in summaries[0]["algorithms"][key]["categories"]:
+            values = [s["algorithms"][key]["categories"][category]["image_auroc"] for s in summaries]
+            print(f"{key[:20] + ' ' + category:34s} " + " ".join(f"{v:.3f}" for v in values)
+                  + f"   mean {np.mean(values):.3f} worst {min(values):.3f}")
+
+
+def summarize(paths: list[str]) -> None:
+    """``--summarize a.json,b.json``: the multi-seed tables of runs made one seed a process."""
+    summaries: list[dict[str, Any]] = []
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        summaries += data["seeds"] if "seeds" in data else [data]
+    print_seeds(summaries)
 
 
 if __name__ == "__main__":

@@ -360,7 +360,7 @@ ALGORITHMS: dict[str, Algorithm] = {
              ParamSpec(424, "score_top", "float", "0.003", 0.0, 0.5),
              ParamSpec(425, "augment", "int", "0", 0, 7),
              ParamSpec(426, "image_relative", "float", "1.0", 0.0, 1.0),
-             ParamSpec(427, "colour_weight", "float", "0.0", 0.0, 10.0)),
+             ParamSpec(427, "colour_weight", "float", "1.0", 0.0, 10.0)),
         ),
         Algorithm(
             "hacarus-dictionary-learning", DictionaryDetector.name, DictionaryDetector,

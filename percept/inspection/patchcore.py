@@ -311,14 +311,20 @@ class PatchCoreDetector:
         ``GRID_STRIDE`` cell, in units of ``CHROMA_UNIT`` × ``colour_weight``. ImageNet
         features are trained to ignore colour casts, so a tint or stain on a coloured
         product (a brown stain on brown-and-blue tissue) barely moves them; the chroma
-        does. A fixed unit rather than the image's own spread: a gray product has none,
-        and its white-balance noise must stay small."""
+        does. Each image is white-balanced first (a colour cast is not a defect). A fixed
+        unit rather than the image's own spread: a gray product has none."""
         out = []
         for image in images:
-            lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[:, :, 1:]
+            rgb = image.astype(np.float32)
+            # white balance (grey world, von Kries): each channel over its mean, so a colour
+            # cast of the camera or the light is not a colour and a gray product stays gray;
+            # the mean, not the median: on a product of two colours the median jumps between
+            # them when a small part of the image changes
+            means = rgb.reshape(-1, 3).mean(axis=0)
+            rgb *= float(means.mean()) / np.maximum(means, 1.0)
+            lab = cv2.cvtColor(np.clip(rgb / 255.0, 0.0, 1.0), cv2.COLOR_RGB2LAB)[:, :, 1:]
             h, w = image.shape[0] // GRID_STRIDE, image.shape[1] // GRID_STRIDE
-            cells = cv2.resize(lab, (w, h), interpolation=cv2.INTER_AREA)
-            out.append(cells.transpose(2, 0, 1))
+            out.append(cv2.resize(lab, (w, h), interpolation=cv2.INTER_AREA).transpose(2, 0, 1))
         return (np.stack(out) * np.float32(self.colour / CHROMA_UNIT)).astype(np.float32)
 
     def _aggregate(self, maps: list[np.ndarray], padded_height: int) -> np.ndarray:

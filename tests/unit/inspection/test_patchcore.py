@@ -30,16 +30,41 @@ def test_patchcore_is_the_default_and_typed() -> None:
 def test_a_stride_4_block_joins_the_stride_8_grid() -> None:
     """Blocks 2 (stride 4), 4 (stride 8) and 10 (stride 16): one 176-d feature per 8×8
     network-input pixels (the image goes in at ``input_size`` = 256), not four times the
-    patches; without block 2 the same grid, 152-d."""
+    patches; without block 2 the same grid, 152-d (the colour level off)."""
     image = np.random.default_rng(7).random((128, 128, 3)).astype(np.float32)
     dims = {}
     for blocks in ((2, 4, 10), (4, 10)):
-        detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(411, str(list(blocks)))]))
+        detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(411, str(list(blocks))), (427, "0")]))
         detector.attach(engine.default_backbone())
         feats = detector.embed([image])[0]
         assert feats.shape[:2] == (32, 32)
         dims[blocks] = feats.shape[2]
     assert dims == {(2, 4, 10): 24 + 40 + 112, (4, 10): 40 + 112}
+
+
+def test_the_colour_level_sees_a_local_tint_not_a_colour_cast() -> None:
+    """With ``colour_weight`` > 0 every patch also carries its white-balanced CIELAB chroma
+    (two more dimensions): a camera's colour cast over the whole image leaves it about
+    where it was, a brownish tint on part of the image moves those cells, and a gray image
+    has none."""
+    rng = np.random.default_rng(8)
+    # a coloured product: bluish and brownish areas, noise
+    image = np.zeros((128, 128, 3), np.float32)
+    image[:, :64] = (0.55, 0.60, 0.80)
+    image[:, 64:] = (0.65, 0.45, 0.30)
+    image = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
+    cast = np.clip(image * np.array([1.08, 1.0, 0.92], np.float32), 0, 1)
+    tinted = image.copy()
+    tinted[16:48, 16:48] = 0.55 * tinted[16:48, 16:48] + 0.45 * np.array([0.75, 0.45, 0.15], np.float32)
+    detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve(None))
+    detector.attach(engine.default_backbone())
+    plain, after_cast, after_tint = (f[..., -2:] for f in detector.embed([image, cast, tinted]))
+    assert detector.embed([image])[0].shape[-1] == 24 + 40 + 112 + 2
+    moved = np.linalg.norm(after_tint - plain, axis=-1)  # 32×32 cells, 4 px each at 128 px in
+    assert moved[6:10, 6:10].min() > 0.3 > 5 * np.linalg.norm(after_cast - plain, axis=-1).mean()
+    assert moved[:, 20:].max() < 0.1  # far from the tint: unchanged
+    gray = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2) * np.array([1.05, 1.0, 0.95], np.float32)
+    assert np.abs(detector.embed([gray])[0][..., -2:]).max() < 0.1
 
 
 def test_greedy_coreset_keeps_the_outliers_and_covers_the_rest() -> None:
