@@ -123,6 +123,11 @@ class Run:
     latencies: list[float]
     wall: float
     errors: int = 0
+    cpu_s: float = float("nan")  # CPU seconds the serving side spent on the run (every process)
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_s * 1000 / len(self.latencies) if self.latencies else float("nan")
 
     @property
     def p50_ms(self) -> float:
@@ -151,6 +156,7 @@ async def closed_loop(port: int, request: Request, check: Callable[[int, bytes],
             await conn.request(method, path, body, headers)
 
     await asyncio.gather(*(warm(c) for c in conns))
+    cpu_before = serving_cpu_s()
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -171,8 +177,25 @@ async def closed_loop(port: int, request: Request, check: Callable[[int, bytes],
 
     await asyncio.gather(*(worker(c) for c in conns))
     wall = time.perf_counter() - started
+    cpu = serving_cpu_s() - cpu_before
     await asyncio.gather(*(c.close() for c in conns))
-    return Run(latencies, wall, errors)
+    return Run(latencies, wall, errors, cpu)
+
+
+def serving_cpu_s() -> float:
+    """CPU seconds (user + system) of every process this one started (the Ray cluster of
+    ``ray.init``: proxy, replicas, raylet, GCS …), not counting this process (the client and
+    the bare baselines): per request, the steadier figure on a machine shared with other jobs."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
 
 
 def json_request(path: str, payload: Any) -> Request:
@@ -237,11 +260,12 @@ class BareTagger:
         self.one(jpeg)
         latencies = []
         started = time.perf_counter()
+        cpu = time.process_time()
         for _ in range(n):
             t0 = time.perf_counter()
             self.one(jpeg)
             latencies.append(time.perf_counter() - t0)
-        return Run(latencies, time.perf_counter() - started)
+        return Run(latencies, time.perf_counter() - started, cpu_s=time.process_time() - cpu)
 
     def single(self, jpeg: bytes, n: int) -> Run:
         """One image at a time (the best thread setting)."""
@@ -432,6 +456,10 @@ class Samples:
 
     def rate(self, key: str) -> float:
         return statistics.median(r.rate for r in self.runs[key])
+
+    def cpu_ms(self, key: str) -> float:
+        """Median CPU milliseconds per request (all processes of the serving side)."""
+        return statistics.median(r.cpu_ms_per_request for r in self.runs[key])
 
     def errors(self, key: str) -> int:
         return sum(r.errors for r in self.runs[key])
@@ -735,6 +763,12 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
                     row(f"POST /process, c={c}, batching {batching} (img/s)",
                         f"{s.rate(key):.1f}/s (p99 {s.p99(key):.0f} ms)", f"bare best b={best_size} {best_rate:.1f}/s",
                         ratio, f">= {GOAL_THROUGHPUT_RATIO:g}x" if goal_ok is not None else "", goal_ok)
+        print("CPU per request, every process of the serving side (core-ms; steadier than the latencies on a "
+              f"shared machine): GET /test {s.cpu_ms('test'):.1f}, /-/healthz {s.cpu_ms('healthz'):.1f}")
+        for hosted in placements:
+            cells = [f"c={c} batching {b} {s.cpu_ms(f'c{c}-{b}-{hosted}'):.1f}" for b in ("off", "on") for c in (1, 4, 16)]
+            print(f"  POST /process, classifier in the {hosted}: {', '.join(cells)}; the bare model in one process "
+                  f"(decode + forward + top-k) {s.cpu_ms(f'bare1-on-{hosted}'):.1f}")
         ocr_ratio = s.rate("ocr") / s.rate("ocr-bare")
         row("OCR round trip, c=4 (pages/s)", f"{s.rate('ocr'):.2f}/s (p50 {s.p50('ocr'):.0f} ms)",
             f"engine {s.rate('ocr-bare'):.2f}/s ({s.p50('ocr-bare'):.0f} ms)", ocr_ratio,
