@@ -11,7 +11,9 @@ corrected images.
 * Ray Data: the job's executor (``pipelines.correction.ray_data_executor``) on a local Ray
   started once before the runs (its start-up is reported apart: a cluster is up already);
   the first job is reported apart too (Ray starts its worker processes then);
-* scaling: the per-image stage alone on Ray Data with 1, 2, … workers, with its profile: the
+* scaling: the per-image stage alone on Ray Data with 1, 2, … workers, beside the same work
+  in as many plain processes (a process pool started before Ray: what this machine gives to
+  n processes at its current load, the ceiling for Ray Data's scaling), with its profile: the
   batch (= block) size, the number of tasks, the tasks' own wall and CPU seconds (Ray Data's
   per-operator statistics), the bytes each output block moves through the object store and
   the driver's CPU seconds (building the input blocks, running the streaming executor,
@@ -92,6 +94,26 @@ def map_stats(stats: str) -> dict[str, float]:
     return out
 
 
+def _featurize_chunk(chunk: list[dict[str, Any]]) -> dict[str, Any]:
+    """One plain process's share of the per-image work: the job's featurizer, column output."""
+    from percept.correction.features import Featurizer
+
+    return Featurizer("pixels")({"path": [i["path"] for i in chunk], "uuid": [i["uuid"] for i in chunk]})
+
+
+def plain_processes(items: list[dict[str, Any]], pool: Any, workers: int) -> float:
+    """Seconds for ``workers`` plain Python processes (already started) to do the per-image
+    work, in about 4 chunks per process as Ray Data's tasks, columns sent back by pickle: the
+    scaling a machine gives to processes without Ray, the ceiling for Ray Data's."""
+    from pipelines.correction import ray_batch_size
+
+    size = ray_batch_size("pixels", 0, len(items), workers)
+    chunks = [items[s:s + size] for s in range(0, len(items), size)]
+    start = time.perf_counter()
+    list(pool.map(_featurize_chunk, chunks))
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=20000)
@@ -121,6 +143,15 @@ def main() -> None:
     stage_times: dict[str, list[float]] = {"one process": []}
     profiles: dict[str, list[dict[str, float]]] = {}
     cpu_per_image: list[float] = []
+    ceiling: dict[int, list[float]] = {}
+    worker_counts = sorted({1, 2, args.cpus})
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Started before Ray (spawned, so nothing of Ray's is inherited) and warmed up once.
+    pools = {w: ProcessPoolExecutor(w, mp_context=multiprocessing.get_context("spawn")) for w in worker_counts}
+    for w, pool in pools.items():
+        list(pool.map(_featurize_chunk, [items[:8]] * w))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
@@ -136,7 +167,8 @@ def main() -> None:
                 local_executor(items, "pixels", JobConfig(), None, lambda d, t: None)
                 stage_times["one process"].append(time.perf_counter() - start)
                 cpu_per_image.append((time.process_time() - cpu) / n)
-                for workers in sorted({1, 2, args.cpus}):
+                for workers in worker_counts:
+                    ceiling.setdefault(workers, []).append(plain_processes(items, pools[workers], workers))
                     start = time.perf_counter()
                     ray_data_executor(items, "pixels", JobConfig(concurrency=workers), None, lambda d, t: None)
                     name = f"Ray Data, {workers} worker(s)"
@@ -145,6 +177,8 @@ def main() -> None:
                         {"batch": LAST_RUN["batch"], "driver_cpu": LAST_RUN["driver_cpu"], **map_stats(LAST_RUN["stats"])})
         finally:
             ray.shutdown()
+            for pool in pools.values():
+                pool.shutdown()
     b, w = median_run(base), median_run(warm)
     print(f"\nRay start-up (once per cluster, not in the job): {ray_start:.1f} s; "
           f"first Ray Data job (workers starting): {cold['seconds']:.1f} s = {n / cold['seconds']:.0f} images/s")
@@ -163,6 +197,15 @@ def main() -> None:
     for name, times in stage_times.items():
         seconds = statistics.median(times)
         print(f"| {name} | {seconds:.2f} | {n / seconds:.0f} |")
+    print(f"\n| scaling of the per-image stage ({n} images, median of {args.repeat}) | plain processes, s "
+          "| plain ×1→n | Ray Data, s | Ray Data ×1→n | Ray Data / plain |")
+    print("|---|---|---|---|---|---|")
+    plain_1 = statistics.median(ceiling[1])
+    ray_1 = statistics.median(stage_times["Ray Data, 1 worker(s)"])
+    for workers in worker_counts:
+        p_s = statistics.median(ceiling[workers])
+        r_s = statistics.median(stage_times[f"Ray Data, {workers} worker(s)"])
+        print(f"| {workers} worker(s) | {p_s:.2f} | ×{plain_1 / p_s:.2f} | {r_s:.2f} | ×{ray_1 / r_s:.2f} | {r_s / p_s:.2f} |")
     print(f"\n| Ray Data profile of the per-image stage (median of {args.repeat}) | batch = block rows | tasks "
           "| task wall s (sum) | task CPU s (sum) | output MB per block | driver CPU s |")
     print("|---|---|---|---|---|---|---|")
