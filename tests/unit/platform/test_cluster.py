@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -42,7 +43,7 @@ def test_rayservice_embeds_serve_config_with_the_cluster_overrides() -> None:
 
 
 def test_derive_merges_mappings_replaces_the_rest_and_matches_applications_by_name() -> None:
-    base = {"proxy_location": "HeadOnly", "http_options": {"host": "0.0.0.0", "port": 8000},
+    base: dict[str, Any] = {"proxy_location": "HeadOnly", "http_options": {"host": "0.0.0.0", "port": 8000},
             "applications": [{"name": "a", "args": {"x": 1, "ingress": {"num_cpus": 0.1, "max": 4}, "l": [1, 2]}},
                              {"name": "b", "args": {"y": 2}}]}
     out = derive.derive({"http_options": {"port": 9}, "applications": {"a": {"args": {"ingress": {"max": 8},

@@ -115,7 +115,7 @@ def test_a_malformed_key_is_a_400_in_the_contracts_format(key: bytes, method: st
     two keys with the same first 200 characters share a task), no task created."""
     services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True)
     with TestClient(create_app(services)) as client:
-        r = client.request(method, path, headers={"Idempotency-Key": key}, json={})
+        r = client.request(method, path, headers=[(b"idempotency-key", key)], json={})
     assert r.status_code == 400, r.text
     body = r.json()
     assert shape in body

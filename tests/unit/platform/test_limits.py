@@ -90,7 +90,7 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read(app_client: Test
 
 def test_the_body_cap_answers_before_reading_a_declared_oversized_body() -> None:
     reached: list[str] = []
-    sent: list[dict[str, Any]] = []
+    sent: list[Any] = []
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         reached.append("app")
@@ -99,7 +99,7 @@ def test_the_body_cap_answers_before_reading_a_declared_oversized_body() -> None
         reached.append("receive")
         return {"type": "http.request", "body": b"x", "more_body": True}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Any) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/hello", "root_path": "", "query_string": b"",
@@ -193,7 +193,7 @@ def test_the_upload_routes_are_all_covered(app_client: TestClient) -> None:
     from percept.api.openapi import api_routes
 
     takes_files = set()
-    for path, route in api_routes(app_client.app.routes):
+    for path, route in api_routes(getattr(app_client.app, "routes", [])):
         source = inspect.getsource(route.endpoint)
         if "request.form(" in source or "UploadFile" in source:
             takes_files.add(path)

@@ -57,7 +57,11 @@ class RedisServer:
         self.proc.wait()
 
     def restart_after(self, seconds: float) -> threading.Thread:
-        thread = threading.Thread(target=lambda: (time.sleep(seconds), self.start()), daemon=True)
+        def later() -> None:
+            time.sleep(seconds)
+            self.start()
+
+        thread = threading.Thread(target=later, daemon=True)
         thread.start()
         return thread
 

@@ -54,7 +54,7 @@ def test_ownership_and_kind(manager: TaskManager) -> None:
 def test_stale_task_ends_failed(manager: TaskManager) -> None:
     record = manager.create("demo", "user:ann")
     manager.start(record.id)
-    manager.store.update(TASKS, record.id, lambda d: {**d, "heartbeat_at": time.time() - 3600})
+    manager.store.update(TASKS, record.id, lambda d: {**(d or {}), "heartbeat_at": time.time() - 3600})
     got = manager.get(record.id)
     assert got is not None and got.status is TaskStatus.failed
     assert "interrupted" in (got.error or "")
