@@ -27,7 +27,8 @@ def _token(client: TestClient, name: str) -> dict[str, str]:
 @pytest.fixture()
 def app_env(tmp_path: Path) -> Any:
     services = make_services(tmp_path)
-    deployment = CorrectionDeployment.func_or_class(services.args, executor=local_executor)
+    deployment = CorrectionDeployment.func_or_class(  # type: ignore[attr-defined]  # Serve's decorator
+        services.args, executor=local_executor)
     services.correction.handles.correction = LocalHandle(deployment)
     data = make_digits_dataset(services.args.data_dir / "digits", seed=2, per_class=15, classes=[0, 1, 6],
                                merge=None, n_blur=1, n_dark=1, n_bright=1)
