@@ -82,7 +82,8 @@ class ReadingCore:
                               false_start_logprob=self.config.false_start_logprob,
                               omission_threshold=self.config.omission_threshold,
                               repeat_threshold=self.config.repeat_threshold,
-                              prior_weight=self.config.prior_weight)
+                              prior_weight=self.config.prior_weight,
+                              edge_added_threshold=self.config.edge_added_threshold)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

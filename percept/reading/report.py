@@ -303,6 +303,14 @@ def evidence_kind(cand: dict[str, Any]) -> str:
     return "repeat" if kind == "insert" and cand.get("source") == "repeat" else kind
 
 
+def at_edge(cand: dict[str, Any], n_words: int) -> bool:
+    """Whether a candidate adds a word a transcript heard before the first or after the last
+    reference word of its segment: at the edges of a stretch of speech cut on silence, where
+    Whisper hears short words that were never said (an "and" at the onset), so such a word
+    answers to its own operating point (``edge_added_threshold``)."""
+    return evidence_kind(cand) == "insert" and int(cand["ref"]) in (0, n_words)
+
+
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
               limits: dict[str, float], shift: float, weights: dict[str, float] | None = None,
               words: list[str] | None = None, prior_weight: float = 0.0) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
@@ -346,7 +354,8 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                 cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
             timed = {k: round(max(offset, offset + float(cand[k]) + shift), 3)
                      for k in ("start", "end") if cand.get(k) is not None}
-            limit = limits[evidence_kind(cand)]
+            kind = evidence_kind(cand)
+            limit = limits["edge"] if "edge" in limits and at_edge(cand, b - a) else limits[kind]
             item = {**cand, **timed, "ref": j, "segment": s, "limit": limit}
             if llr <= limit:
                 reject(j, llr, limit)
@@ -367,6 +376,22 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             reject(j, float(gone["llr"]), float(gone["limit"]))
         else:
             del inserts[j]
+    # Likewise one extra word heard around a reference word: a false start that sounds like it
+    # before it ("snore snow") and a second copy after it ("snow snow") both accepted explain
+    # the same extra word; the clearer one stays.
+    from percept.reading.phonetic import distance
+
+    for j in sorted(inserts):
+        nxt = inserts.get(j + 1)
+        if not inserts.get(j) or not nxt or j >= len(words or []):
+            continue
+        said, target = normalise_word(inserts[j][0]["word"]), normalise_word((words or [])[j])
+        if not said or normalise_word(nxt[0]["word"]) != target or said == target or not (
+                target.startswith(said) or distance(said, target) <= SELF_CORRECTION_DISTANCE):
+            continue
+        gone_at = j if margin(nxt[0]) > margin(inserts[j][0]) else j + 1
+        gone = inserts.pop(gone_at)[0]
+        reject(gone_at, float(gone["llr"]), float(gone["limit"]))
     return change_at, inserts, rejected
 
 
@@ -375,7 +400,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    prepared: Assessment | None = None, time_shift: float = 0.0,
                    added_threshold: float | None = None, weights: dict[str, float] | None = None,
                    false_start_logprob: float | None = None, omission_threshold: float | None = None,
-                   repeat_threshold: float | None = None, prior_weight: float = 0.0) -> dict[str, Any]:
+                   repeat_threshold: float | None = None, prior_weight: float = 0.0,
+                   edge_added_threshold: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -385,7 +411,9 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     skipped ones, ``added_threshold`` (default: ``threshold``) to added words a transcript heard
     (insertions, repetitions, false starts) and ``repeat_threshold`` (default:
     ``added_threshold``) to the repetition every word is tested for; ``false_start_logprob`` tells a
-    false start that sounds like the word from a repetition (see :func:`_repetitions`). ``prior_weight`` takes the language model's share out of the
+    false start that sounds like the word from a repetition (see :func:`_repetitions`);
+    ``edge_added_threshold`` (default: ``added_threshold``) to an added word a transcript heard
+    before a segment's first word or after its last (see :func:`at_edge`). ``prior_weight`` takes the language model's share out of the
     evidence (see :func:`_accepted`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
@@ -396,7 +424,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     spoken, reference = state.spoken, state.reference
     added = threshold if added_threshold is None else added_threshold
     limits = {"replace": threshold, "delete": threshold if omission_threshold is None else omission_threshold,
-              "insert": added, "repeat": added if repeat_threshold is None else repeat_threshold}
+              "insert": added, "repeat": added if repeat_threshold is None else repeat_threshold,
+              "edge": added if edge_added_threshold is None else edge_added_threshold}
     change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
                                              prior_weight)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
@@ -478,6 +507,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     summary["added_word_threshold"] = added
     summary["omission_threshold"] = limits["delete"]
     summary["repeat_threshold"] = limits["repeat"]
+    summary["edge_added_threshold"] = limits["edge"]
     summary["prior_weight"] = prior_weight
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 

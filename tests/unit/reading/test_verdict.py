@@ -141,6 +141,50 @@ def test_each_kind_of_difference_has_its_operating_point() -> None:
 
 
 @needs_espeak
+def test_an_added_word_at_the_edge_of_speech_answers_to_its_own_operating_point() -> None:
+    # Whisper hears "and" before the first word of a clean reading, and "little" in the middle,
+    # both with 3 nats of evidence: the edge point decides the first, the added-word point the other.
+    reading = [segment("and the little dog ran home".split())]
+    reference = "The dog ran home"
+    assessed = [answer(4, [
+        {"kind": "insert", "ref": 0, "word": "and", "norm": "and", "llr": 3.0, "start": 0.0, "end": 0.2},
+        {"kind": "insert", "ref": 1, "word": "little", "norm": "little", "llr": 3.0, "start": 0.6, "end": 0.9},
+    ])]
+
+    def inserted(**limits: Any) -> list[tuple[int, str]]:
+        result = assess_reading(reading, reference, assessed, 1.0, added_threshold=1.0, **limits)
+        return [(w["at_index"], w["spoken"]) for w in result["report"]["words"] if w["status"] == "insertion"]
+
+    assert inserted() == [(0, "and"), (1, "little")]  # no edge point: the added-word point
+    assert inserted(edge_added_threshold=5.0) == [(1, "little")]
+    assert inserted(edge_added_threshold=2.0) == [(0, "and"), (1, "little")]
+    # After the last word too.
+    tail = [answer(4, [{"kind": "insert", "ref": 4, "word": "and", "norm": "and", "llr": 3.0}])]
+    result = assess_reading(reading, reference, tail, 1.0, added_threshold=1.0, edge_added_threshold=5.0)
+    assert [w["status"] for w in result["report"]["words"]] == ["correct"] * 4
+    assert result["report"]["summary"]["edge_added_threshold"] == 5.0
+
+
+@needs_espeak
+def test_one_extra_word_around_a_word_is_one_miscue() -> None:
+    # Around "snow" the transcripts heard a false start ("snore snow") and a second copy
+    # ("snow snow"): one extra word, the better supported reading stays.
+    reading = [segment("in the snore snow".split())]
+    reference = "In the snow"
+
+    def kinds(false_start: float, copy: float) -> list[tuple[int | None, str, str]]:
+        assessed = [answer(3, [
+            {"kind": "insert", "ref": 2, "word": "snore", "norm": "snore", "llr": false_start},
+            {"kind": "insert", "ref": 3, "word": "snow", "norm": "snow", "llr": copy},
+        ])]
+        result = assess_reading(reading, reference, assessed, 1.0, added_threshold=1.0)
+        return [(w["index"], w["status"], w["spoken"]) for w in result["report"]["words"] if w["status"] != "correct"]
+
+    assert kinds(false_start=4.0, copy=9.0) == [(2, "repetition", "snow snow")]
+    assert kinds(false_start=9.0, copy=4.0) == [(2, "self_correction", "snore snow")]
+
+
+@needs_espeak
 def test_the_language_models_share_can_be_taken_out_of_the_evidence() -> None:
     # "the the" is unlikely text, whatever the audio: Whisper's ratio over the text (-3 nats) is
     # mostly its language model's (-5 against silence). Without that share the audio says 7.
