@@ -19,7 +19,14 @@ closed loop over loopback on a minimal HTTP/1.1 keep-alive client (so the client
 stays well under the server's). The device is picked at run time (``--device auto``: CUDA
 when torch sees one); on a GPU machine the model figures are the CUDA ones.
 
+Beside each latency it prints the CPU per request of every process of the serving side
+(core-ms), the steadier figure on a shared machine. The bare baselines run at the Ray
+workers' niceness (15), as the replicas do. ``--compare-placement`` also measures the
+classifier in its other place (its own replica on the CPU, in the ingress on a GPU) in the
+same run, before the configured one (``classifier_in_ingress``).
+
     .venv/bin/python -m benchmarks.serving [--quick] [--part http|idle|all] [--device auto|cpu|cuda]
+                                           [--compare-placement]
 
 Run it under the shared lock (``flock /tmp/percept-ray.lock ...``): it starts Ray.
 """
