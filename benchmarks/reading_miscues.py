@@ -333,7 +333,7 @@ def main() -> None:  # noqa: C901 - one linear script
 
     def evaluate(part: str, threshold: float, added: float, shift: float = 0.0,
                  detail: bool = False, false_start: float | None = None, omission: float | None = None,
-                 repeat: float | None = None, edge: float | None = None) -> tuple[Tally, Tally, dict[str, Any]]:
+                 repeat: float | None = None, onset: float | None = None) -> tuple[Tally, Tally, dict[str, Any]]:
         ours, base = Tally(), Tally()
         groups: dict[str, dict[str, Tally]] = {"voice": defaultdict(Tally), "voice_base": defaultdict(Tally),
                                                 "condition": defaultdict(Tally), "condition_base": defaultdict(Tally)}
@@ -348,7 +348,7 @@ def main() -> None:  # noqa: C901 - one linear script
             out = assess_reading(segs, reading.reference, res["assessed"], threshold, config.long_pause_s,
                                  prepared[reading.name], time_shift=shift, added_threshold=added, weights=weights,
                                  false_start_logprob=false_start, omission_threshold=omission,
-                                 repeat_threshold=repeat, prior_weight=knobs["prior"], edge_added_threshold=edge)
+                                 repeat_threshold=repeat, prior_weight=knobs["prior"], onset_added_threshold=onset)
             n_ref = len(tokenize(reading.reference))
             flags = report_flags(out["report"], n_ref, config.long_pause_s)
             baseline = diff_flags(segs, reading.reference)
@@ -420,19 +420,19 @@ def main() -> None:  # noqa: C901 - one linear script
             f"{a:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if t == chosen))
         # Each kind's own operating point (skipped words; the repetition every word is tested
         # for), then the two shared ones again with those fixed: one round of coordinate ascent.
-        point = {"threshold": chosen, "added": added, "omission": chosen, "repeat": added, "edge": added}
+        point = {"threshold": chosen, "added": added, "omission": chosen, "repeat": added, "onset": added}
         f1 = 0.0
-        for name in ("omission", "repeat", "edge", "threshold", "added"):
+        for name in ("omission", "repeat", "onset", "threshold", "added"):
             tried = []
             for value in grid:
                 at = {**point, name: value}
                 ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"],
-                                      repeat=at["repeat"], edge=at["edge"])
+                                      repeat=at["repeat"], onset=at["onset"])
                 tried.append((value, ours.f1(), ours.clean_share()))
             ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
             point[name], f1 = max(ok, key=lambda t: (round(t[1], 4), t[0]))[:2]
-            if name == "edge":
-                # Few tuning cases decide the edge point (an added word at a segment's edge):
+            if name == "onset":
+                # Few tuning cases decide the onset point (an added word before a segment's first):
                 # the middle of the best plateau, not its top, keeps a margin on both sides.
                 best = [v for v, f, _ in ok if round(f, 4) == round(f1, 4)]
                 point[name] = statistics.median_low(best)
@@ -452,18 +452,18 @@ def main() -> None:  # noqa: C901 - one linear script
     knobs["prior"], point, _, lines = best_prior
     print("\n".join(lines))
     chosen, added, omission, repeat = point["threshold"], point["added"], point["omission"], point["repeat"]
-    edge = point["edge"]
+    onset = point["onset"]
     print(f"  chosen: prior_weight {knobs['prior']:.2f}, miscue_threshold {chosen:+.1f}, added_word_threshold "
-          f"{added:+.1f}, omission_threshold {omission:+.1f}, repeat_threshold {repeat:+.1f}, edge_added_threshold "
-          f"{edge:+.1f} (settings defaults {config.prior_weight:.2f}, {config.miscue_threshold:+.1f}, "
+          f"{added:+.1f}, omission_threshold {omission:+.1f}, repeat_threshold {repeat:+.1f}, onset_added_threshold "
+          f"{onset:+.1f} (settings defaults {config.prior_weight:.2f}, {config.miscue_threshold:+.1f}, "
           f"{config.added_word_threshold:+.1f}, {config.omission_threshold}, {config.repeat_threshold}, "
-          f"{config.edge_added_threshold})")
+          f"{config.onset_added_threshold})")
 
     # A repetition whose first copy the audio holds poorly was a false start: the level is
     # chosen on the tuning part (best repetition + self-correction F1; these kinds only).
     kinds_f1 = []
     for level in FALSE_START_GRID:
-        ours, _, _ = evaluate("tune", chosen, added, false_start=level, omission=omission, repeat=repeat, edge=edge)
+        ours, _, _ = evaluate("tune", chosen, added, false_start=level, omission=omission, repeat=repeat, onset=onset)
         kinds_f1.append((prf(*ours.kind["repetition"])[2] + prf(*ours.kind["self_correction"])[2], level))
     false_start = max(kinds_f1, key=lambda x: (round(x[0], 4), x[1] is None, -(x[1] or 0)))[1]
     print("  false_start_logprob (repetition F1 + self-correction F1): " + ", ".join(
@@ -472,7 +472,7 @@ def main() -> None:  # noqa: C901 - one linear script
 
     # The time shift of Whisper's forced word times, measured on the tuning part.
     _, _, tuned = evaluate("tune", chosen, added, detail=True, false_start=false_start, omission=omission,
-                           repeat=repeat, edge=edge)
+                           repeat=repeat, onset=onset)
     lags = list(tuned["signed"])
     shift = -round(statistics.median(lags), 2) if lags else 0.0
     print(f"  word times lag the speech by a median {-shift * 1000:.0f} ms on the tuning part: "
@@ -480,7 +480,7 @@ def main() -> None:  # noqa: C901 - one linear script
 
     for part in [p for p in ("tune", "heldout") if p in parts]:
         ours, base, extra = evaluate(part, chosen, added, shift, detail=True, false_start=false_start,
-                                     omission=omission, repeat=repeat, edge=edge)
+                                     omission=omission, repeat=repeat, onset=onset)
         label = "TUNING part (the threshold was chosen here)" if part == "tune" else "HELD-OUT part"
         n = sum(1 for r, _ in results if r.part == part)
         print(f"\n######## {label}: {n} readings ########")

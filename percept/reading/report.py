@@ -303,12 +303,14 @@ def evidence_kind(cand: dict[str, Any]) -> str:
     return "repeat" if kind == "insert" and cand.get("source") == "repeat" else kind
 
 
-def at_edge(cand: dict[str, Any], n_words: int) -> bool:
-    """Whether a candidate adds a word a transcript heard before the first or after the last
-    reference word of its segment: at the edges of a stretch of speech cut on silence, where
-    Whisper hears short words that were never said (an "and" at the onset), so such a word
-    answers to its own operating point (``edge_added_threshold``)."""
-    return evidence_kind(cand) == "insert" and int(cand["ref"]) in (0, n_words)
+def at_onset(cand: dict[str, Any]) -> bool:
+    """Whether a candidate adds a word a transcript heard before the first reference word of
+    its segment: at the onset of a stretch of speech cut on silence Whisper hears short words
+    that were never said (an "and"), so such a word answers to its own operating point
+    (``onset_added_threshold``). The end of a segment keeps the added-word point (the tuning
+    part shows no such false words there, and a word added after the last one is a common
+    misreading)."""
+    return evidence_kind(cand) == "insert" and int(cand["ref"]) == 0
 
 
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
@@ -355,7 +357,7 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             timed = {k: round(max(offset, offset + float(cand[k]) + shift), 3)
                      for k in ("start", "end") if cand.get(k) is not None}
             kind = evidence_kind(cand)
-            limit = limits["edge"] if "edge" in limits and at_edge(cand, b - a) else limits[kind]
+            limit = limits["onset"] if "onset" in limits and at_onset(cand) else limits[kind]
             item = {**cand, **timed, "ref": j, "segment": s, "limit": limit}
             if llr <= limit:
                 reject(j, llr, limit)
@@ -401,7 +403,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    added_threshold: float | None = None, weights: dict[str, float] | None = None,
                    false_start_logprob: float | None = None, omission_threshold: float | None = None,
                    repeat_threshold: float | None = None, prior_weight: float = 0.0,
-                   edge_added_threshold: float | None = None) -> dict[str, Any]:
+                   onset_added_threshold: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -412,8 +414,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     (insertions, repetitions, false starts) and ``repeat_threshold`` (default:
     ``added_threshold``) to the repetition every word is tested for; ``false_start_logprob`` tells a
     false start that sounds like the word from a repetition (see :func:`_repetitions`);
-    ``edge_added_threshold`` (default: ``added_threshold``) to an added word a transcript heard
-    before a segment's first word or after its last (see :func:`at_edge`). ``prior_weight`` takes the language model's share out of the
+    ``onset_added_threshold`` (default: ``added_threshold``) to an added word a transcript heard
+    before a segment's first word (see :func:`at_onset`). ``prior_weight`` takes the language model's share out of the
     evidence (see :func:`_accepted`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
@@ -425,7 +427,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     added = threshold if added_threshold is None else added_threshold
     limits = {"replace": threshold, "delete": threshold if omission_threshold is None else omission_threshold,
               "insert": added, "repeat": added if repeat_threshold is None else repeat_threshold,
-              "edge": added if edge_added_threshold is None else edge_added_threshold}
+              "onset": added if onset_added_threshold is None else onset_added_threshold}
     change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
                                              prior_weight)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
@@ -507,7 +509,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     summary["added_word_threshold"] = added
     summary["omission_threshold"] = limits["delete"]
     summary["repeat_threshold"] = limits["repeat"]
-    summary["edge_added_threshold"] = limits["edge"]
+    summary["onset_added_threshold"] = limits["onset"]
     summary["prior_weight"] = prior_weight
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 

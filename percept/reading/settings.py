@@ -37,11 +37,11 @@ class ReadingSettings(ServiceSettings):
         2.0, ge=-50, le=50,
         description="the same for the repetition every word is tested for when no transcript heard it (null: "
                     "added_word_threshold); chosen with miscue_threshold")
-    edge_added_threshold: float | None = Field(
+    onset_added_threshold: float | None = Field(
         7.0, ge=-50, le=50,
-        description="the same for an added word a transcript heard before a segment's first word or after its "
-                    "last (Whisper hears short words at the edges of speech that were never said; null: "
-                    "added_word_threshold); chosen with miscue_threshold")
+        description="the same for an added word a transcript heard before a segment's first word (Whisper "
+                    "hears short words at the onset of speech that were never said; null: added_word_threshold); "
+                    "chosen with miscue_threshold")
     prior_weight: float = Field(
         0.5, ge=0, le=2,
         description="share of Whisper's language-model opinion (each candidate's likelihood ratio against "

@@ -141,9 +141,9 @@ def test_each_kind_of_difference_has_its_operating_point() -> None:
 
 
 @needs_espeak
-def test_an_added_word_at_the_edge_of_speech_answers_to_its_own_operating_point() -> None:
+def test_an_added_word_at_the_onset_of_speech_answers_to_its_own_operating_point() -> None:
     # Whisper hears "and" before the first word of a clean reading, and "little" in the middle,
-    # both with 3 nats of evidence: the edge point decides the first, the added-word point the other.
+    # both with 3 nats of evidence: the onset point decides the first, the added-word point the other.
     reading = [segment("and the little dog ran home".split())]
     reference = "The dog ran home"
     assessed = [answer(4, [
@@ -155,14 +155,14 @@ def test_an_added_word_at_the_edge_of_speech_answers_to_its_own_operating_point(
         result = assess_reading(reading, reference, assessed, 1.0, added_threshold=1.0, **limits)
         return [(w["at_index"], w["spoken"]) for w in result["report"]["words"] if w["status"] == "insertion"]
 
-    assert inserted() == [(0, "and"), (1, "little")]  # no edge point: the added-word point
-    assert inserted(edge_added_threshold=5.0) == [(1, "little")]
-    assert inserted(edge_added_threshold=2.0) == [(0, "and"), (1, "little")]
-    # After the last word too.
-    tail = [answer(4, [{"kind": "insert", "ref": 4, "word": "and", "norm": "and", "llr": 3.0}])]
-    result = assess_reading(reading, reference, tail, 1.0, added_threshold=1.0, edge_added_threshold=5.0)
-    assert [w["status"] for w in result["report"]["words"]] == ["correct"] * 4
-    assert result["report"]["summary"]["edge_added_threshold"] == 5.0
+    assert inserted() == [(0, "and"), (1, "little")]  # no onset point: the added-word point
+    assert inserted(onset_added_threshold=5.0) == [(1, "little")]
+    assert inserted(onset_added_threshold=2.0) == [(0, "and"), (1, "little")]
+    # A word added after the last one ("... ran home now") keeps the added-word point.
+    tail = [answer(4, [{"kind": "insert", "ref": 4, "word": "now", "norm": "now", "llr": 3.0}])]
+    result = assess_reading(reading, reference, tail, 1.0, added_threshold=1.0, onset_added_threshold=5.0)
+    assert [(w["at_index"], w["status"]) for w in result["report"]["words"] if w["index"] is None] == [(4, "insertion")]
+    assert result["report"]["summary"]["onset_added_threshold"] == 5.0
 
 
 @needs_espeak
