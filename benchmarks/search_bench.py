@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,8 @@ def bench_background(models: Path) -> None:
                                                   ("rectangle", (40, 120, 200), (60, 160, 70)),
                                                   ("triangle", (240, 200, 30), (90, 90, 90))])]
     cases += [textured_composite(seed) for seed in range(9)]
-    methods = {"grabcut (default)": grabcut_mask, "border colour (baseline)": border_mask}
+    methods: dict[str, Callable[..., np.ndarray]] = {"grabcut (default)": grabcut_mask,
+                                                     "border colour (baseline)": border_mask}
     if (models / "u2net.onnx").is_file():
         methods["u2net"] = U2NetMasker(models)
     print(f"Background removal, {len(cases)} synthetic composites (3 plain, 9 photo patches on textures)")

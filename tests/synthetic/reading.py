@@ -235,6 +235,10 @@ class SuiteReading:
     starts: dict[int, float]  # reference word index read as written -> true start (s)
     samples: Any = None  # int16 mono at ``rate_hz`` (filled by ``render``)
     rate_hz: int = 16000
+    # what the synthesiser is given: (reference index read as written or None, spoken text)
+    # per spoken word, and the SSML pieces
+    said: list[tuple[int | None, str]] = field(default_factory=list, repr=False)
+    ssml: list[str] = field(default_factory=list, repr=False)
 
     @property
     def clean(self) -> bool:
@@ -377,45 +381,36 @@ def _make_reading(name: str, part: str, reference: str, voice: str, rate: int, c
     ssml: list[str] = []
     said: list[tuple[int | None, str]] = []  # (reference index read as written, spoken text)
     for index, word in enumerate(words):
-        kind = plan.get(index)
+        said_as = plan.get(index)
         trail = word[len(word.rstrip(".,!?;:")):]
         bare = word[: len(word) - len(trail)] if trail else word
-        if kind == "omission":
+        if said_as == "omission":
             if trail and ssml:
                 ssml[-1] += trail
             continue
-        if kind == "long_pause":
+        if said_as == "long_pause":
             ssml.append(f'<break time="{rng.randrange(1500, 2600, 100)}ms"/>')
-        if kind == "insertion":
+        if said_as == "insertion":
             extra = rng.choice(INSERTS)
             ssml.append(extra)
             said.append((None, extra))
-        if kind == "self_correction":
+        if said_as == "self_correction":
             wrong = _confusable(plain[index])
             ssml.append(wrong)
             said.append((None, wrong))
-        if kind == "substitution":
+        if said_as == "substitution":
             other = CONFUSABLE[plain[index]] if subtype[index] == "confusable" else rng.choice(
                 [u for u in UNRELATED if u != plain[index]])
             ssml.append(other + trail)
             said.append((None, other))
             continue
-        if kind == "repetition":
+        if said_as == "repetition":
             ssml.append(bare)
             said.append((None, bare))
         ssml.append(word)
         said.append((index, bare))
     return SuiteReading(name, part, reference, voice, rate, condition, [s for _, s in said],
-                        dict(plan), subtype, {}, None)._with_said(said, ssml)
-
-
-def _reading_with_said(self: SuiteReading, said: list[tuple[int | None, str]], ssml: list[str]) -> SuiteReading:
-    self._said = said  # type: ignore[attr-defined]
-    self._ssml = ssml  # type: ignore[attr-defined]
-    return self
-
-
-SuiteReading._with_said = _reading_with_said  # type: ignore[attr-defined]
+                        dict(plan), subtype, {}, None, said=said, ssml=ssml)
 
 
 def render(reading: SuiteReading, cache: str | None = None, rate_hz: int = 16000) -> SuiteReading:
@@ -429,7 +424,7 @@ def render(reading: SuiteReading, cache: str | None = None, rate_hz: int = 16000
     import numpy as np
 
     key = hashlib.sha1(json.dumps([reading.name, reading.voice, reading.rate, reading.condition,
-                                   reading._ssml, rate_hz, 4]).encode()).hexdigest()[:16]  # type: ignore[attr-defined]
+                                   reading.ssml, rate_hz, 4]).encode()).hexdigest()[:16]
     folder = cache or os.path.join(tempfile.gettempdir(), "percept-reading-suite")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{reading.name}-{key}.npz")
@@ -442,7 +437,7 @@ def render(reading: SuiteReading, cache: str | None = None, rate_hz: int = 16000
     engine = Espeak.get()
     text = ""
     offsets: list[int] = []
-    for part in reading._ssml:  # type: ignore[attr-defined]
+    for part in reading.ssml:
         if text:
             text += " "
         if not part.startswith("<"):
@@ -452,7 +447,7 @@ def render(reading: SuiteReading, cache: str | None = None, rate_hz: int = 16000
     event_at = dict(events)
     lead = 0.35
     starts: dict[int, float] = {}
-    for (index, _word), offset in zip(reading._said, offsets, strict=True):  # type: ignore[attr-defined]
+    for (index, _word), offset in zip(reading.said, offsets, strict=True):
         if index is not None and offset in event_at:
             starts[index] = round(event_at[offset] + lead, 4)
     wave = np.concatenate([np.zeros(int(lead * engine.sample_rate)), audio.astype(np.float64),

@@ -54,7 +54,6 @@ def test_sign_in_create_account_and_plain_errors(console: Console, flow_timer: A
     assert console.errors == []
 
 
-@pytest.mark.parametrize("console", ["phone"], indirect=True)
 def test_the_last_page_chosen_is_the_page_shown(console: Console) -> None:
     """A page whose code arrives late (a slow link, a sign-in moving on to its page) must not
     replace the page the user chose after it."""
@@ -76,6 +75,7 @@ def test_the_last_page_chosen_is_the_page_shown(console: Console) -> None:
     assert console.errors == []
 
 
+@pytest.mark.parametrize("console", ["phone"], indirect=True)
 def test_phone_menu_and_home(console: Console) -> None:
     page = console.page
     console.open("")
