@@ -110,6 +110,10 @@ def split_for_calibration(works: list[np.ndarray]) -> tuple[list[np.ndarray], li
     return works[:-held], works[-held:]
 
 
+# How far below the others (robust standard deviations of the log excess) a good image's score
+# is taken for a near-duplicate and left out of the threshold's fit.
+LOW_OUTLIER = 6.0
+
 # The most good images a threshold chosen with labelled defects may let through.
 MAX_GOOD_FLAGGED = 0.05
 
@@ -129,12 +133,22 @@ def good_threshold(scores: Sequence[float], median: float, sigmas: float) -> flo
     high = float(values.max())
     if len(values) < 5:
         return high + 0.25 * max(high - median, 1e-6)
-    excess = np.log(np.maximum(values - median, LOG_FLOOR))
+    above = values - median
+    # A duplicated or near-duplicated good image scores at or just above the typical pixel
+    # (its twin is in the bank). Such a score says nothing about the tail and lies below any
+    # threshold, but its logarithm sits far below the rest and would blow up the spread, and
+    # with it the threshold (one duplicate: x250). Scores at or under the median, and log
+    # excesses more than LOW_OUTLIER robust deviations below the others, are left out of the
+    # fit; on ordinary scores nothing is.
+    positive = above[above > 0]
+    excess = np.log(positive) if len(positive) else positive
+    if len(excess) >= 5:
+        centre = float(np.median(excess))
+        spread = 1.4826 * float(np.median(np.abs(excess - centre)))
+        excess = excess[excess >= centre - LOW_OUTLIER * spread]
+    if len(excess) < 5:
+        return high + 0.25 * max(high - median, 1e-6)
     return float(median + np.exp(excess.mean() + sigmas * excess.std()))
-
-
-# Scores at or under the median pixel count as this much above it in the log rule.
-LOG_FLOOR = 1e-6
 
 
 def labelled_threshold(good: Sequence[float], defective: Sequence[float], base: float) -> float:

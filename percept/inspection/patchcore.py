@@ -259,6 +259,8 @@ class PatchCoreDetector:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # models stored before the colour level existed have no chroma columns in their bank
+        state.setdefault("colour", 0.0)
         self.__dict__.update(state)
 
     def attach(self, backbone: FeatureBackbone) -> None:
