@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,16 +67,28 @@ class JobConfig:
             config.folds = max(2, int(config.folds))
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))
-            for name in ("split_max_cross", "split_ratio", "split_min_gain", "split_min_fraction", "blur_threshold",
-                         "blur_hopeless_sigma", "lighting_threshold", "relabel_confidence", "knn_weight", "mislabel_margin"):
+            for name in _FLOATS:
                 setattr(config, name, float(getattr(config, name)))
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"config_params: {exc}") from None
+        for name in _FLOATS:
+            value = getattr(config, name)
+            if not math.isfinite(value):
+                raise BadRequest(f"config_params.{name} must be a finite number")
+        for name in _FRACTIONS:
+            if not 0 <= getattr(config, name) <= 1:
+                raise BadRequest(f"config_params.{name} must be between 0 and 1")
         if config.split_method not in ("graph", "mixture"):
             raise BadRequest("config_params.split_method must be one of graph, mixture")
         if config.features not in ("auto", "pixels", "imagenet"):
             raise BadRequest("config_params.features must be one of auto, pixels, imagenet")
         return config
+
+
+# The job's float settings (finite), and those of them that are fractions (0 to 1).
+_FLOATS = ("split_max_cross", "split_ratio", "split_min_gain", "split_min_fraction", "blur_threshold",
+           "blur_hopeless_sigma", "lighting_threshold", "relabel_confidence", "knn_weight", "mislabel_margin")
+_FRACTIONS = ("split_max_cross", "split_min_fraction", "relabel_confidence", "knn_weight")
 
 
 @dataclass

@@ -163,3 +163,12 @@ def test_split_method_is_checked() -> None:
     assert JobConfig.from_params({"split_method": "mixture"}).split_method == "mixture"
     with pytest.raises(BadRequest):
         JobConfig.from_params({"split_method": "kmeans"})
+
+
+@pytest.mark.parametrize("params", [{"split_max_cross": -0.1}, {"split_max_cross": 1.5}, {"split_max_cross": "nan"},
+                                    {"knn_weight": 2}, {"blur_threshold": "inf"}, {"mislabel_margin": float("-inf")}])
+def test_settings_that_would_silently_switch_a_task_off_are_refused(params: dict[str, object]) -> None:
+    with pytest.raises(BadRequest) as caught:
+        JobConfig.from_params(params)
+    assert next(iter(params)) in str(caught.value)
+    assert JobConfig.from_params({"split_max_cross": 0.05, "knn_weight": 0}).split_max_cross == 0.05
