@@ -39,7 +39,7 @@ def short_window(features: Any, pad_s: float | None) -> Any:
         return features
     heard = np.flatnonzero(np.any(np.asarray(features) != 0, axis=-2).reshape(-1, FRAMES).any(axis=0))
     content = int(heard[-1]) + 1 if len(heard) else 0
-    window = min(FRAMES, content + int(pad_s * 100))
+    window = min(FRAMES, max(2, content + int(pad_s * 100)))  # silence and no padding: 2 frames, not 0
     window += window % 2
     return features[..., :window]
 

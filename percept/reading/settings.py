@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from percept.settings import ServiceSettings
 
@@ -21,7 +21,7 @@ class ReadingSettings(ServiceSettings):
     segment_max_s: float = Field(30.0, gt=1, description="longest audio segment cut on silence")
     silence_percent: float = Field(5.0, gt=0, lt=100, description="silence: below this % of the loudest sample")
     long_pause_s: float = Field(1.0, gt=0, description="a gap between words at least this long is a long pause")
-    forced_scoring: bool = Field(True, description="re-score transcript verdicts against the reference")
+    forced_scoring: bool = Field(True, description="score the reference and the transcript's wording against the audio (the acoustic verdicts); off: transcript diffing alone")
     miscue_threshold: float = Field(
         10.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
@@ -80,6 +80,15 @@ class ReadingSettings(ServiceSettings):
         if unknown:
             raise ValueError(f"unknown features {unknown}; known: {list(FEATURES)}")
         return weights
+
+    @model_validator(mode="after")
+    def _prior_needs_the_ratio(self) -> ReadingSettings:
+        """The prior is taken out of the likelihood ratio, which an evidence model does not read:
+        both set, one would be ignored without a word."""
+        if self.evidence_weights and self.prior_weight > 0:
+            raise ValueError("prior_weight applies to the likelihood ratio; with evidence_weights set it "
+                             "must be 0")
+        return self
 
     def plugin_name(self, name: str) -> str:
         """The plugin a client's model name means (an alias resolved; other names unchanged)."""

@@ -277,7 +277,8 @@ def test_real_speech_clean_and_misread() -> None:
                                added_threshold=config.added_word_threshold,
                                false_start_logprob=config.false_start_logprob,
                                omission_threshold=config.omission_threshold, repeat_threshold=config.repeat_threshold,
-                               prior_weight=config.prior_weight)["report"]["words"]
+                               prior_weight=config.prior_weight,
+                               onset_added_threshold=config.onset_added_threshold)["report"]["words"]
         assert [w["word"] for w in words if w["status"] != "correct"] == expect
         if expect:
             flagged = next(w for w in words if w["status"] != "correct")
@@ -381,7 +382,10 @@ def test_evidence_weights_name_known_features() -> None:
 
     from percept.reading.settings import ReadingSettings
 
-    assert ReadingSettings(evidence_weights={"bias": -1.0, "llr_free": 0.5}).evidence_weights == {"bias": -1.0,
-                                                                                                  "llr_free": 0.5}
+    weights = {"bias": -1.0, "llr_free": 0.5}
+    assert ReadingSettings(evidence_weights=weights, prior_weight=0).evidence_weights == weights
     with pytest.raises(pydantic.ValidationError, match="llr_fre"):
-        ReadingSettings(evidence_weights={"llr_fre": 0.5})
+        ReadingSettings(evidence_weights={"llr_fre": 0.5}, prior_weight=0)
+    # the prior is taken out of the likelihood ratio, which an evidence model does not read
+    with pytest.raises(pydantic.ValidationError, match="prior_weight"):
+        ReadingSettings(evidence_weights=weights, prior_weight=0.5)
