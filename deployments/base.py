@@ -239,14 +239,43 @@ def host_in_process(group: G, args: AppArgs) -> G:
         if not isinstance(part, InIngress):
             continue
         started = time.monotonic()
-        model = part.cls(args)
-        model.hosted = "ingress"
-        user_config = args.options_for_deployment(part.key).user_config
-        if user_config and callable(getattr(model, "reconfigure", None)):
-            model.reconfigure(user_config)
+        try:
+            model = part.cls(args)
+            model.hosted = "ingress"
+            user_config = args.options_for_deployment(part.key).user_config
+            if user_config and callable(getattr(model, "reconfigure", None)):
+                model.reconfigure(user_config)
+        except Exception as exc:  # noqa: BLE001 - one broken model must not take every route down
+            # (missing weights are not an error here: the model loads as unavailable itself)
+            logger.exception("%s failed to load in this ingress replica", part.key)
+            model = FailedModel(part.key, f"{type(exc).__name__}: {exc}")
         setattr(group, f.name, InProcessHandle(model))
         logger.info("%s runs in this ingress replica (loaded in %.1f s)", part.key, time.monotonic() - started)
     return group
+
+
+class FailedModel:
+    """Stands in for an in-ingress model whose construction failed: its status says why and
+    every other call answers 503, while the ingress's other routes keep working (as when a
+    deployment of its own fails to start)."""
+
+    hosted = "ingress"
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.message = f"unavailable: {key} failed to load: {reason}"
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.key, "available": False, "message": self.message, "hosted": self.hosted}
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+
+        def unavailable(*_: Any, **__: Any) -> Any:
+            raise ServiceUnavailable(self.message)
+
+        return unavailable
 
 
 def bind_group(group_type: type[G], args: AppArgs, gpu: bool, **parts: Any) -> G:

@@ -4,8 +4,8 @@ Ray-free: it talks to the models through :class:`TaggerModels` (the router passe
 the deployment handles, unit tests one over fakes). Documents are processed concurrently.
 
 Labels: the ingress only checks the document and decodes its base64; the file's bytes go to
-the classifier replica (:meth:`TaggerModels.tag`), which decodes the image or samples the
-video there (:class:`MediaLabeller`, in a thread) and classifies every frame through its
+the classifier (:meth:`TaggerModels.tag`; its own replica, or the ingress replica itself
+with ``classifier_in_ingress``), which decodes the image or samples the video there (:class:`MediaLabeller`, in a thread) and classifies every frame through its
 batch queue, so frames of one request and of concurrent requests share forward passes and
 no pixels cross a process boundary. The replica's memory figures come back with the
 labels (no extra ``usage`` call per request). Object counts go the same way to the
@@ -15,11 +15,14 @@ detector replica (:class:`MediaCounter`).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from PIL import Image
 
 from percept.errors import ServiceError, ServiceUnavailable, unwrap_remote_error
 from percept.handles import TaggerHandles, is_running
@@ -153,14 +156,28 @@ def load_media(doc: TaggerDocument, settings: TaggerSettings) -> Media:
 
 # Base64 text longer than this is decoded in a thread rather than on the event loop.
 INLINE_BASE64_CHARS = 256 * 1024
-# An image file up to this size is decoded on the event loop (about a millisecond for a
-# 224 x 224 JPEG: less than the thread hop it saves); larger ones and videos in a thread.
+# An image of at most this many bytes and pixels is decoded on the event loop (about a
+# millisecond for a 224 x 224 JPEG: less than the thread hop it saves); others and videos in a
+# thread. The pixel bound matters where the loop is the ingress's (classifier_in_ingress): a
+# 100 KB PNG can hold 6000 x 6000 flat pixels and take a second to decode.
 INLINE_DECODE_BYTES = 128 * 1024
+INLINE_DECODE_PIXELS = 512 * 512
+
+
+def _small_image(data: bytes) -> bool:
+    if len(data) > INLINE_DECODE_BYTES:
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as header:  # reads the header only
+            width, height = header.size
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: the thread's decode says why
+        return False
+    return width * height <= INLINE_DECODE_PIXELS
 
 
 async def decode_off_loop(data: bytes, kind: str, settings: TaggerSettings) -> Media:
     """:func:`decode_media`, in a thread unless it is a small image."""
-    if kind == "image" and len(data) <= INLINE_DECODE_BYTES:
+    if kind == "image" and _small_image(data):
         return decode_media(data, kind, settings)
     return await asyncio.to_thread(decode_media, data, kind, settings)
 

@@ -100,3 +100,26 @@ def test_classifier_in_the_ingress_tags_over_http(tmp_path: Path) -> None:
     assert float(body["ram_used"]) > 0
     status = client.get("/platform/models").json()["models"]["tagger_classifier"]
     assert status["hosted"] == "ingress" and status["available"] and status["batching"] is False
+
+
+class Broken(ModelDeployment[Any]):
+    def __init__(self, args: AppArgs) -> None:
+        raise OSError("the weights file is corrupt")
+
+
+def test_a_hosted_model_that_fails_to_load_answers_503_and_the_rest_keeps_working(tmp_path: Path) -> None:
+    """A broken classifier must cost its own route, not the ingress: before, the error ended
+    the ingress's constructor and every route with it."""
+    args = AppArgs(data_dir=tmp_path / "data")
+    group = host_in_process(TaggerHandles(tagger_classifier=InIngress(Broken, "tagger_classifier")), args)  # type: ignore[arg-type]
+    client = TestClient(create_app(make_services(tmp_path, group, services=["tagger"])))
+    doc = document(encode_image(data.chelsea(), "JPEG"), "jpg", "cat")
+    answer = client.post("/process", json={"documents": [doc], "num_labels": 3})
+    body = answer.json()
+    assert answer.status_code == 503, body  # the tagger contract's retryable answer, with the reason
+    assert "failed to load" in body["error"] and "corrupt" in body["error"]
+    status = client.get("/platform/models").json()["models"]["tagger_classifier"]
+    assert status["available"] is False and "failed to load" in status["message"]
+    assert client.get("/healthz").status_code == 200
+    health = client.get("/platform/health").json()
+    assert health["status"] == "degraded" and "tagger_classifier" in health["unavailable"]

@@ -154,3 +154,31 @@ def test_batch_knobs_through_serves_public_api(monkeypatch: Any) -> None:
     assert max(doubler.sizes) == 3 and sum(doubler.sizes) == 7
     assert doubler.most_running == 2  # two batches at once, never more
     assert Doubler._double is not doubler._double  # the class's decorator is left as it was
+
+
+def test_a_small_file_with_many_pixels_is_decoded_off_the_event_loop(monkeypatch: Any) -> None:
+    """Where the classifier shares the ingress's event loop, a decode on the loop stalls every
+    request: small images are decoded inline, a small file holding many pixels in a thread."""
+    import io
+    import threading
+
+    from PIL import Image
+
+    def png(size: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (size, size), (200, 30, 30)).save(out, format="PNG")
+        return out.getvalue()
+
+    big_flat, small = png(6000), png(224)
+    assert len(big_flat) <= process.INLINE_DECODE_BYTES  # the byte size says nothing of the pixels
+    where: list[bool] = []
+
+    def decode(data: bytes, kind: str, settings: TaggerSettings) -> str:
+        where.append(threading.current_thread() is threading.main_thread())
+        return "decoded"
+
+    monkeypatch.setattr(process, "decode_media", decode)
+    settings = TaggerSettings()
+    for data in (small, big_flat, b"not an image"):
+        assert asyncio.run(process.decode_off_loop(data, "image", settings)) == "decoded"
+    assert where == [True, False, False]  # on the loop; in a thread; in a thread (the decode says why)
