@@ -61,14 +61,19 @@ def test_the_last_page_chosen_is_the_page_shown(console: Console) -> None:
     console.open("")
     held: list[Any] = []
     page.route("**/js/pages/status.js", lambda route: held.append(route))  # its code is held back
-    page.evaluate("location.hash = '#/status'")
-    page.wait_for_function("document.querySelector('main .loading') !== null")
-    page.wait_for_timeout(200)
+    with page.expect_request("**/js/pages/status.js"):
+        page.evaluate("location.hash = '#/status'")
+    for _ in range(100):  # the route handler runs while Playwright waits
+        if held:
+            break
+        page.wait_for_timeout(50)
     assert held, "the status page's code was not requested"
     page.evaluate("location.hash = '#/tagger'")
     page.wait_for_selector('main[data-page="tagger"] h1')
-    held[0].continue_()  # now the overtaken page's code arrives
-    page.wait_for_load_state("networkidle")
+    with page.expect_response("**/js/pages/status.js"):
+        held[0].continue_()  # now the overtaken page's code arrives
+    # the overtaken route has its module now: give it the moment it would need to render
+    assert page.evaluate("import('/ui/static/js/pages/status.js').then(() => true)")
     page.wait_for_timeout(300)
     assert page.locator("main h1").all_inner_texts() == ["Tagger"]
     assert page.title() == "Tagger · Percept"
