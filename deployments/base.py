@@ -3,9 +3,7 @@ batch knobs from ``user_config``, and binding a service's group of deployments."
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import inspect
 import logging
 import os
 import time
@@ -20,7 +18,7 @@ from ray.serve import Application
 
 from percept.config import AppArgs
 from percept.errors import ServiceUnavailable, WeightsMissing
-from percept.handles import HandleGroup
+from percept.handles import HandleGroup, LocalHandle
 from percept.logs import configure_logging
 from percept.models.weights import use_models_dir
 
@@ -196,36 +194,17 @@ class InIngress:
     key: str
 
 
-class _InProcessCall:
-    def __init__(self, method: Callable[..., Any]) -> None:
-        self._method = method
-
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """An awaitable of the result: a coroutine method runs on this event loop, a plain one
-        in a thread (it may block), like a replica's handle call."""
-        if inspect.iscoroutinefunction(self._method):
-            return self._method(*args, **kwargs)
-        return asyncio.ensure_future(asyncio.to_thread(self._method, *args, **kwargs))
-
-
-class InProcessHandle:
-    """A deployment handle look-alike over a model object living in this process."""
+class InProcessHandle(LocalHandle):
+    """The handle of a model living in this process (the ingress replica)."""
 
     retry_on_replica_loss = False  # no replica to lose: percept.retry leaves it unwrapped
 
-    def __init__(self, target: Any) -> None:
-        self.target = target
-
-    def options(self, **_: Any) -> InProcessHandle:
-        return self
-
-    def __getattr__(self, name: str) -> _InProcessCall:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _InProcessCall(getattr(self.target, name))
+    @property
+    def target(self) -> Any:
+        return self._target
 
     def __repr__(self) -> str:
-        return f"InProcessHandle({type(self.target).__name__})"
+        return f"InProcessHandle({type(self._target).__name__})"
 
 
 def host_in_process(group: G, args: AppArgs) -> G:

@@ -5,7 +5,7 @@ A field's name is the deployment's key everywhere: ``args.deployments.<key>`` in
 workflows call (``services.tagger.handles.tagger_classifier.classify.remote(...)``), so a
 typo is a type error, not a ``KeyError`` at run time. ``deployments/<service>.py`` fills a
 group with bound deployments (Serve swaps each for a ``DeploymentHandle`` on the ingress);
-tests fill it with :class:`percept.testing.LocalHandle` over real cores or fakes.
+tests fill it with :class:`LocalHandle` over real cores or fakes.
 
 A deployment this application does not run is :data:`ABSENT`: any call on it answers 503
 ("unavailable: deployment ... is not running in this application").
@@ -13,6 +13,8 @@ A deployment this application does not run is :data:`ABSENT`: any call on it ans
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
@@ -63,6 +65,43 @@ def absent(idempotent: tuple[str, ...] = ()) -> Any:
     (``percept.retry``).
     """
     return field(default_factory=Absent, metadata={"idempotent": frozenset(idempotent)})
+
+
+class _Call:
+    def __init__(self, target: Any, name: str) -> None:
+        self._target = target
+        self._name = name
+
+    def remote(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        method = getattr(self._target, self._name)
+
+        async def run() -> Any:
+            if inspect.iscoroutinefunction(method):
+                return await method(*args, **kwargs)
+            result = await asyncio.to_thread(method, *args, **kwargs)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+
+        return asyncio.ensure_future(run())
+
+
+class LocalHandle:
+    """A DeploymentHandle look-alike over an object in this process: ``handle.method.remote()``
+    runs a coroutine method on the caller's loop and a plain one in a thread (it may block).
+    Tests put real cores or fakes behind it; the ingress hosts a model with it
+    (``deployments.base.InProcessHandle``)."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def options(self, **_: Any) -> LocalHandle:
+        return self
+
+    def __getattr__(self, name: str) -> _Call:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Call(self._target, name)
 
 
 def is_running(handle: Handle) -> bool:

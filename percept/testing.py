@@ -1,7 +1,7 @@
 """Test seams: stand-ins for Serve deployment handles, and an app on a temp directory.
 
-``LocalHandle(obj)`` answers ``handle.method.remote(*args)`` like a DeploymentHandle, by
-calling ``obj.method`` (sync methods in a thread), so routers can be tested through
+``LocalHandle(obj)`` (from :mod:`percept.handles`) answers ``handle.method.remote(*args)``
+like a DeploymentHandle, by calling ``obj.method`` (sync methods in a thread), so routers can be tested through
 ``TestClient`` with real cores or fakes and no Ray. A test builds the container with the
 handle groups it needs::
 
@@ -11,8 +11,6 @@ handle groups it needs::
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import socket
 import time
 from dataclasses import dataclass
@@ -24,43 +22,10 @@ import yaml
 
 from percept.config import AppArgs
 from percept.handles import HandleGroup
+from percept.handles import LocalHandle as LocalHandle  # re-exported: the tests' seam lives beside Handle
 from percept.services import Services, build_services
 
 SERVE_CONFIG = Path(__file__).resolve().parents[1] / "serve_config.yaml"
-
-
-class _Call:
-    def __init__(self, target: Any, name: str) -> None:
-        self._target = target
-        self._name = name
-
-    def remote(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        method = getattr(self._target, self._name)
-
-        async def run() -> Any:
-            if inspect.iscoroutinefunction(method):
-                return await method(*args, **kwargs)
-            result = await asyncio.to_thread(method, *args, **kwargs)
-            if inspect.isawaitable(result):
-                return await result
-            return result
-
-        return asyncio.ensure_future(run())
-
-
-class LocalHandle:
-    """A DeploymentHandle look-alike over a local object."""
-
-    def __init__(self, target: Any) -> None:
-        self._target = target
-
-    def options(self, **_: Any) -> LocalHandle:
-        return self
-
-    def __getattr__(self, name: str) -> _Call:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _Call(self._target, name)
 
 
 def make_services(
