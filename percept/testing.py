@@ -48,6 +48,14 @@ def make_services(
     })
 
 
+def user_headers(client: Any, name: str = "ann", password: str = "pw") -> dict[str, str]:
+    """Register ``name`` through the reading contract's auth routes (a no-op when the user
+    exists) and return its bearer header, for a ``TestClient`` or an ``httpx.Client``."""
+    client.put("/v1/auth/register", params={"username": name, "password": password})
+    token = client.post("/v1/auth/token", data={"username": name, "password": password}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def serve_config_args() -> dict[str, Any]:
     """The ``args`` of the application in ``serve_config.yaml`` (the one source of every default)."""
     config = yaml.safe_load(SERVE_CONFIG.read_text())

@@ -14,14 +14,8 @@ from deployments.correction import CorrectionDeployment
 from percept.api.app import create_app
 from percept.correction.job import local_executor
 from percept.handles import CorrectionHandles
-from percept.testing import LocalHandle, make_services
+from percept.testing import LocalHandle, make_services, user_headers
 from tests.synthetic.correction import make_digits_dataset
-
-
-def _token(client: TestClient, name: str) -> dict[str, str]:
-    client.put("/v1/auth/register", params={"username": name, "password": "pw"})
-    token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture()
@@ -48,7 +42,7 @@ def _wait(client: TestClient, job_id: str, headers: dict[str, str]) -> dict[str,
 
 def test_job_lifecycle_and_ownership(app_env: Any) -> None:
     client, data, _ = app_env
-    ann, bob = _token(client, "ann"), _token(client, "bob")
+    ann, bob = user_headers(client, "ann"), user_headers(client, "bob")
     request = data.request(["diagnose_lighting_conditions", "correct_image_blur", "diagnose_mislabeled_images"])
     created = client.post("/correction/jobs", json=request, headers=ann)
     assert created.status_code == 202, created.text
@@ -79,7 +73,7 @@ def test_job_lifecycle_and_ownership(app_env: Any) -> None:
 
 def test_bad_requests(app_env: Any) -> None:
     client, data, services = app_env
-    ann = _token(client, "ann")
+    ann = user_headers(client, "ann")
     assert client.post("/correction/jobs", json=data.request(["diagnose_image_blur"])).status_code == 401
     assert client.post("/correction/jobs", json={"tasks": []}, headers=ann).status_code == 422
     bad = client.post("/correction/jobs", json={"dataset": {"class_files": {}}, "tasks": [{"name": "x"}]},
@@ -114,7 +108,7 @@ def test_failed_job_fails_cleanly(tmp_path: Path) -> None:
     data = make_digits_dataset(services.args.data_dir / "d", seed=0, per_class=3, classes=[0, 1], merge=None,
                                n_blur=0, n_dark=0, n_bright=0, flip_fraction=0)
     with TestClient(create_app(services)) as client:
-        ann = _token(client, "ann")
+        ann = user_headers(client, "ann")
         job_id = client.post("/correction/jobs", json=data.request(["diagnose_image_blur"]), headers=ann).json()["job_id"]
         status = _wait(client, job_id, ann)
         assert status["status"] == "failed" and "actor died" in status["error"]

@@ -21,7 +21,7 @@ from percept.reading.files import ReadingFiles
 from percept.schemas.correction import CorrectionJobSummary
 from percept.schemas.search import SearchResponse
 from percept.services import Services
-from percept.testing import LocalHandle, make_services
+from percept.testing import LocalHandle, make_services, user_headers
 
 
 class Recorder:
@@ -43,12 +43,6 @@ class Recorder:
         return call
 
 
-def _token(client: TestClient, name: str = "ann") -> dict[str, str]:
-    client.put("/v1/auth/register", params={"username": name, "password": "pw"})
-    token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _finished(services: Services, task_id: str) -> Any:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -65,7 +59,7 @@ def test_a_search_is_one_call_to_the_index(tmp_path: Path) -> None:
     services = make_services(tmp_path, SearchHandles(search=LocalHandle(index)), services=["search"])
     with TestClient(create_app(services)) as client:
         answer = client.post("/find_all_similar_by_lab", files={"image": ("q.png", b"png", "image/png")},
-                             params={"format": "json"}, headers=_token(client))
+                             params={"format": "json"}, headers=user_headers(client))
     assert answer.status_code == 200 and answer.json()["results"] == []
     assert index.calls == ["find"]
 
@@ -78,14 +72,14 @@ def test_a_reading_comparison_is_one_call_to_the_reading_tools(tmp_path: Path) -
                                          file="x.py", class_name="X")
     ReadingFiles(services.state, services.blobs).register("audio", "user:ann", "f1", "reading/user_ann/f1.mp3")
     with TestClient(create_app(services)) as client:
-        created = client.post("/v1/comparison/audio/text/task", headers=_token(client),
+        created = client.post("/v1/comparison/audio/text/task", headers=user_headers(client),
                               json={"audio_file": "00000000-0000-0000-0000-000000000000", "audio_model": "asr",
                                     "text": ["a"]})
         assert created.status_code == 404  # an unknown file: nothing was called
         assert tools.calls == []
         ReadingFiles(services.state, services.blobs).register(
             "audio", "user:ann", "11111111-1111-1111-1111-111111111111", "reading/user_ann/x.mp3")
-        created = client.post("/v1/comparison/audio/text/task", headers=_token(client),
+        created = client.post("/v1/comparison/audio/text/task", headers=user_headers(client),
                               json={"audio_file": "11111111-1111-1111-1111-111111111111", "audio_model": "asr",
                                     "text": ["a"]})
         assert created.status_code == 200, created.text
@@ -126,7 +120,7 @@ def test_a_correction_job_is_one_call(tmp_path: Path) -> None:
     request = {"dataset": {"uuid": "d", "classes": ["a"], "class_files": {"a": {str(image): {"uuid": "u1"}}}},
                "tasks": [{"name": "diagnose_image_blur"}]}
     with TestClient(create_app(services)) as client:
-        created = client.post("/correction/jobs", json=request, headers=_token(client))
+        created = client.post("/correction/jobs", json=request, headers=user_headers(client))
         assert created.status_code == 202, created.text
         assert _finished(services, created.json()["job_id"]).status.value == "finished"
     assert runner.calls == ["run_job"]

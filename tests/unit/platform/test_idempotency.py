@@ -22,18 +22,14 @@ from percept.tasks import (
     TaskRunner,
     idempotency_key,
 )
-from percept.testing import LocalHandle, make_services
+from percept.testing import LocalHandle, make_services, user_headers
 
 
 def test_the_same_key_answers_the_same_task_over_http(tmp_path: Path) -> None:
     services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
                              admins=["user:ann", "user:bob"])
     with TestClient(create_app(services)) as client:
-        headers = {}
-        for name in ("ann", "bob"):
-            client.put("/v1/auth/register", params={"username": name, "password": "pw"})
-            token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
-            headers[name] = {"Authorization": f"Bearer {token}"}
+        headers = {name: user_headers(client, name) for name in ("ann", "bob")}
 
         def create(who: str, key: str | None) -> str:
             extra = {"Idempotency-Key": key} if key else {}
@@ -131,9 +127,7 @@ def test_a_key_of_the_longest_allowed_length_is_used(tmp_path: Path) -> None:
     services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
                              admins=["user:ann"])
     with TestClient(create_app(services)) as client:
-        client.put("/v1/auth/register", params={"username": "ann", "password": "pw"})
-        token = client.post("/v1/auth/token", data={"username": "ann", "password": "pw"}).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "k" * 200}
+        headers = {**user_headers(client, "ann"), "Idempotency-Key": "k" * 200}
         ids = {client.post("/platform/tasks/selftest", params={"steps": 1, "step_s": 0.01},
                            headers=headers).json()["task_id"] for _ in range(2)}
     assert len(ids) == 1

@@ -16,17 +16,11 @@ from percept.api.app import create_app
 from percept.api.limits import BodyLimitMiddleware, check_filename
 from percept.handles import TaggerHandles
 from percept.inspection.license import issue_license
-from percept.testing import LocalHandle, make_services
+from percept.testing import LocalHandle, make_services, user_headers
 from tests.synthetic.tagger import document, encode_image
 from tests.unit.tagger.conftest import FakeClassifier, solid
 
 DEEP = "[" * 100_000 + "]" * 100_000
-
-
-def _user(client: TestClient, name: str = "ann") -> dict[str, str]:
-    client.put("/v1/auth/register", params={"username": name, "password": "pw"})
-    token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def app_client(tmp_path: Path) -> TestClient:
 
 
 def test_json_nested_100000_deep_is_a_4xx_on_every_json_route(app_client: TestClient) -> None:
-    ann = _user(app_client)
+    ann = user_headers(app_client)
     json_headers = {**ann, "Content-Type": "application/json"}
     for path in ("/v1/comparison/audio/text/task", "/process", "/correction/jobs", "/hello", "/merge_imgs"):
         r = app_client.post(path, content=DEEP, headers=json_headers)
@@ -62,7 +56,7 @@ def test_tagger_one_oversized_document_is_reported_and_an_oversized_request_is_4
 
 
 def test_the_cap_holds_without_a_content_length(app_client: TestClient) -> None:
-    ann = _user(app_client)
+    ann = user_headers(app_client)
 
     def chunks() -> Any:
         for _ in range(40):
@@ -73,7 +67,7 @@ def test_the_cap_holds_without_a_content_length(app_client: TestClient) -> None:
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_read(app_client: TestClient) -> None:
-    ann = _user(app_client)
+    ann = user_headers(app_client)
     sent: list[int] = []
 
     def body() -> Any:
@@ -111,7 +105,7 @@ def test_the_body_cap_answers_before_reading_a_declared_oversized_body() -> None
 
 
 def test_upload_routes_keep_their_own_finer_limits(app_client: TestClient) -> None:
-    ann = _user(app_client)
+    ann = user_headers(app_client)
     # 3 MB of audio: above the 1 MB default, below the reading upload's own cap: the service answers.
     r = app_client.post("/v1/audio/upload", headers=ann,
                         files={"upload_file": ("a.wav", b"RIFF" + b"\0" * (3 * 2**20), "audio/wav")})
@@ -165,7 +159,7 @@ EVIL = "../../etc/evil.png"
 ])
 def test_every_upload_route_refuses_a_path_as_file_name(app_client: TestClient, path: str, field: str,
                                                          ctype: str) -> None:
-    ann = _user(app_client)
+    ann = user_headers(app_client)
     r = app_client.post(path, headers=ann, files={field: (EVIL, _png(), ctype)})
     assert r.status_code == 400, r.text
     assert "file name" in r.json()["detail"]

@@ -15,7 +15,7 @@ from percept.errors import TooManyRequests
 from percept.handles import DebugHandles
 from percept.storage.state import SqliteStateStore
 from percept.tasks import ACTIVE, ProgressReporter, TaskManager, TaskQuota, TaskQuotas, TaskRunner, TaskStatus
-from percept.testing import LocalHandle, make_services
+from percept.testing import LocalHandle, make_services, user_headers
 
 
 def _runner(tmp_path: Path, **quota: int) -> TaskRunner:
@@ -97,9 +97,7 @@ def test_selftest_quota_is_the_platform_429_with_retry_after(tmp_path: Path) -> 
     services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
                              admins=["user:ann"])
     with TestClient(create_app(services)) as client:
-        client.put("/v1/auth/register", params={"username": "ann", "password": "pw"})
-        token = client.post("/v1/auth/token", data={"username": "ann", "password": "pw"}).json()["access_token"]
-        ann = {"Authorization": f"Bearer {token}"}
+        ann = user_headers(client, "ann")
         limit = TaskQuotas().for_kind("platform.selftest")
         answers = [client.post("/platform/tasks/selftest", params={"steps": 50, "step_s": 0.2}, headers=ann)
                    for _ in range(limit.max_running + limit.max_queued + 1)]

@@ -14,7 +14,7 @@ from percept.errors import NotFound
 from percept.handles import DebugHandles
 from percept.storage.state import SqliteStateStore
 from percept.tasks import TASKS, ProgressReporter, TaskManager, TaskRunner, TaskStatus
-from percept.testing import LocalHandle, make_services
+from percept.testing import LocalHandle, make_services, user_headers
 
 
 @pytest.fixture
@@ -98,17 +98,11 @@ def test_runner_records_success_and_failure(tmp_path: Path) -> None:
     assert bad.error == "No such audio file available" and bad.error_status == 404
 
 
-def _token(client: TestClient, name: str) -> dict[str, str]:
-    client.put("/v1/auth/register", params={"username": name, "password": "pw"})
-    token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_selftest_task_over_http_with_sse_and_websocket(tmp_path: Path) -> None:
     services = make_services(tmp_path, DebugHandles(echo=LocalHandle(Echo())), debug_routes=True,
                              admins=["user:ann"])
     with TestClient(create_app(services)) as client:
-        ann = _token(client, "ann")
+        ann = user_headers(client, "ann")
         created = client.post("/platform/tasks/selftest", params={"steps": 3, "step_s": 0.05}, headers=ann)
         assert created.status_code == 202
         task_id = created.json()["task_id"]
@@ -124,7 +118,7 @@ def test_selftest_task_over_http_with_sse_and_websocket(tmp_path: Path) -> None:
         with client.websocket_connect(f"/platform/tasks/{task_id}/ws?token={token}") as ws:
             assert ws.receive_json()["status"] == "finished"
 
-        bob = _token(client, "bob")
+        bob = user_headers(client, "bob")
         assert client.get(f"/platform/tasks/{task_id}", headers=bob).status_code == 404
         assert client.get(f"/platform/tasks/{task_id}").status_code == 401
         assert client.post("/platform/tasks/selftest", params={"steps": 0}, headers=ann).status_code == 422

@@ -18,16 +18,10 @@ from percept.handles import DebugHandles, HandleGroup
 from percept.registry import SERVICE_NAMES, SERVICES
 from percept.services import Services
 from percept.settings import ServiceSettings
-from percept.testing import LocalHandle, make_services, serve_config_args
+from percept.testing import LocalHandle, make_services, serve_config_args, user_headers
 
 DEBUG_PATHS = ("/platform/echo", "/platform/echo/hop", "/platform/tasks/selftest")
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _token(client: TestClient, name: str) -> dict[str, str]:
-    client.put("/v1/auth/register", params={"username": name, "password": "pw"})
-    token = client.post("/v1/auth/token", data={"username": name, "password": "pw"}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_the_container_has_one_typed_field_per_registered_service() -> None:
@@ -73,10 +67,10 @@ def test_debug_routes_when_enabled_are_for_admins_only(tmp_path: Path) -> None:
     assert set(DEBUG_PATHS) <= set(create_app(services).openapi()["paths"])
     with TestClient(create_app(services)) as client:
         assert client.get("/platform/echo").status_code == 401
-        mallory = _token(client, "mallory")
+        mallory = user_headers(client, "mallory")
         assert client.get("/platform/echo/hop", headers=mallory).status_code == 403
         assert client.post("/platform/tasks/selftest", headers=mallory).status_code == 403
-        root = _token(client, "root")
+        root = user_headers(client, "root")
         assert client.get("/platform/echo", headers=root).json() == {"echo": "ok"}
         assert client.get("/platform/echo/hop", headers=root).json() == {"echo": "ok"}
 
@@ -85,7 +79,7 @@ def test_a_deployment_not_running_here_answers_503(tmp_path: Path) -> None:
     services = make_services(tmp_path, services=["correction"])
     with TestClient(create_app(services)) as client:
         answer = client.post("/correction/metadata", json={"path": str(services.args.data_dir / "x.png")},
-                             headers=_token(client, "ann"))
+                             headers=user_headers(client, "ann"))
     assert answer.status_code == 503
     assert answer.json()["detail"] == "unavailable: deployment 'correction' is not running in this application"
 
