@@ -18,9 +18,9 @@ import os
 from typing import Any, ClassVar
 
 from percept.plugins import AudioChunk, AudioProcessingResult, WordTiming, register_plugin
+from percept.reading.forced import WHISPER_FRAMES as FRAMES
 
 logger = logging.getLogger(__name__)
-FRAMES = 3000  # Whisper's 30 s window, in 10 ms feature frames
 
 
 def window_pad_s() -> float | None:
@@ -35,13 +35,13 @@ def short_window(features: Any, pad_s: float | None) -> Any:
     stride-2 convolution wants)."""
     import numpy as np
 
+    from percept.reading.forced import encoder_window
+
     if pad_s is None or features.shape[-1] != FRAMES:
         return features
     heard = np.flatnonzero(np.any(np.asarray(features) != 0, axis=-2).reshape(-1, FRAMES).any(axis=0))
     content = int(heard[-1]) + 1 if len(heard) else 0
-    window = min(FRAMES, max(2, content + int(pad_s * 100)))  # silence and no padding: 2 frames, not 0
-    window += window % 2
-    return features[..., :window]
+    return features[..., :encoder_window(content, pad_s)]
 
 
 @register_plugin

@@ -35,6 +35,19 @@ def models_roots(models_path: str | Path | None = None) -> list[Path]:
     return [Path(r) for r in roots if r]
 
 
+WHISPER_FRAMES = 3000  # Whisper's 30 s window, in 10 ms feature frames
+
+
+def encoder_window(frames: int, pad_s: float | None) -> int:
+    """Feature frames the encoder sees for ``frames`` of audio: the audio plus ``pad_s``
+    seconds of silence (``None``: Whisper's whole 30 s window), an even count of at least 2
+    (the encoder's stride-2 convolution). The aligner and the speech plugin share it."""
+    if pad_s is None:
+        return WHISPER_FRAMES
+    window = min(WHISPER_FRAMES, max(2, frames + int(pad_s * 100)))
+    return window + window % 2
+
+
 def find_whisper_model(models_path: str | Path | None = None) -> tuple[str, str]:
     """(folder, size) of the Whisper model to use: ``<models>/whisper/<size>`` when present
     (``PERCEPT_WHISPER_SIZE`` first, then the largest known), else the bundled tiny.en."""
@@ -80,12 +93,8 @@ class ForcedAligner:
 
         audio = decode_audio(source, sampling_rate=16000) if isinstance(source, str) else source
         features = self.model.feature_extractor(audio)
-        frames = min(int(features.shape[-1]), 3000)
-        if self.context_pad_s is None:
-            window = 3000
-        else:  # the recording and a short silence, not Whisper's whole 30 s window
-            window = min(3000, frames + int(self.context_pad_s * 100))
-            window += window % 2
+        frames = min(int(features.shape[-1]), WHISPER_FRAMES)
+        window = encoder_window(frames, self.context_pad_s)
         encoded = self.model.encode(np.expand_dims(pad_or_trim(features, window), 0))
         return {"encoded": encoded, "frames": frames, "audio": audio}
 
