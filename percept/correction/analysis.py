@@ -308,7 +308,8 @@ def spectral_groups(links: np.ndarray, max_k: int, seed: int = 0) -> list[np.nda
 
     ``links`` (n, k): each point's neighbours. The graph is made symmetric; the embedding is
     the top ``max_k`` eigenvectors of D^-1/2 A D^-1/2 (scaled back by D^-1/2, the random walk's
-    eigenvectors), and k groups are the k-means of its first k columns (rows normalized). A
+    eigenvectors), and k groups are the k-means of its first k columns (rows as they are,
+    not normalized: the defaults were chosen so). A
     graph in c disconnected pieces has c eigenvalues 1, whose eigenvectors mark the pieces.
     """
     from scipy.sparse import csr_matrix
