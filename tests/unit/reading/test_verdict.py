@@ -389,3 +389,37 @@ def test_evidence_weights_name_known_features() -> None:
     # the prior is taken out of the likelihood ratio, which an evidence model does not read
     with pytest.raises(pydantic.ValidationError, match="prior_weight"):
         ReadingSettings(evidence_weights=weights, prior_weight=0.5)
+
+
+def test_hopeless_repetitions_are_not_scored_against_silence_and_silence_is_encoded_once() -> None:
+    """The language model's share (scoring against silence) is only asked for candidates it
+    could lift to an operating point; the silent recording is encoded once per length."""
+    from percept.reading.forced import PRIOR_FLOOR
+
+    aligner = ForcedAligner.__new__(ForcedAligner)
+    aligner.context_pad_s, aligner.score_prior = 3.0, True
+    encoded: list[str] = []
+    silent_batches: list[list[list[str]]] = []
+
+    def prepare(source: Any) -> dict[str, Any]:
+        kind = "silence" if isinstance(source, np.ndarray) and not source.any() else "speech"
+        encoded.append(kind)
+        return {"encoded": kind, "frames": 100, "audio": np.ones(32000, dtype=np.float32)}
+
+    def score(prepared: dict[str, Any], sequences: list[list[str]], prompt: list[str] | None = None) -> list[dict[str, Any]]:
+        if prepared["encoded"] == "silence":
+            silent_batches.append(sequences)
+        # "cat cat" is nearly as likely as the text; every other word said twice is hopeless
+        logp = [0.0 if seq == ["The", "cat", "sat"] else -1.0 if seq.count("cat") == 2 else PRIOR_FLOOR - 5
+                for seq in sequences]
+        return [{"logprob": lp, "words": [{"start": 0.0, "end": 0.1, "logprob": -0.1}] * len(seq)}
+                for lp, seq in zip(logp, sequences, strict=True)]
+
+    aligner.prepare, aligner.score = prepare, score  # type: ignore[method-assign]
+    aligner.decode = lambda prepared, prompt: "The cat sat"  # type: ignore[method-assign]
+    for _ in range(2):
+        answer = aligner.assess("x.wav", ["The", "cat", "sat"], ["The", "cat", "sat"])
+        priced = {c["word"]: c.get("llr_prior") for c in answer["candidates"]}
+        assert priced["cat"] is not None and priced["the"] is None and priced["sat"] is None
+    assert all(len(batch) == 2 for batch in silent_batches)  # the text and "cat cat" only
+    assert encoded == ["speech", "silence", "speech"]  # the 2 s of silence encoded once
