@@ -62,6 +62,10 @@ GOAL_OCR_RATIO = 0.8
 GOAL_IDLE_CORES = 0.05
 GOAL_IDLE_GIB = 3.0
 OCR_POLL_S = 0.1  # a client polling /v1/task/status ten times a second
+# What every node of a deployment exports before Ray starts (scripts/run.sh, cluster/local.sh, the
+# RayService): Serve's proxy runs percept.retry's middleware (replay of safe requests, the 503
+# contract), so the proxy's cost per request is measured with it.
+NODE_ENV = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "percept.retry.proxy_middlewares"}
 
 
 # ---------------------------------------------------------------- a minimal HTTP/1.1 client
@@ -525,7 +529,9 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
     page_path = root / "page.png"
     page_path.write_bytes(page)
 
-    # The application's runtime_env (serve_config.yaml) applies to its replicas, as under `serve run`.
+    # The application's runtime_env (serve_config.yaml) applies to its replicas, as under `serve run`;
+    # the node's environment of a deployment (scripts/run.sh, cluster/) to Serve's proxy.
+    os.environ.update(NODE_ENV)
     app_env = (serve_config()["applications"][0].get("runtime_env") or {}).get("env_vars", {})
     ray.init(include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", **app_env}})
@@ -670,7 +676,7 @@ def idle_part(opts: argparse.Namespace) -> dict[str, Any]:
 
 
     settle, window = (15.0, 15.0) if opts.quick else (30.0, 30.0)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", **NODE_ENV}
     out: dict[str, Any] = {}
 
     # Baseline: a bare Ray head, started the way `serve run` starts its local cluster.
