@@ -19,7 +19,7 @@ from percept.config import AppArgs
 from percept.handles import Handle, HandleGroup
 from percept.logs import configure_logging
 from percept.models.weights import use_models_dir
-from percept.retry import retry_idempotent
+from percept.retry import InlineBodyMiddleware, retry_idempotent
 from percept.services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,10 @@ class IngressDeployment:
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.services)
+        app = create_app(self.services)
+        # outermost: a body the proxy sent with the scope reaches the app without a fetch
+        app.add_middleware(InlineBodyMiddleware)
+        return app
 
     def check_health(self) -> None:
         if not self.services.state.ping():
