@@ -78,6 +78,12 @@ class FasterWhisperPlugin:
     def process_audio(filename: str) -> AudioProcessingResult:
         if FasterWhisperPlugin.model is None:
             FasterWhisperPlugin.load()
+        import ctranslate2
+
+        # Greedy decoding falls back to sampling (temperature 0.2, 0.4, ...) on a window it
+        # decodes poorly, which made the same recording's transcript differ between runs: the
+        # sampling starts from the same seed on every call, so one recording gets one transcript.
+        ctranslate2.set_random_seed(0)
         # Verbatim reading: no conditioning on earlier text, greedy decoding, no VAD cut.
         segments, _info = FasterWhisperPlugin.model.transcribe(
             filename,
