@@ -349,7 +349,7 @@ ALGORITHMS: dict[str, Algorithm] = {
              ParamSpec(413, "coreset_ratio", "float", "0.25", 0.005, 1.0),
              ParamSpec(414, "position_aware", "int", "-1", -1, 1),
              ParamSpec(415, "position_weight", "float", "0.15", 0.0, 10.0),
-             ParamSpec(416, "smoothing_sigma", "float", "4.0", 0.0, 32.0),
+             ParamSpec(416, "smoothing_sigma", "float", "2.0", 0.0, 32.0),
              ParamSpec(417, "box_level", "float", "0.5", 0.05, 1.0, False),
              ParamSpec(418, "merge_distance", "int", "48", 0, 128, False),
              ParamSpec(419, "threshold_sigmas", "float", "2.75", 0.0, 10.0, False),
@@ -360,7 +360,8 @@ ALGORITHMS: dict[str, Algorithm] = {
              ParamSpec(424, "score_top", "float", "0.003", 0.0, 0.5),
              ParamSpec(425, "augment", "int", "0", 0, 7),
              ParamSpec(426, "image_relative", "float", "1.0", 0.0, 1.0),
-             ParamSpec(427, "colour_weight", "float", "1.0", 0.0, 10.0)),
+             ParamSpec(427, "colour_weight", "float", "1.0", 0.0, 10.0),
+             ParamSpec(428, "luminance_weight", "float", "1.0", 0.0, 10.0)),
         ),
         Algorithm(
             "hacarus-dictionary-learning", DictionaryDetector.name, DictionaryDetector,

@@ -241,6 +241,7 @@ class PatchCoreDetector:
         self.augment = int(params.get("augment", 0))
         self.relative = float(params.get("image_relative", 0.0))
         self.colour = float(params.get("colour_weight", 0.0))
+        self.luminance = float(params.get("luminance_weight", 0.0))
         self.backbone_name = ""
         self.level_scale_: np.ndarray = np.ones(len(self.blocks), np.float32)
         self.bank_: np.ndarray = np.zeros((0, 0), np.float16)
@@ -261,6 +262,7 @@ class PatchCoreDetector:
     def __setstate__(self, state: dict[str, Any]) -> None:
         # models stored before the colour level existed have no chroma columns in their bank
         state.setdefault("colour", 0.0)
+        state.setdefault("luminance", 0.0)
         self.__dict__.update(state)
 
     def attach(self, backbone: FeatureBackbone) -> None:
@@ -293,6 +295,8 @@ class PatchCoreDetector:
                 maps = self.backbone.feature_maps(images, self.blocks, padded)
                 if self.colour > 0:
                     maps = [*maps, self._chroma(images)]
+                if self.luminance > 0:
+                    maps = [*maps, self._lightness(images)]
                 for j, feats in zip(part, self._aggregate(maps, padded[0]), strict=True):
                     out[j] = feats
         return [o for o in out if o is not None]
@@ -328,6 +332,18 @@ class PatchCoreDetector:
             h, w = image.shape[0] // GRID_STRIDE, image.shape[1] // GRID_STRIDE
             out.append(cv2.resize(lab, (w, h), interpolation=cv2.INTER_AREA).transpose(2, 0, 1))
         return (np.stack(out) * np.float32(self.colour / CHROMA_UNIT)).astype(np.float32)
+
+    def _lightness(self, images: list[np.ndarray]) -> np.ndarray:
+        """The lightness level ``(n, 1, h, w)``: CIELAB L* of each ``GRID_STRIDE`` cell less the
+        image's mean L*, in units of ``CHROMA_UNIT`` × ``luminance_weight`` (ImageNet features
+        barely see a re-lit piece; a global gain or offset moves the mean, not the level)."""
+        out = []
+        for image in images:
+            lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[:, :, 0]
+            h, w = image.shape[0] // GRID_STRIDE, image.shape[1] // GRID_STRIDE
+            cells = cv2.resize(lab, (w, h), interpolation=cv2.INTER_AREA)
+            out.append((cells - float(lab.mean()))[None])
+        return (np.stack(out) * np.float32(self.luminance / CHROMA_UNIT)).astype(np.float32)
 
     def _aggregate(self, maps: list[np.ndarray], padded_height: int) -> np.ndarray:
         """3×3 local averaging per level, upsampled to the finest grid, concatenated."""

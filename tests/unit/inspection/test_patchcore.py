@@ -30,11 +30,11 @@ def test_patchcore_is_the_default_and_typed() -> None:
 def test_a_stride_4_block_joins_the_stride_8_grid() -> None:
     """Blocks 2 (stride 4), 4 (stride 8) and 10 (stride 16): one 176-d feature per 8×8
     network-input pixels (the image goes in at ``input_size`` = 256), not four times the
-    patches; without block 2 the same grid, 152-d (the colour level off)."""
+    patches; without block 2 the same grid, 152-d (the colour and lightness levels off)."""
     image = np.random.default_rng(7).random((128, 128, 3)).astype(np.float32)
     dims = {}
     for blocks in ((2, 4, 10), (4, 10)):
-        detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(411, str(list(blocks))), (427, "0")]))
+        detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(411, str(list(blocks))), (427, "0"), (428, "0")]))
         detector.attach(engine.default_backbone())
         feats = detector.embed([image])[0]
         assert feats.shape[:2] == (32, 32)
@@ -58,13 +58,38 @@ def test_the_colour_level_sees_a_local_tint_not_a_colour_cast() -> None:
     tinted[16:48, 16:48] = 0.55 * tinted[16:48, 16:48] + 0.45 * np.array([0.75, 0.45, 0.15], np.float32)
     detector = PatchCoreDetector(ALGORITHMS["patchcore"].resolve(None))
     detector.attach(engine.default_backbone())
-    plain, after_cast, after_tint = (f[..., -2:] for f in detector.embed([image, cast, tinted]))
-    assert detector.embed([image])[0].shape[-1] == 24 + 40 + 112 + 2
+    chroma = slice(176, 178)  # after the 176 network dimensions; the lightness level follows
+    plain, after_cast, after_tint = (f[..., chroma] for f in detector.embed([image, cast, tinted]))
+    assert detector.embed([image])[0].shape[-1] == 24 + 40 + 112 + 2 + 1
     moved = np.linalg.norm(after_tint - plain, axis=-1)  # 32×32 cells, 4 px each at 128 px in
     assert moved[6:10, 6:10].min() > 0.3 > 5 * np.linalg.norm(after_cast - plain, axis=-1).mean()
     assert moved[:, 20:].max() < 0.1  # far from the tint: unchanged
     gray = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2) * np.array([1.05, 1.0, 0.95], np.float32)
-    assert np.abs(detector.embed([gray])[0][..., -2:]).max() < 0.1
+    assert np.abs(detector.embed([gray])[0][..., chroma]).max() < 0.1
+
+
+def test_the_lightness_level_sees_a_relit_piece_not_a_global_gain() -> None:
+    """With ``luminance_weight`` > 0 (the default) every patch also carries its cell's L*
+    less the image's mean L*: a piece of the image made 25 % darker (a re-lit cut-and-paste)
+    moves those cells, while a global gain and offset (the camera's exposure) barely moves
+    any; with ``luminance_weight`` = 0 there is no such dimension."""
+    rng = np.random.default_rng(9)
+    image = np.clip(0.5 + rng.normal(0, 0.08, (128, 128, 3)), 0, 1).astype(np.float32)
+    image = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2)  # a gray texture
+    exposed = np.clip(image * 1.08 + 0.03, 0, 1)
+    relit = image.copy()
+    relit[16:48, 16:48] *= 0.75
+    spec = ALGORITHMS["patchcore"].resolve(None)
+    assert spec["luminance_weight"] > 0
+    detector = PatchCoreDetector(spec)
+    detector.attach(engine.default_backbone())
+    plain, after_gain, after_relight = (f[..., -1] for f in detector.embed([image, exposed, relit]))
+    moved = np.abs(after_relight - plain)  # 32×32 cells, 4 px each at 128 px in
+    assert moved[6:10, 6:10].min() > 0.3 > 5 * np.abs(after_gain - plain).mean()
+    assert np.abs(after_gain - plain).max() < 0.1
+    off = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(428, "0")]))
+    off.attach(engine.default_backbone())
+    assert off.embed([image])[0].shape[-1] == 24 + 40 + 112 + 2
 
 
 def test_greedy_coreset_keeps_the_outliers_and_covers_the_rest() -> None:
