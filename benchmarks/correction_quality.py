@@ -287,15 +287,22 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
 # --tune: refit the lighting model and choose the thresholds on the tuning kinds only
 
 
-def tuning_table(workdir: Path, invert: bool = False,
+LIGHTING_TUNE_SEEDS = (100, 101, 102, 103)
+# The tonal layouts the lighting model is fitted on: each tuning kind as it is, with its tones
+# turned over, and redrawn as two tones (dark on light, light on dark) - see make_kind_dataset.
+LAYOUTS = {"plain": {}, "inverted": {"invert": True}, "two-tone": {"two_tone": True},
+           "two-tone inverted": {"two_tone": True, "invert": True}}
+
+
+def tuning_table(workdir: Path, seeds: tuple[int, ...] = TUNE_SEEDS, layout: str = "plain",
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any], list[int]]:
     """Per image the lighting model's inputs, the blur score, blur truth and lighting truth
     (0 ok / 1 dark / 2 bright); per dataset (probabilities, labels, flipped mask)."""
     zs, blur_scores, blur_truth, light_truth, label_sets, sizes = [], [], [], [], [], []
     for kind in TUNE_KINDS:
-        for seed in TUNE_SEEDS:
-            data = make_kind_dataset(kind, workdir / f"tune-{kind}{seed}{'-inv' if invert else ''}", seed=seed,
-                                     invert=invert)
+        for seed in seeds:
+            data = make_kind_dataset(kind, workdir / f"tune-{kind}{seed}-{layout.replace(' ', '-')}", seed=seed,
+                                     **LAYOUTS[layout])
             classes = data.dataset["classes"]
             items = [{"path": p, "uuid": u} for u, p in data.paths.items()]
             rows = run_local(items, Featurizer("pixels"))
@@ -303,6 +310,8 @@ def tuning_table(workdir: Path, invert: bool = False,
             feats = np.stack([r["features"] for r in rows])
             parts: dict[str, np.ndarray] = {}
             probs, _ = analysis.out_of_sample_probabilities(feats, labels, len(classes), parts=parts)
+            if layout == "plain":  # the job's probabilities (two passes) for the mislabel margin
+                probs = analysis.relabelled_probabilities(feats, labels, len(classes), probs, analysis.MISLABEL_MARGIN)
             groups = analysis.reference_groups(labels, parts["without_lda"])
             measures = np.stack([r["measures"] for r in rows])
             floors = np.array([analysis.MEASURE_FLOORS[m] for m in MEASURES])
@@ -315,13 +324,31 @@ def tuning_table(workdir: Path, invert: bool = False,
                                          for c, _ in corruption]))
             label_sets.append((probs, labels, np.array([r["uuid"] in data.flipped for r in rows])))
             sizes.append(len(rows))
+            print(f"# tuning table: {kind}/{seed} ({layout})", file=sys.stderr, flush=True)
     return (np.vstack(zs), np.concatenate(blur_scores), np.concatenate(blur_truth), np.concatenate(light_truth),
             label_sets, sizes)
 
 
-def tune(workdir: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
+def fit_lighting_model(x: np.ndarray, bad: np.ndarray) -> analysis.TreeModel:
+    """Gradient-boosted trees over the direction-blind inputs (settings fixed beforehand, not searched)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
+    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+                                           early_stopping=True, random_state=0)
+    return analysis.TreeModel.from_sklearn(model.fit(analysis.lighting_design(x), bad))
+
+
+def light_f1(xs: np.ndarray, truth: np.ndarray, t: float) -> tuple[float, float, float]:
+    """Lighting F1 (a hit needs the right direction) and dark / bright recall at P(ok) < t."""
+    bad = 1.0 - analysis.lighting_bad_probability(xs) < t
+    direction = analysis.lighting_direction(xs)
+    hit = bad & (((direction < 0) & (truth == 1)) | ((direction > 0) & (truth == 2)))
+    return (2 * float(hit.sum()) / max(float(bad.sum() + (truth > 0).sum()), 1.0),
+            float((hit & (truth == 1)).sum()) / max(float((truth == 1).sum()), 1.0),
+            float((hit & (truth == 2)).sum()) / max(float((truth == 2).sum()), 1.0))
+
+
+def tune(workdir: Path, write: bool = True) -> None:
     x, score, blur_truth, light_truth, label_sets, sizes = tuning_table(workdir)
     bounds = np.cumsum([0, *sizes])
     parts = [slice(bounds[i], bounds[i + 1]) for i in range(len(sizes))]
@@ -338,34 +365,43 @@ def tune(workdir: Path) -> None:
     best_blur = float(grid[int(np.argmax(f1s))])
     print(f"blur threshold {best_blur} (mean tuning F1 {max(f1s):.3f}); F1 by threshold:",
           dict(zip(grid.tolist(), np.round(f1s, 3).tolist(), strict=True)))
-    # Lighting: the model is fitted on the plain tuning kinds; their light-background twins
-    # (tones turned over) test it on a layout it was not fitted on, and the threshold is
-    # chosen on both together.
-    x_inv, _, _, light_inv, _, sizes_inv = tuning_table(workdir, invert=True)
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(analysis.lighting_design(x), light_truth > 0)
-    analysis.LIGHTING_COEF = model.coef_[0]
-    analysis.LIGHTING_INTERCEPT = float(model.intercept_[0])
-    bounds_inv = np.cumsum([0, *sizes_inv])
-    sets = [(x[p], light_truth[p]) for p in parts] + [
-        (x_inv[bounds_inv[i]:bounds_inv[i + 1]], light_inv[bounds_inv[i]:bounds_inv[i + 1]]) for i in range(len(sizes_inv))]
-
-    def light_f1(xs: np.ndarray, truth: np.ndarray, t: float) -> float:
-        bad = 1.0 - analysis.lighting_bad_probability(xs) < t
-        direction = analysis.lighting_direction(xs)
-        # A hit needs the right direction: dark found as dark, bright as bright.
-        hit = bad & (((direction < 0) & (truth == 1)) | ((direction > 0) & (truth == 2)))
-        return 2 * float(hit.sum()) / max(float(bad.sum() + (truth > 0).sum()), 1.0)
-
-    grid_l = np.round(np.arange(0.3, 0.96, 0.05), 2)
-    scores_l = [float(np.mean([light_f1(xs, truth, t) for xs, truth in sets])) for t in grid_l]
-    best_light = float(grid_l[int(np.argmax(scores_l))])
-    half = len(parts)
-    print(f"lighting threshold {best_light} (mean F1 over the tuning sets and their twins, direction right "
-          f"{max(scores_l):.3f}; plain {np.mean([light_f1(a, b, best_light) for a, b in sets[:half]]):.3f}, "
-          f"twins {np.mean([light_f1(a, b, best_light) for a, b in sets[half:]]):.3f}); by threshold:",
-          dict(zip(grid_l.tolist(), np.round(scores_l, 3).tolist(), strict=True)))
-    print("LIGHTING_COEF = np.array(" + json.dumps(np.round(model.coef_[0], 4).tolist()) + ")")
-    print(f"LIGHTING_INTERCEPT = {float(model.intercept_[0]):.4f}")
+    # Lighting: every layout of the tuning kinds, seeds 100-103, one dataset per (kind, seed).
+    sets: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+    for layout in LAYOUTS:
+        xl, _, _, truth_l, _, sizes_l = tuning_table(workdir, LIGHTING_TUNE_SEEDS, layout)
+        b = np.cumsum([0, *sizes_l])
+        seeds = [s for _ in TUNE_KINDS for s in LIGHTING_TUNE_SEEDS]
+        for i, seed in enumerate(seeds):
+            sets.setdefault((layout, seed), []).append((xl[b[i]:b[i + 1]], truth_l[b[i]:b[i + 1]]))
+    halves = (LIGHTING_TUNE_SEEDS[:2], LIGHTING_TUNE_SEEDS[2:])
+    grid_l = np.round(np.arange(0.2, 0.91, 0.05), 2)
+    by_t: dict[float, list[float]] = {float(t): [] for t in grid_l}  # mean F1 over the datasets of the half not fitted on
+    by_layout: dict[float, dict[str, list[tuple[float, float, float]]]] = {float(t): {} for t in grid_l}
+    for fit_seeds, test_seeds in (halves, halves[::-1]):
+        train = [d for (layout, seed), ds in sets.items() if seed in fit_seeds for d in ds]
+        analysis.set_lighting_model(fit_lighting_model(np.vstack([a for a, _ in train]),
+                                                       np.concatenate([b for _, b in train]) > 0))
+        for (layout, seed), ds in sets.items():
+            if seed not in test_seeds:
+                continue
+            for xs, truth in ds:
+                for t in grid_l:
+                    f = light_f1(xs, truth, float(t))
+                    by_t[float(t)].append(f[0])
+                    by_layout[float(t)].setdefault(layout, []).append(f)
+    best_light = max(by_t, key=lambda t: float(np.mean(by_t[t])))
+    print(f"lighting threshold {best_light} (P(ok) below it; mean F1 on the seeds not fitted on, all layouts, "
+          f"direction right {np.mean(by_t[best_light]):.3f}); by threshold:",
+          {t: round(float(np.mean(v)), 3) for t, v in by_t.items()})
+    for layout, fs in by_layout[best_light].items():
+        f = np.mean(fs, axis=0)
+        print(f"  {layout}: F1 {f[0]:.3f}, dark recall {f[1]:.2f}, bright recall {f[2]:.2f}")
+    everything = [d for ds in sets.values() for d in ds]
+    final = fit_lighting_model(np.vstack([a for a, _ in everything]), np.concatenate([b for _, b in everything]) > 0)
+    if write:
+        final.save(analysis.LIGHTING_MODEL_FILE)
+        print(f"wrote {analysis.LIGHTING_MODEL_FILE} ({len(final.trees)} trees); LIGHTING_THRESHOLD = {best_light}")
+    analysis.set_lighting_model(None)
     margins = np.round(np.arange(0.0, 0.61, 0.05), 2)
     mis_f1 = []
     for margin in margins:

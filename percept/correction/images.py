@@ -98,7 +98,12 @@ QUANTILES = (1, 5, 25, 50, 75, 95, 99)
 # Per-image measures, in this order, as columns of :func:`quality_measures`.
 LIGHT_MEASURES = ("mean", "p1", "p5", "p25", "p50", "p75", "p95", "p99", "clip_lo", "clip_hi", "range")
 BLUR_MEASURES = ("lapvar", "hf", "steep", "gratio")
-MEASURES = LIGHT_MEASURES + BLUR_MEASURES
+# Two tone levels (issue 13): Otsu's split of the luma into a dark and a light part, the
+# median of each ("ink" and "paper" on a near-binary image, whatever their pixel shares) and
+# how two-toned the image is (Otsu's between-part variance over the variance, 1 = two flat tones).
+LEVEL_MEASURES = ("lo_level", "hi_level", "bimodal")
+MEASURES = LIGHT_MEASURES + BLUR_MEASURES + LEVEL_MEASURES
+LEVEL_BINS = 64
 MEASURE_SIDE = 256  # larger images are measured with their short side brought down to this
 
 
@@ -125,15 +130,38 @@ def _grad2(batch: np.ndarray) -> np.ndarray:
     return gx * gx + gy * gy
 
 
-def _percentiles(rows: np.ndarray, percents: tuple[float, ...] | list[float]) -> np.ndarray:
+def _percentiles(rows: np.ndarray, percents: tuple[float, ...] | list[float],
+                 ordered: np.ndarray | None = None) -> np.ndarray:
     """np.percentile(rows, percents, axis=1) (linear), through one sort: (len(percents), B)."""
-    ordered = np.sort(rows, axis=1)
+    ordered = np.sort(rows, axis=1) if ordered is None else ordered
     n = ordered.shape[1]
     pos = np.asarray(percents, np.float64) / 100.0 * (n - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
     frac = (pos - lo)[:, None]
     return ordered[:, lo].T * (1 - frac) + ordered[:, hi].T * frac
+
+
+def two_levels(ordered: np.ndarray) -> np.ndarray:
+    """(B, 3): the dark and light parts' medians and the bimodality of each row of ``ordered``
+    (each row one image's pixels, sorted ascending), split by Otsu's threshold on a
+    64-bin histogram."""
+    b, n = ordered.shape
+    rows = np.arange(b)
+    idx = np.clip((ordered * LEVEL_BINS).astype(np.int64), 0, LEVEL_BINS - 1)
+    hist = np.bincount((idx + LEVEL_BINS * rows[:, None]).ravel(),
+                       minlength=b * LEVEL_BINS).reshape(b, LEVEL_BINS).astype(np.float64)
+    centers = (np.arange(LEVEL_BINS) + 0.5) / LEVEL_BINS
+    w0 = np.cumsum(hist, axis=1)
+    w1 = n - w0
+    m0 = np.cumsum(hist * centers, axis=1)
+    total = m0[:, -1:]
+    between = w0 * w1 * (m0 / np.maximum(w0, 1) - (total - m0) / np.maximum(w1, 1)) ** 2 / float(n * n)
+    cut = between.argmax(axis=1)
+    below = np.clip(w0[rows, cut].astype(np.int64), 1, n - 1)  # pixels in the dark part
+    var = (hist * centers**2).sum(axis=1) / n - (total[:, 0] / n) ** 2
+    return np.column_stack([ordered[rows, below // 2], ordered[rows, below + (n - below) // 2],
+                            np.clip(between.max(axis=1) / np.maximum(var, 1e-9), 0.0, 1.0)])
 
 
 def quality_measures(grays: np.ndarray) -> np.ndarray:
@@ -144,7 +172,8 @@ def quality_measures(grays: np.ndarray) -> np.ndarray:
     measures, each blind to contrast: log variance of the Laplacian over the variance, log
     high-frequency energy (image minus its σ=1 blur) over the variance, log edge steepness
     (99th percentile gradient over the tonal range, the inverse of an edge width) and log
-    of the gradient energy kept by a σ=1 blur (near 0 for an image already blurred).
+    of the gradient energy kept by a σ=1 blur (near 0 for an image already blurred); then
+    the two tone levels and the bimodality (:func:`two_levels`).
     Returns float64 (B, len(MEASURES)).
     """
     g = np.ascontiguousarray(grays, dtype=np.float32)
@@ -153,7 +182,10 @@ def quality_measures(grays: np.ndarray) -> np.ndarray:
     if b == 0:
         return out
     flat = g.reshape(b, -1)
-    q = _percentiles(flat, QUANTILES)  # (7, B)
+    ordered = np.sort(flat, axis=1)
+    q = _percentiles(flat, QUANTILES, ordered)  # (7, B)
+    level = MEASURES.index("lo_level")
+    out[:, level:level + 3] = two_levels(ordered)
     out[:, 0] = flat.mean(axis=1)
     out[:, 1:8] = q.T
     out[:, 8] = (flat <= 0.01).mean(axis=1)

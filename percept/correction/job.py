@@ -156,6 +156,10 @@ def _probabilities(state: JobState, cache: dict[str, Any]) -> None:
             knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced, parts=parts)
         if "without_lda" in parts:  # the reference classes of the blur and lighting checks
             cache["reference_probs"] = parts["without_lda"]
+        if state.config.label_passes >= 2:
+            probs = analysis.relabelled_probabilities(
+                feats, labels, len(state.classes), probs, state.config.mislabel_margin, folds=state.config.folds,
+                seed=state.config.seed, knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced)
     else:
         probs = np.zeros((len(good), len(state.classes)))
         probs[np.arange(len(good)), labels] = 1.0

@@ -49,10 +49,13 @@ class JobConfig:
     # Defaults: percept.correction.analysis (chosen on the benchmark's tuning kinds).
     blur_threshold: float = 3.25
     blur_hopeless_sigma: float = 0.09
-    lighting_threshold: float = 0.8
+    lighting_threshold: float = 0.45
     relabel_confidence: float = 0.5
     knn_weight: float = 0.7
     mislabel_margin: float = 0.4
+    # 2: a second pass with the first pass's flagged images relabelled, averaged with the
+    # first (analysis.relabelled_probabilities); 1: the first pass alone.
+    label_passes: int = 2
     output_dir: str | None = None
     report_thumbnails: int = 8
 
@@ -65,6 +68,7 @@ class JobConfig:
             config.batch_size = max(0, int(config.batch_size))
             config.concurrency = max(0, int(config.concurrency))
             config.folds = max(2, int(config.folds))
+            config.label_passes = min(2, max(1, int(config.label_passes)))
             config.num_cpus = max(0.0, float(config.num_cpus))
             config.num_gpus = max(0.0, float(config.num_gpus))
             for name in _FLOATS:

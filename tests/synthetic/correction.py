@@ -297,6 +297,21 @@ MAKERS: dict[str, Callable[[np.random.Generator, int], tuple[list[np.ndarray], l
 DEFAULT_PER_CLASS = {"digits": 180, "photos": 120, "textures": 130, "glyphs": 130}
 
 
+def two_tone_of(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """``image`` redrawn as ink and paper (see ``make_kind_dataset(two_tone=True)``), grey HxWx1."""
+    import cv2
+
+    g = image.mean(axis=-1) if image.ndim == 3 else image
+    g = cv2.GaussianBlur(g.astype(np.float32), (0, 0), 0.8)
+    cut = float(np.quantile(g, rng.uniform(0.15, 0.4)))
+    spread = max(float(g.std()) * 0.15, 1e-3)
+    ink_share = 1.0 / (1.0 + np.exp((g - cut) / spread))
+    # Levels reach pure black and white: some twins clip their ink or paper naturally.
+    ink, paper = rng.uniform(0.0, 0.3), rng.uniform(0.7, 1.0)
+    out = paper + (ink - paper) * ink_share + rng.normal(0, 0.006, g.shape)
+    return np.clip(out, 0, 1).astype(np.float32)[..., None]
+
+
 def natural_variation(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """Ordinary exposure differences between clean images of one dataset."""
     gain, black, gamma = rng.uniform(0.9, 1.0), rng.uniform(0.0, 0.03), rng.uniform(0.95, 1.05)
@@ -361,6 +376,7 @@ def make_kind_dataset(
     blur_fraction: float = 0.06,
     lighting_fraction: float = 0.08,
     invert: bool = False,
+    two_tone: bool = False,
 ) -> SyntheticDataset:
     """Write one dataset of ``kind`` under ``root`` (PNG per image, a folder per given class).
 
@@ -371,6 +387,10 @@ def make_kind_dataset(
     ``invert`` turns the clean images' tones over (1 − x) before anything else: a kind's
     light-background twin (its lighting faults then behave as on paper: brightening narrows
     the tonal range), used to tune the detectors on more than one tonal layout.
+    ``two_tone`` redraws each clean image as two tones (before ``invert``): its darkest
+    15–40 % (by its own smoothed luma) become "ink" at a level drawn in [0, 0.3], the rest
+    "paper" in [0.7, 1] (so some clip black or white before any fault), with soft edges and a little grain — a kind's near-binary twin
+    (documents, icons, line art), another tonal layout to tune on.
     """
     from PIL import Image
 
@@ -378,6 +398,8 @@ def make_kind_dataset(
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     rng = np.random.default_rng(seed)
     images, true_labels = MAKERS[kind](rng, per_class or DEFAULT_PER_CLASS[kind])
+    if two_tone:
+        images = [two_tone_of(rng, a) for a in images]
     if invert:
         images = [1.0 - a for a in images]
     images = [natural_variation(rng, a) for a in images]

@@ -172,3 +172,97 @@ def test_settings_that_would_silently_switch_a_task_off_are_refused(params: dict
         JobConfig.from_params(params)
     assert next(iter(params)) in str(caught.value)
     assert JobConfig.from_params({"split_max_cross": 0.05, "knn_weight": 0}).split_max_cross == 0.05
+
+
+def test_two_levels_read_ink_and_paper_whatever_their_shares() -> None:
+    """Ink covering a fifth of the image still gets its own level (the percentiles above p20
+    all sit on the paper), and a two-tone image reads as bimodal, a smooth ramp does not."""
+    from percept.correction.images import two_levels
+
+    page = np.full((32, 32), 0.9, np.float32)
+    page[10:16, 4:28] = 0.2  # ink: 144 of 1,024 pixels
+    ramp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
+    levels = two_levels(np.sort(np.stack([page, ramp]).reshape(2, -1), axis=1))
+    assert levels[0, 0] == pytest.approx(0.2) and levels[0, 1] == pytest.approx(0.9)
+    assert levels[0, 2] > 0.95 and levels[1, 2] < 0.8
+    measures = quality_measures(page[None])[0]
+    assert measures[MEASURES.index("lo_level")] == pytest.approx(0.2)
+
+
+def test_tree_model_in_numpy_equals_scikit_learns() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4))
+    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 + rng.normal(0, 0.5, 600)) > 0.5
+    fitted = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+    model = analysis.TreeModel.from_sklearn(fitted)
+    assert np.allclose(model.probability(x), fitted.predict_proba(x)[:, 1])
+
+
+def test_tree_model_survives_a_save_and_load(tmp_path: Path) -> None:
+    model = analysis.lighting_model()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    x = np.random.default_rng(1).normal(size=(50, len(analysis.LIGHTING_DESIGN))) * 5
+    assert np.allclose(analysis.TreeModel.load(path).probability(x), model.probability(x))
+
+
+def _glyph_like(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes of dark ink (a bar or a ring, level 0.05-0.25) on light paper (0.82-0.95)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label in (0, 1):
+        for _ in range(80):
+            big = np.full((128, 128), rng.uniform(0.82, 0.95), np.float32)
+            ink = float(rng.uniform(0.05, 0.25))
+            cx, cy = (int(v) for v in rng.integers(50, 78, 2))
+            if label == 0:
+                cv2.line(big, (cx - 30, cy), (cx + 30, cy), ink, int(rng.integers(8, 14)))
+            else:
+                cv2.circle(big, (cx, cy), 30, ink, int(rng.integers(8, 14)))
+            small = cv2.resize(big, (32, 32), interpolation=cv2.INTER_AREA)
+            images.append(natural_variation(rng, small[..., None])[..., 0])
+            labels.append(label)
+    return np.stack(images), np.array(labels)
+
+
+def test_moderate_gamma_on_light_paper_is_found_both_ways() -> None:
+    """Gamma 2.5 on ink-on-paper moves the ink far and the paper a little: the percentiles,
+    mostly paper, hardly move, so the earlier logistic model (tone sum in photo units) missed
+    both; the ink level and the class-scaled tone sum give it away."""
+    images, labels = _glyph_like(0)
+    images[5] = corrupt(images[5][..., None], "gamma_bright", 2.5)[..., 0]
+    images[90] = corrupt(images[90][..., None], "gamma_dark", 2.5)[..., 0]
+    found = analysis.find_badly_lit(quality_measures(images), labels)
+    assert found["bright"][5] and found["dark"][90]
+    assert (found["dark"] | found["bright"]).sum() <= 4  # and the clean ones are left alone
+
+
+def test_second_label_pass_lowers_the_wrong_labels_probability() -> None:
+    """With the first pass's suspects relabelled, the other images' votes carry fewer wrong
+    labels: on average a flipped image's given class loses probability, a clean one's keeps it."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, (4, 20))
+    truth = np.repeat(np.arange(4), 60)
+    features = centres[truth] + rng.normal(0, 2.2, (240, 20))
+    labels = truth.copy()
+    flipped = rng.choice(240, 36, replace=False)
+    labels[flipped] = (truth[flipped] + rng.integers(1, 4, 36)) % 4
+    first, _ = analysis.out_of_sample_probabilities(features, labels, 4)
+    both = analysis.relabelled_probabilities(features, labels, 4, first, analysis.MISLABEL_MARGIN)
+    assert np.allclose(both.sum(axis=1), 1.0)
+    own = np.arange(240)
+    assert both[flipped, labels[flipped]].mean() < first[flipped, labels[flipped]].mean()
+    clean = np.setdiff1d(own, flipped)
+    assert both[clean, labels[clean]].mean() >= first[clean, labels[clean]].mean() - 0.01
+
+
+def test_label_passes_are_one_or_two() -> None:
+    assert JobConfig.from_params({}).label_passes == 2
+    assert JobConfig.from_params({"label_passes": 5}).label_passes == 2
+    assert JobConfig.from_params({"label_passes": 0}).label_passes == 1
+    with pytest.raises(BadRequest):
+        JobConfig.from_params({"label_passes": "two"})
