@@ -55,8 +55,9 @@ from tests.synthetic.reading import KINDS, SuiteReading, plan_suite, render, wav
 
 GRID = [float(t) for t in range(-10, 13)]  # thresholds tried on the tuning part (nats)
 FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
+ECHO_GRID: list[float | None] = [None] + [round(-0.4 + 0.025 * k, 3) for k in range(21)]  # false_start_echo
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
-ASSESS_VERSION = b"assess-7"  # bump when the aligner's answers change
+ASSESS_VERSION = b"assess-8"  # bump when the aligner's answers change
 
 
 def cpu_seconds() -> float:
@@ -164,11 +165,12 @@ class Pipeline:
 
         pad_s = window_pad_s()
         window = f"-pad{pad_s}".encode() if pad_s is not None else b""  # the plugin's encoder window
-        asr_key = hashlib.sha1(audio + self.plugin.size.encode() + b"v8" + window).hexdigest()[:20]
+        asr_key = hashlib.sha1(audio + self.plugin.size.encode() + b"v9" + window).hexdigest()[:20]
         asr_path = self.cache / f"{reading.name}-{asr_key}.json"
         pad = self.aligner.context_pad_s
         version = ASSESS_VERSION + (f"-pad{pad}".encode() if pad is not None else b"")
-        key = hashlib.sha1(audio + self.plugin.size.encode() + version + window).hexdigest()[:20]
+        # the aligner's answers depend on the transcript too
+        key = hashlib.sha1(audio + self.plugin.size.encode() + version + window + asr_key.encode()).hexdigest()[:20]
         path = self.cache / f"{reading.name}-{key}-assess.json"
         if path.exists() and asr_path.exists() and not fresh:
             cached: dict[str, Any] = json.loads(asr_path.read_text())
@@ -333,7 +335,8 @@ def main() -> None:  # noqa: C901 - one linear script
 
     def evaluate(part: str, threshold: float, added: float, shift: float = 0.0,
                  detail: bool = False, false_start: float | None = None, omission: float | None = None,
-                 repeat: float | None = None, onset: float | None = None) -> tuple[Tally, Tally, dict[str, Any]]:
+                 repeat: float | None = None, onset: float | None = None,
+                 echo: float | None = None) -> tuple[Tally, Tally, dict[str, Any]]:
         ours, base = Tally(), Tally()
         groups: dict[str, dict[str, Tally]] = {"voice": defaultdict(Tally), "voice_base": defaultdict(Tally),
                                                 "condition": defaultdict(Tally), "condition_base": defaultdict(Tally)}
@@ -348,7 +351,8 @@ def main() -> None:  # noqa: C901 - one linear script
             out = assess_reading(segs, reading.reference, res["assessed"], threshold, config.long_pause_s,
                                  prepared[reading.name], time_shift=shift, added_threshold=added, weights=weights,
                                  false_start_logprob=false_start, omission_threshold=omission,
-                                 repeat_threshold=repeat, prior_weight=knobs["prior"], onset_added_threshold=onset)
+                                 repeat_threshold=repeat, prior_weight=knobs["prior"], onset_added_threshold=onset,
+                                 false_start_echo=echo)
             n_ref = len(tokenize(reading.reference))
             flags = report_flags(out["report"], n_ref, config.long_pause_s)
             baseline = diff_flags(segs, reading.reference)
@@ -470,9 +474,25 @@ def main() -> None:  # noqa: C901 - one linear script
         f"{lvl}: {f:.3f}" for f, lvl in kinds_f1) + f"; chosen {false_start} "
         f"(settings default {config.false_start_logprob})")
 
+    # An added word whose audio sounds like the next word's is a false start of it: the level is
+    # chosen on the tuning part (best insertion + self-correction F1, the two kinds it moves).
+    echo_f1 = []
+    for level in ECHO_GRID:
+        ours, _, _ = evaluate("tune", chosen, added, false_start=false_start, omission=omission, repeat=repeat,
+                              onset=onset, echo=level)
+        echo_f1.append((prf(*ours.kind["insertion"])[2] + prf(*ours.kind["self_correction"])[2], level))
+    # Few tuning cases decide it: the level whose neighbourhood (it and the grid's levels on either
+    # side) scores best on average, not a lone peak next to a drop; off unless that beats off.
+    levels = [(f, lvl) for f, lvl in echo_f1 if lvl is not None]
+    smooth = [(statistics.mean(f for f, _ in levels[max(0, k - 1): k + 2]), lvl) for k, (_, lvl) in enumerate(levels)]
+    best_f, best_level = max(smooth, key=lambda x: (round(x[0], 4), -x[1]))
+    echo = best_level if round(best_f, 4) > round(echo_f1[0][0], 4) else None
+    print("  false_start_echo (insertion F1 + self-correction F1): " + ", ".join(
+        f"{lvl}: {f:.3f}" for f, lvl in echo_f1) + f"; chosen {echo} (settings default {config.false_start_echo})")
+
     # The time shift of Whisper's forced word times, measured on the tuning part.
     _, _, tuned = evaluate("tune", chosen, added, detail=True, false_start=false_start, omission=omission,
-                           repeat=repeat, onset=onset)
+                           repeat=repeat, onset=onset, echo=echo)
     lags = list(tuned["signed"])
     shift = -round(statistics.median(lags), 2) if lags else 0.0
     print(f"  word times lag the speech by a median {-shift * 1000:.0f} ms on the tuning part: "
@@ -480,7 +500,7 @@ def main() -> None:  # noqa: C901 - one linear script
 
     for part in [p for p in ("tune", "heldout") if p in parts]:
         ours, base, extra = evaluate(part, chosen, added, shift, detail=True, false_start=false_start,
-                                     omission=omission, repeat=repeat, onset=onset)
+                                     omission=omission, repeat=repeat, onset=onset, echo=echo)
         label = "TUNING part (the threshold was chosen here)" if part == "tune" else "HELD-OUT part"
         n = sum(1 for r, _ in results if r.part == part)
         print(f"\n######## {label}: {n} readings ########")

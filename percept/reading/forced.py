@@ -102,7 +102,7 @@ class ForcedAligner:
         frames = min(int(features.shape[-1]), WHISPER_FRAMES)
         window = encoder_window(frames, self.context_pad_s)
         encoded = self.model.encode(np.expand_dims(pad_or_trim(features, window), 0))
-        return {"encoded": encoded, "frames": frames, "audio": audio}
+        return {"encoded": encoded, "frames": frames, "audio": audio, "features": features[:, :frames]}
 
     def silence(self, samples: int) -> dict[str, Any]:
         """A prepared silent recording at least ``samples`` long (16 kHz), rounded up to whole
@@ -232,6 +232,13 @@ class ForcedAligner:
                 # (an added copy of a word that the audio does not hold is a false start).
                 cand["logprobs"] = [scored["words"][k]["logprob"] if 0 <= k < len(scored["words"]) else None
                                     for k in (at - 1, at, at + 1)]
+                # How much an added word sounds like the words around it in this reading (a false
+                # start sounds like the word after it, a repeated word like itself).
+                if cand["kind"] == "insert" and cand["llr_free"] > PRIOR_FLOOR:
+                    span = (scored["words"][at]["start"], scored["words"][at]["end"])
+                    cand["echo"] = [round(span_distance(prepared["features"], span, (w["start"], w["end"])), 3)
+                                    if 0 <= k < len(scored["words"]) and (w := scored["words"][k]) else None
+                                    for k in (at - 1, at + 1)]
         # The same readings against silence: what Whisper's language model alone thinks of each
         # change ("the the", a skipped "the", an odd word), which the ratios above carry too.
         # Repetition hypotheses far from any operating point are not scored again (PRIOR_FLOOR).
@@ -250,6 +257,39 @@ class ForcedAligner:
             cand["llr"] = round(cand["llr_free"] + cand.get("llr_context", cand["llr_free"]), 3)
         return {"base": base["words"], "candidates": candidates, "prompted": prompted.strip(),
                 "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s)}
+
+
+def span_distance(features: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
+    """How differently two stretches of a recording sound: the mean cosine distance of their
+    log-mel frames (10 ms, the recording's mean taken out) along the best time warping of one
+    onto the other (DTW); 0 for the same sound, about 1 for unrelated ones. Each stretch is
+    taken at least 60 ms long."""
+    import numpy as np
+
+    feats = np.asarray(features, dtype=np.float64)
+    feats = feats - feats.mean(axis=1, keepdims=True)
+
+    def frames(span: tuple[float, float]) -> Any:
+        lo = max(0, min(feats.shape[1] - 6, int(round(span[0] * 100))))
+        hi = max(lo + 6, int(round(span[1] * 100)))
+        x = feats[:, lo:hi].T
+        return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
+
+    x, y = frames(a), frames(b)
+    if not len(x) or not len(y):
+        return 1.0
+    cost = 1.0 - x @ y.T
+    n, m = cost.shape
+    total = np.full((n + 1, m + 1), np.inf)
+    steps = np.zeros((n + 1, m + 1))
+    total[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            k = int(np.argmin((total[i - 1, j - 1], total[i - 1, j], total[i, j - 1])))
+            prev = ((i - 1, j - 1), (i - 1, j), (i, j - 1))[k]
+            total[i, j] = cost[i - 1, j - 1] + total[prev]
+            steps[i, j] = steps[prev] + 1
+    return float(total[n, m] / steps[n, m])
 
 
 def repetition_hypotheses(reference: list[str], found: dict[tuple[str, int, str], dict[str, Any]]) -> list[dict[str, Any]]:

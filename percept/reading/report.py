@@ -313,9 +313,24 @@ def at_onset(cand: dict[str, Any]) -> bool:
     return evidence_kind(cand) == "insert" and int(cand["ref"]) == 0
 
 
+def false_start_of(said: str, target: str, echo: list[float | None] | None, echo_level: float | None) -> bool:
+    """Whether an added word (``said``, normalised) before ``target`` was a false start of it:
+    its spelling is a prefix of the word or sounds close to it (phonemes), or, with
+    ``echo_level``, its audio sounds closer to the next word than to the previous word by at
+    least ``-echo_level`` (``echo``: the aligner's log-mel distances to the words around it)."""
+    from percept.reading.phonetic import distance
+
+    if target.startswith(said) or distance(said, target) <= SELF_CORRECTION_DISTANCE:
+        return True
+    before, after = (list(echo or []) + [None, None])[:2]
+    return echo_level is not None and before is not None and after is not None and \
+        float(after) - float(before) <= echo_level
+
+
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
               limits: dict[str, float], shift: float, weights: dict[str, float] | None = None,
-              words: list[str] | None = None, prior_weight: float = 0.0) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
+              words: list[str] | None = None, prior_weight: float = 0.0,
+              echo_level: float | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
                                                        dict[int, tuple[float, float]]]:
     """Changes whose evidence clears the operating point of their kind (``limits``, see
     :func:`evidence_kind`), by global reference index: one change of a word
@@ -378,18 +393,32 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             reject(j, float(gone["llr"]), float(gone["limit"]))
         else:
             del inserts[j]
+    from percept.reading.phonetic import distance
+
+    # So are a replaced word and an added word right after it that sounds like the replacement
+    # (*marvel* for "the", and *marble* heard again before the next word).
+    for j in [j for j in change_at if change_at[j]["kind"] == "replace" and inserts.get(j + 1)]:
+        said, extra = normalise_word(change_at[j]["word"]), normalise_word(inserts[j + 1][0]["word"])
+        if not said or not extra or distance(said, extra) > SELF_CORRECTION_DISTANCE:
+            continue
+        if margin(inserts[j + 1][0]) > margin(change_at[j]):
+            gone = change_at.pop(j)
+            reject(j, float(gone["llr"]), float(gone["limit"]))
+        else:
+            gone = inserts.pop(j + 1)[0]
+            reject(j + 1, float(gone["llr"]), float(gone["limit"]))
     # Likewise one extra word heard around a reference word: a false start that sounds like it
     # before it ("snore snow") and a second copy after it ("snow snow") both accepted explain
     # the same extra word; the clearer one stays.
-    from percept.reading.phonetic import distance
-
     for j in sorted(inserts):
         nxt = inserts.get(j + 1)
         if not inserts.get(j) or not nxt or j >= len(words or []):
             continue
         said, target = normalise_word(inserts[j][0]["word"]), normalise_word((words or [])[j])
-        if not said or normalise_word(nxt[0]["word"]) != target or said == target or not (
-                target.startswith(said) or distance(said, target) <= SELF_CORRECTION_DISTANCE):
+        # (the audio is not asked about a copy of the word before: that one is a repetition of it)
+        echo = inserts[j][0].get("echo") if j == 0 or said != normalise_word((words or [])[j - 1]) else None
+        if not said or normalise_word(nxt[0]["word"]) != target or said == target or not false_start_of(
+                said, target, echo, echo_level):
             continue
         gone_at = j if margin(nxt[0]) > margin(inserts[j][0]) else j + 1
         gone = inserts.pop(gone_at)[0]
@@ -403,7 +432,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    added_threshold: float | None = None, weights: dict[str, float] | None = None,
                    false_start_logprob: float | None = None, omission_threshold: float | None = None,
                    repeat_threshold: float | None = None, prior_weight: float = 0.0,
-                   onset_added_threshold: float | None = None) -> dict[str, Any]:
+                   onset_added_threshold: float | None = None,
+                   false_start_echo: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -415,7 +445,9 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     ``added_threshold``) to the repetition every word is tested for; ``false_start_logprob`` tells a
     false start that sounds like the word from a repetition (see :func:`_repetitions`);
     ``onset_added_threshold`` (default: ``added_threshold``) to an added word a transcript heard
-    before a segment's first word (see :func:`at_onset`). ``prior_weight`` takes the language model's share out of the
+    before a segment's first word (see :func:`at_onset`). ``false_start_echo``: an added word
+    whose audio is closer to the next word's than to the previous word's by at least minus this
+    is a false start of the next word (see :func:`_repetitions`). ``prior_weight`` takes the language model's share out of the
     evidence (see :func:`_accepted`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
@@ -429,7 +461,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
               "insert": added, "repeat": added if repeat_threshold is None else repeat_threshold,
               "onset": added if onset_added_threshold is None else onset_added_threshold}
     change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
-                                             prior_weight)
+                                             prior_weight, false_start_echo)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Transcript positions per reference word (free alignment), for times and the errors.
     said_at: dict[int, int] = {}
@@ -457,7 +489,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
             entries.append({"index": None, "at_index": j, "word": "", "status": "insertion", "spoken": extra["word"],
                             "start": extra.get("start"), "end": extra.get("end"), "segment": extra["segment"],
                             "probability": None, "method": ACOUSTIC, "evidence": extra["llr"],
-                            "confidence": confidence(extra["llr"], extra["limit"]), "_logprobs": extra.get("logprobs")})
+                            "confidence": confidence(extra["llr"], extra["limit"]), "_logprobs": extra.get("logprobs"), "_echo": extra.get("echo")})
         timed = base.get(j)
         i = said_at.get(j)
         free = spoken[i] if i is not None else None
@@ -497,8 +529,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                         "spoken": extra["word"], "start": extra.get("start"), "end": extra.get("end"),
                         "segment": extra["segment"], "probability": None, "method": ACOUSTIC,
                         "evidence": extra["llr"], "confidence": confidence(extra["llr"], extra["limit"]),
-                        "_logprobs": extra.get("logprobs")})
-    _repetitions(entries, false_start_logprob)
+                        "_logprobs": extra.get("logprobs"), "_echo": extra.get("echo")})
+    _repetitions(entries, false_start_logprob, false_start_echo)
     pauses = _pauses(segments, assessed, entries, long_pause_s)
     errors = _errors(entries, segments, spoken, said_at, reference)
     summary = summarise(entries, spoken, long_pause_s)
@@ -514,14 +546,22 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 
 
-def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | None = None) -> None:
+def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | None = None,
+                 false_start_echo: float | None = None) -> None:
     """An inserted word that repeats the word before or after it is a repetition of that
     word; one that sounds like a false start of the next word, a self-correction of it.
 
     A repetition whose first copy the audio holds poorly (its forced log-probability in the
     repeated reading below ``false_start_logprob``) was a false start that sounds like the
-    word (a confusable word, then the right one): a self-correction."""
-    from percept.reading.phonetic import distance
+    word (a confusable word, then the right one): a self-correction.
+
+    "Sounds like" is read twice: from the spelling the recogniser gave the added word (its
+    phonemes against the next word's), and, with ``false_start_echo``, from the audio itself:
+    the added word's stretch sounds closer to the next word's than to the previous word's by
+    at least ``-false_start_echo`` (the aligner's ``echo``: log-mel distances to the words
+    around it, see :func:`percept.reading.forced.span_distance`). The recogniser often spells a
+    false start as an unrelated word (*odd* for *bug* before *bag*); an added word that is not
+    a false start has no reason to sound more like the word after it than the one before."""
 
     k = 0
     while k < len(entries):
@@ -542,8 +582,8 @@ def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | Non
         if status == "repetition" and false_start_logprob is not None and first_copy is not None \
                 and float(first_copy) < false_start_logprob:
             status = "self_correction"
-        if status is None and nxt is not None and nxt["status"] == "correct" and (
-                nxt["word"].startswith(said) or distance(said, nxt["word"]) <= SELF_CORRECTION_DISTANCE):
+        if status is None and nxt is not None and nxt["status"] == "correct" and false_start_of(
+                said, nxt["word"], entry.get("_echo"), false_start_echo):
             target, status = nxt, "self_correction"
         if target is None:
             k += 1
@@ -561,6 +601,7 @@ def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | Non
         del entries[k]
     for entry in entries:
         entry.pop("_logprobs", None)
+        entry.pop("_echo", None)
 
 
 def _errors(entries: list[dict[str, Any]], segments: list[dict[str, Any]], spoken: list[SpokenWord],

@@ -185,6 +185,26 @@ def test_one_extra_word_around_a_word_is_one_miscue() -> None:
 
 
 @needs_espeak
+def test_a_replaced_word_heard_again_after_it_is_one_miscue() -> None:
+    # "the" read as "marvel"; the transcripts also heard "marble" before "green": one word read
+    # differently, the better supported reading stays; an unrelated added word is kept.
+    reading = [segment("a marvel green hill".split())]
+    reference = "A the green hill"
+
+    def kinds(replaced: float, added: float, word: str = "marble") -> list[tuple[int | None, str]]:
+        assessed = [answer(4, [
+            {"kind": "replace", "ref": 1, "word": "marvel", "norm": "marvel", "llr": replaced},
+            {"kind": "insert", "ref": 2, "word": word, "norm": word, "llr": added},
+        ])]
+        result = assess_reading(reading, reference, assessed, 1.0, added_threshold=1.0)
+        return [(w["index"], w["status"]) for w in result["report"]["words"] if w["status"] != "correct"]
+
+    assert kinds(replaced=9.0, added=4.0) == [(1, "substitution")]
+    assert kinds(replaced=4.0, added=9.0) == [(None, "insertion")]
+    assert kinds(replaced=9.0, added=4.0, word="very") == [(1, "substitution"), (None, "insertion")]
+
+
+@needs_espeak
 def test_the_language_models_share_can_be_taken_out_of_the_evidence() -> None:
     # "the the" is unlikely text, whatever the audio: Whisper's ratio over the text (-3 nats) is
     # mostly its language model's (-5 against silence). Without that share the audio says 7.
@@ -404,7 +424,8 @@ def test_hopeless_repetitions_are_not_scored_against_silence_and_silence_is_enco
     def prepare(source: Any) -> dict[str, Any]:
         kind = "silence" if isinstance(source, np.ndarray) and not source.any() else "speech"
         encoded.append(kind)
-        return {"encoded": kind, "frames": 100, "audio": np.ones(32000, dtype=np.float32)}
+        return {"encoded": kind, "frames": 100, "audio": np.ones(32000, dtype=np.float32),
+                "features": np.ones((80, 100))}
 
     def score(prepared: dict[str, Any], sequences: list[list[str]], prompt: list[str] | None = None) -> list[dict[str, Any]]:
         if prepared["encoded"] == "silence":
@@ -423,3 +444,32 @@ def test_hopeless_repetitions_are_not_scored_against_silence_and_silence_is_enco
         assert priced["cat"] is not None and priced["the"] is None and priced["sat"] is None
     assert all(len(batch) == 2 for batch in silent_batches)  # the text and "cat cat" only
     assert encoded == ["speech", "silence", "speech"]  # the 2 s of silence encoded once
+
+
+def test_an_added_word_that_sounds_like_the_next_word_in_the_audio_is_a_false_start() -> None:
+    """The recogniser spells a false start as an unrelated word ("odd" for "bug" before "bag"):
+    with ``false_start_echo``, the audio of the added word against the next word's decides."""
+    reading = [segment("my cat likes the odd bag".split())]
+    reference = "My cat likes the bag"
+    added = {"kind": "insert", "ref": 4, "word": "odd", "norm": "odd", "llr": 5.0, "start": 2.5, "end": 2.8}
+    # the added word's audio: 0.4 from the next word's, 0.9 or 0.3 from the previous word's
+    for before, level, expect in ((0.9, -0.2, "self_correction"), (0.3, -0.2, "correct"), (0.9, None, "correct")):
+        cand = {**added, "echo": [before, 0.4]}
+        words = assess_reading(reading, reference, [answer(5, [cand])], threshold=1.0,
+                               false_start_echo=level)["report"]["words"]
+        assert words[-1]["status"] == expect
+        assert [w["status"] for w in words if w["index"] is None] == ([] if expect == "self_correction"
+                                                                       else ["insertion"])
+        assert all("_echo" not in w for w in words)
+
+
+def test_span_distance_tells_the_same_sound_from_another() -> None:
+    from percept.reading.forced import span_distance
+
+    rng = np.random.default_rng(0)
+    word, other = rng.normal(size=(80, 30)), rng.normal(size=(80, 25))
+    again = word + 0.2 * rng.normal(size=word.shape)  # the same sound, said again with some noise
+    features = np.concatenate([word, np.zeros((80, 10)), again, other], axis=1)
+    same = span_distance(features, (0.0, 0.3), (0.4, 0.7))  # the word, then the word again
+    different = span_distance(features, (0.0, 0.3), (0.7, 0.95))
+    assert same < 0.3 < 0.7 < different
