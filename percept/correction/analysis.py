@@ -476,11 +476,16 @@ def find_blurred(measures: np.ndarray, groups: np.ndarray, short_sides: np.ndarr
 #    ``lighting_model.npz`` beside this file. The trees are evaluated here in numpy
 #    (:class:`TreeModel`), so a job needs no model file of scikit-learn's own format.
 #    Choice (tuning kinds only: fitted on seeds 100–101, scored on 102–103, all four
-#    layouts): the earlier logistic model over the first six inputs F1 0.832 (two-tone
-#    twins 0.876 / 0.860, their gamma faults mostly missed), logistic with the four new
-#    inputs 0.860, trees over the same 0.880 (two-tone twins 0.896 / 0.891), and the trees'
-#    best thresholds agree across layouts (0.35–0.55) where the logistic model's did not
-#    (plain photos' best logit 0, two-tone twins' −2.5).
+#    layouts, the first version of the two-tone twins): the earlier logistic model over the
+#    first six inputs F1 0.832 (two-tone twins 0.876 / 0.860, their gamma faults mostly
+#    missed: its best threshold there was 2.5 logits below the photos' one), logistic with the
+#    four new inputs 0.860, trees over the same 0.880 (two-tone twins 0.896 / 0.891), the
+#    trees' best thresholds agreeing across layouts (0.35–0.55). The twins then got levels
+#    reaching pure black and white (some clip before any fault, as real pages and digits do:
+#    trees fitted on twins that never clipped took any clipping for a fault) and the
+#    clipped-fraction inputs were put in units of their class's upper spread; refitted on
+#    seeds 100–103, threshold by cross-fitting the seed halves: F1 0.871 (plain 0.886,
+#    inverted 0.882, two-tone 0.859, two-tone inverted 0.856).
 # 2. Which way: the sign of the tone sum plus the clipped-white minus the clipped-black
 #    excess (:func:`lighting_direction`): every fault of either direction moves the tones that
 #    way. An image is badly lit when P(ok) = 1 − P(bad) < LIGHTING_THRESHOLD.
