@@ -40,7 +40,7 @@ from percept.tagger.media import (
     normalise_type,
 )
 from percept.tagger.settings import TaggerSettings
-from percept.tagger.usage import usage as replica_usage
+from percept.tagger.usage import recent_usage as replica_usage
 
 logger = logging.getLogger(__name__)
 # Labels asked of the classifier per video frame, so labels outside one frame's top

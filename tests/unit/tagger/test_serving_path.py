@@ -182,3 +182,19 @@ def test_a_small_file_with_many_pixels_is_decoded_off_the_event_loop(monkeypatch
     for data in (small, big_flat, b"not an image"):
         assert asyncio.run(process.decode_off_loop(data, "image", settings)) == "decoded"
     assert where == [True, False, False]  # on the loop; in a thread; in a thread (the decode says why)
+
+
+def test_the_replicas_memory_figures_are_read_at_most_once_a_second(monkeypatch: Any) -> None:
+    from percept.tagger import usage
+
+    reads: list[int] = []
+    monkeypatch.setattr(usage, "usage", lambda: reads.append(1) or {"ram_gib": float(len(reads)), "gpu_gib": 0.0})
+    monkeypatch.setattr(usage, "_recent", None)
+    clock = [100.0]
+    monkeypatch.setattr(usage.time, "monotonic", lambda: clock[0])
+    assert usage.recent_usage()["ram_gib"] == 1.0
+    clock[0] += 0.5
+    assert usage.recent_usage()["ram_gib"] == 1.0 and len(reads) == 1
+    clock[0] += 0.6
+    assert usage.recent_usage()["ram_gib"] == 2.0 and len(reads) == 2
+    assert process.MediaLabeller(process.TaggerSettings(), None).usage is usage.recent_usage  # type: ignore[arg-type]
