@@ -313,4 +313,6 @@ def proxy_middlewares() -> list[Any]:
     from starlette.middleware import Middleware
 
     max_mb = float(os.environ.get("PERCEPT_PROXY_REPLAY_MAX_MB", "16"))
-    return [Middleware(ReplicaLossMiddleware, replay_max_bytes=int(max_mb * 2**20))]
+    inline_kb = float(os.environ.get("PERCEPT_PROXY_INLINE_MAX_KB", str(INLINE_MAX_BYTES // 2**10)))
+    return [Middleware(ReplicaLossMiddleware, replay_max_bytes=int(max_mb * 2**20),
+                       inline_max_bytes=min(int(inline_kb * 2**10), INLINE_MAX_BYTES))]
