@@ -352,7 +352,7 @@ ALGORITHMS: dict[str, Algorithm] = {
              ParamSpec(416, "smoothing_sigma", "float", "2.0", 0.0, 32.0),
              ParamSpec(417, "box_level", "float", "0.5", 0.05, 1.0, False),
              ParamSpec(418, "merge_distance", "int", "48", 0, 128, False),
-             ParamSpec(419, "threshold_sigmas", "float", "2.75", 0.0, 10.0, False),
+             ParamSpec(419, "threshold_sigmas", "float", "3.0", 0.0, 10.0, False),
              ParamSpec(420, "border_pad", "int", "32", 0, 128),
              ParamSpec(421, "box_relative", "float", "0.5", 0.0, 1.0, False),
              ParamSpec(422, "neighbourhood", "int", "3", 1, 9),

@@ -208,7 +208,7 @@ def train(
         maps = detector.fit(works, seed)
         median = float(np.median(np.concatenate([m.ravel() for m in maps])))
         scores = [detector.image_score(m) for m in maps]
-        threshold = good_threshold(scores, median, float(params.get("threshold_sigmas", 2.75)))
+        threshold = good_threshold(scores, median, float(params.get("threshold_sigmas", 3.0)))
         calibration = len(maps)
     else:
         patch_detector = algorithm.detector(params)
