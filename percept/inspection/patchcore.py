@@ -9,7 +9,9 @@ EfficientNet-Lite0 instead of a WideResNet:
    the stride-8 grid (the stride-4 map area-averaged, the deeper one upsampled), each level
    scaled to unit mean norm, concatenated (176-d). The shallow block carries fine colour
    and edge detail (textures' image AUROC on the tuning categories 0.97 → 0.99) at no
-   extra patches to store or search;
+   extra patches to store or search; plus a colour level (white-balanced CIELAB chroma of
+   each cell) and a lightness level (each cell's L* less the image's mean: a re-lit piece
+   of texture, which ImageNet features barely see), 179-d by default;
 3. a memory bank: a greedy k-centre coreset (on a random projection) of every training
    patch feature, ``coreset_ratio`` of them (a quarter: a lower floor under every good patch's distance,
    against which a subtle defect on a texture stands out);
