@@ -22,7 +22,7 @@ class CorrectionJobRequest(BaseModel):
     config_params: dict[str, Any] | None = Field(
         None, description="models_path, features (auto|pixels|imagenet), batch_size, concurrency, num_cpus, "
                           "num_gpus, folds, seed, split_ratio, blur_threshold, lighting_threshold, mislabel_margin, "
-                          "relabel_confidence (see docs/correction.md)")
+                          "relabel_confidence, label_passes (see docs/correction.md)")
     dataset: dict[str, Any] = Field(..., description="uuid, classes, class_files {class: {path: {uuid, …}}}")
     tasks: list[CorrectionTask] = Field(..., min_length=1)
 
