@@ -157,21 +157,22 @@ class Pipeline:
         self.aligner = ForcedAligner(context_pad_s=config.aligner_context_pad_s)
         self.load_s = time.perf_counter() - started
 
-    def run(self, reading: SuiteReading, fresh: bool) -> dict[str, Any]:
+    def run(self, reading: SuiteReading, fresh: bool, cache: Path | None = None) -> dict[str, Any]:
         """Segments and the aligner's answers of one reading (cached apart: a change of the
-        aligner redoes only its part), with the time taken."""
+        aligner redoes only its part), with the time taken; ``cache``: another suite's folder."""
         audio = wav_bytes(reading)
+        folder = cache or self.cache
         from faster_whisper_plugin import window_pad_s
 
         pad_s = window_pad_s()
         window = f"-pad{pad_s}".encode() if pad_s is not None else b""  # the plugin's encoder window
         asr_key = hashlib.sha1(audio + self.plugin.size.encode() + b"v9" + window).hexdigest()[:20]
-        asr_path = self.cache / f"{reading.name}-{asr_key}.json"
+        asr_path = folder / f"{reading.name}-{asr_key}.json"
         pad = self.aligner.context_pad_s
         version = ASSESS_VERSION + (f"-pad{pad}".encode() if pad is not None else b"")
         # the aligner's answers depend on the transcript too
         key = hashlib.sha1(audio + self.plugin.size.encode() + version + window + asr_key.encode()).hexdigest()[:20]
-        path = self.cache / f"{reading.name}-{key}-assess.json"
+        path = folder / f"{reading.name}-{key}-assess.json"
         if path.exists() and asr_path.exists() and not fresh:
             cached: dict[str, Any] = json.loads(asr_path.read_text())
             cached.update(json.loads(path.read_text()))
@@ -209,6 +210,27 @@ class Pipeline:
                   "cpu_seconds": cpu_seconds() - c0 if fresh else None}
         path.write_text(json.dumps(scored))
         return {**asr, **scored}
+
+
+def pick_point(tried: list[tuple[float, float, float]], cap: float) -> tuple[float, float]:
+    """The operating point among ``(value, F1, share of clean passages flagged)``: the best F1
+    with at most ``cap`` of the clean passages flagged (all of them when none is), ties to
+    fewer flagged clean passages, then to the larger value (fewer alarms). Returns the value
+    and its F1."""
+    ok = [t for t in tried if t[2] <= cap] or tried
+    value, f1, _ = max(ok, key=lambda t: (round(t[1], 4), -round(t[2], 6), t[0]))
+    return value, f1
+
+
+def parse_pool(text: str) -> list[tuple[int, Path]]:
+    """``--tune-pool``: "SEED:FOLDER,SEED:FOLDER" -> [(seed, folder)]."""
+    pool = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        seed, _, folder = item.partition(":")
+        if not folder:
+            raise SystemExit(f"--tune-pool: {item!r} is not SEED:FOLDER")
+        pool.append((int(seed), Path(folder)))
+    return pool
 
 
 def candidate_label(cand: dict[str, Any], j: int, truth: dict[int, str], ref: list[str]) -> bool:
@@ -307,6 +329,10 @@ def main() -> None:  # noqa: C901 - one linear script
     parser.add_argument("--clean-cap", type=float, default=0.05,
                         help="the operating point flags at most this share of the tuning part's clean passages "
                              "(below the goal's 10 %%: the held-out voices flag more than the tuning ones)")
+    parser.add_argument("--tune-pool", default="",
+                        help="SEED:CACHE,... other suites whose tuning parts join this one's tuning part (more "
+                             "clean passages: the clean cap can tell operating points apart); their held-out "
+                             "parts are never loaded")
     parser.add_argument("--ocr-pages", type=int, default=10,
                         help="held-out passages rendered as pages and read by Tesseract (0: skip)")
     opts = parser.parse_args()
@@ -318,7 +344,20 @@ def main() -> None:  # noqa: C901 - one linear script
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     parts = opts.parts.split(",")
-    readings = [render(r, str(cache)) for r in plan_suite(opts.passages, opts.seed) if r.part in parts]
+    # Every reading with its cache folder: this seed's parts, then the pooled suites' tuning parts.
+    # The tuning part is always loaded (the operating point is chosen there).
+    suites = [(opts.seed, cache, ("tune", *parts))] + [(seed, folder, ("tune",))
+                                                         for seed, folder in parse_pool(opts.tune_pool)]
+    loaded: list[tuple[SuiteReading, Path]] = []
+    for seed, folder, wanted in suites:
+        folder.mkdir(parents=True, exist_ok=True)
+        mine = [render(r, str(folder)) for r in plan_suite(opts.passages, seed) if r.part in wanted]
+        loaded += [(r, folder) for r in mine]
+        print(f"suite seed {seed} ({folder}): {len(mine)} readings, parts {'/'.join(sorted(set(wanted)))}, "
+              f"tuning {sum(r.part == 'tune' for r in mine)} ({sum(r.clean for r in mine if r.part == 'tune')} "
+              f"read perfectly), held-out {sum(r.part == 'heldout' for r in mine)} "
+              f"({sum(r.clean for r in mine if r.part == 'heldout')} read perfectly)")
+    readings = [r for r, _ in loaded]
     print(f"suite: {len(readings)} readings ({sum(r.clean for r in readings)} read perfectly), "
           f"synthesized in {time.perf_counter() - t0:.1f} s")
     pipe = Pipeline(cache, config)
@@ -326,12 +365,12 @@ def main() -> None:  # noqa: C901 - one linear script
           f"default miscue_threshold {config.miscue_threshold}")
 
     results: list[tuple[SuiteReading, dict[str, Any]]] = []
-    for n, reading in enumerate(readings):
-        results.append((reading, pipe.run(reading, opts.fresh)))
+    for n, (reading, folder) in enumerate(loaded):
+        results.append((reading, pipe.run(reading, opts.fresh, folder)))
         if (n + 1) % 20 == 0:
             print(f"  {n + 1}/{len(readings)} readings", flush=True)
 
-    prepared: dict[str, Any] = {}
+    prepared: dict[int, Any] = {}
 
     def evaluate(part: str, threshold: float, added: float, shift: float = 0.0,
                  detail: bool = False, false_start: float | None = None, omission: float | None = None,
@@ -346,10 +385,10 @@ def main() -> None:  # noqa: C901 - one linear script
             if reading.part != part:
                 continue
             segs = res["segments"]
-            if reading.name not in prepared:
-                prepared[reading.name] = prepare_assessment(segs, reading.reference)
+            if id(reading) not in prepared:  # names repeat across pooled suites
+                prepared[id(reading)] = prepare_assessment(segs, reading.reference)
             out = assess_reading(segs, reading.reference, res["assessed"], threshold, config.long_pause_s,
-                                 prepared[reading.name], time_shift=shift, added_threshold=added, weights=weights,
+                                 prepared[id(reading)], time_shift=shift, added_threshold=added, weights=weights,
                                  false_start_logprob=false_start, omission_threshold=omission,
                                  repeat_threshold=repeat, prior_weight=knobs["prior"], onset_added_threshold=onset,
                                  false_start_echo=echo)
@@ -417,7 +456,7 @@ def main() -> None:  # noqa: C901 - one linear script
                 ours, _, _ = evaluate("tune", threshold, added)
                 sweep.append((threshold, added, ours.f1(), ours.clean_share()))
         allowed = [s for s in sweep if s[3] <= opts.clean_cap] or sweep
-        chosen, added = max(allowed, key=lambda s: (round(s[2], 4), s[0], s[1]))[:2]
+        chosen, added = max(allowed, key=lambda s: (round(s[2], 4), -round(s[3], 6), s[0], s[1]))[:2]
         lines.append(f"  miscue_threshold (replaced, skipped words; added words at {added:+.1f}): " + ", ".join(
             f"{t:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if a == added))
         lines.append(f"  added_word_threshold (miscue_threshold at {chosen:+.1f}): " + ", ".join(
@@ -433,13 +472,15 @@ def main() -> None:  # noqa: C901 - one linear script
                 ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"],
                                       repeat=at["repeat"], onset=at["onset"])
                 tried.append((value, ours.f1(), ours.clean_share()))
-            ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
-            point[name], f1 = max(ok, key=lambda t: (round(t[1], 4), t[0]))[:2]
+            point[name], f1 = pick_point(tried, opts.clean_cap)
             if name == "onset":
                 # Few tuning cases decide the onset point (an added word before a segment's first):
-                # the middle of the best plateau, not its top, keeps a margin on both sides.
-                best = [v for v, f, _ in ok if round(f, 4) == round(f1, 4)]
-                point[name] = statistics.median_low(best)
+                # the middle of the best plateau (best F1, fewest clean alarms), not its top, keeps
+                # a margin on both sides.
+                ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
+                top = [t for t in ok if round(t[1], 4) == round(f1, 4)]
+                least = min(round(c, 6) for _, _, c in top)
+                point[name] = statistics.median_low([v for v, _, c in top if round(c, 6) == least])
             lines.append(f"  {name}: " + ", ".join(f"{v:+.1f}: {f:.3f}/{c:.2f}" for v, f, c in tried)
                          + f"; chosen {point[name]:+.1f}")
         return point, f1, lines
