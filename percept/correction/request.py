@@ -65,20 +65,22 @@ class JobConfig:
         known = {k: params[k] for k in cls.__dataclass_fields__ if k in params and params[k] is not None}
         try:
             config = cls(**known)
-            config.batch_size = max(0, int(config.batch_size))
-            config.concurrency = max(0, int(config.concurrency))
-            config.folds = max(2, int(config.folds))
-            config.label_passes = min(2, max(1, int(config.label_passes)))
-            config.num_cpus = max(0.0, float(config.num_cpus))
-            config.num_gpus = max(0.0, float(config.num_gpus))
-            for name in _FLOATS:
-                setattr(config, name, float(getattr(config, name)))
-        except (TypeError, ValueError) as exc:
+        except TypeError as exc:
             raise BadRequest(f"config_params: {exc}") from None
-        for name in _FLOATS:
-            value = getattr(config, name)
-            if not math.isfinite(value):
+        name = ""
+        try:  # each conversion names its setting; 1e400 parses as inf, and int(inf) overflows
+            for name, low, high in (("batch_size", 0, None), ("concurrency", 0, None), ("folds", 2, None),
+                                    ("label_passes", 1, 2)):
+                value = max(low, int(getattr(config, name)))
+                setattr(config, name, value if high is None else min(high, value))
+            for name in ("num_cpus", "num_gpus", *_FLOATS):
+                setattr(config, name, float(getattr(config, name)))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise BadRequest(f"config_params.{name}: {exc}") from None
+        for name in ("num_cpus", "num_gpus", *_FLOATS):
+            if not math.isfinite(getattr(config, name)):
                 raise BadRequest(f"config_params.{name} must be a finite number")
+        config.num_cpus, config.num_gpus = max(0.0, config.num_cpus), max(0.0, config.num_gpus)
         for name in _FRACTIONS:
             if not 0 <= getattr(config, name) <= 1:
                 raise BadRequest(f"config_params.{name} must be between 0 and 1")

@@ -166,7 +166,8 @@ def test_split_method_is_checked() -> None:
 
 
 @pytest.mark.parametrize("params", [{"split_max_cross": -0.1}, {"split_max_cross": 1.5}, {"split_max_cross": "nan"},
-                                    {"knn_weight": 2}, {"blur_threshold": "inf"}, {"mislabel_margin": float("-inf")}])
+                                    {"knn_weight": 2}, {"blur_threshold": "inf"}, {"mislabel_margin": float("-inf")},
+                                    {"label_passes": float("inf")}, {"folds": 1e400}, {"num_cpus": "inf"}, {"num_gpus": "nan"}])
 def test_settings_that_would_silently_switch_a_task_off_are_refused(params: dict[str, object]) -> None:
     with pytest.raises(BadRequest) as caught:
         JobConfig.from_params(params)
