@@ -70,6 +70,14 @@ class FasterWhisperPlugin:
             def encode(self, features: Any) -> Any:
                 return super().encode(short_window(features, pad_s))
 
+        # Greedy decoding falls back to sampling (temperature 0.2, 0.4, ...) on a window it decodes
+        # poorly. CTranslate2 seeds each worker thread's generator once, on its first use, from
+        # this value: a fresh process given the same recordings in the same order gives the same
+        # transcripts (what the benchmark needs). It is not per recording: a later call continues
+        # the thread's sequence, so a served recording's fallback windows may decode differently.
+        import ctranslate2
+
+        ctranslate2.set_random_seed(0)
         FasterWhisperPlugin.model = ShortWindowWhisper(path, device=device, compute_type=compute, cpu_threads=threads)
         FasterWhisperPlugin.device, FasterWhisperPlugin.size = device, size
         logger.info("faster-whisper %s loaded from %s on %s", size, path, device)
@@ -78,12 +86,6 @@ class FasterWhisperPlugin:
     def process_audio(filename: str) -> AudioProcessingResult:
         if FasterWhisperPlugin.model is None:
             FasterWhisperPlugin.load()
-        import ctranslate2
-
-        # Greedy decoding falls back to sampling (temperature 0.2, 0.4, ...) on a window it
-        # decodes poorly, which made the same recording's transcript differ between runs: the
-        # sampling starts from the same seed on every call, so one recording gets one transcript.
-        ctranslate2.set_random_seed(0)
         # Verbatim reading: no conditioning on earlier text, greedy decoding, no VAD cut.
         segments, _info = FasterWhisperPlugin.model.transcribe(
             filename,
