@@ -345,9 +345,12 @@ def main() -> None:  # noqa: C901 - one linear script
     t0 = time.perf_counter()
     parts = opts.parts.split(",")
     # Every reading with its cache folder: this seed's parts, then the pooled suites' tuning parts.
-    # The tuning part is always loaded (the operating point is chosen there).
-    suites = [(opts.seed, cache, ("tune", *parts))] + [(seed, folder, ("tune",))
-                                                         for seed, folder in parse_pool(opts.tune_pool)]
+    # The operating point is chosen on the tuning part: this seed's is loaded even when not
+    # reported, unless a pool is given and it is not asked for (--parts heldout --tune-pool ...:
+    # the point is chosen on the pool alone, the same as a run on the default seed with that pool).
+    pool = parse_pool(opts.tune_pool)
+    own = tuple(parts) if pool else ("tune", *parts)
+    suites = [(opts.seed, cache, own)] + [(seed, folder, ("tune",)) for seed, folder in pool]
     loaded: list[tuple[SuiteReading, Path]] = []
     for seed, folder, wanted in suites:
         folder.mkdir(parents=True, exist_ok=True)
