@@ -8,8 +8,11 @@ when the machine is busy (it waits for the raylet, the worker and the driver to 
 scheduled), so a pixel job gets about ``TASKS_PER_WORKER`` tasks per worker: batches of
 ``n / (workers × 4)`` images, between 512 and 4,096. The input is built as one Arrow block
 per batch (no per-row Python dicts on the driver), and each task takes its block whole
-(``batch_size=None``: no re-batching in the worker). EfficientNet features run on an actor
-pool (one model load per actor, ``num_gpus`` each when given) over batches of 32.
+(``batch_size=None``: no re-batching in the worker). Ray Data's resource-budget backpressure
+is dropped for pixel jobs (:func:`without_cold_budget`): its budget is zero until its first
+resource refresh, about a second into every job, so the first tasks ran one at a time.
+EfficientNet features run on an actor pool (one model load per actor, ``num_gpus`` each when
+given) over batches of 32.
 
 Both read the job's ``batch_size`` and ``concurrency``; 0 means "as above" and "as many as
 the cluster's free CPUs (or GPUs) allow". Results stream back to the caller block by block,
