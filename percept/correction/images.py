@@ -148,11 +148,16 @@ def two_levels(ordered: np.ndarray) -> np.ndarray:
     64-bin histogram."""
     b, n = ordered.shape
     rows = np.arange(b)
-    idx = np.clip((ordered * LEVEL_BINS).astype(np.int64), 0, LEVEL_BINS - 1)
-    hist = np.bincount((idx + LEVEL_BINS * rows[:, None]).ravel(),
-                       minlength=b * LEVEL_BINS).reshape(b, LEVEL_BINS).astype(np.float64)
+    # The rows are sorted, so each bin's cumulative count is a binary search per edge: no
+    # per-pixel index arrays (those took ~1 MB per 256² image). Bin j holds j/64 <= v < (j+1)/64,
+    # values below 0 in the first bin and from 1 up in the last, as a clipped floor(v * 64) would.
+    edges = np.arange(1, LEVEL_BINS, dtype=ordered.dtype) / LEVEL_BINS
+    w0 = np.empty((b, LEVEL_BINS), np.float64)
+    for i, row in enumerate(ordered):
+        w0[i, :-1] = np.searchsorted(row, edges, side="left")
+    w0[:, -1] = n
+    hist = np.diff(w0, axis=1, prepend=0.0)
     centers = (np.arange(LEVEL_BINS) + 0.5) / LEVEL_BINS
-    w0 = np.cumsum(hist, axis=1)
     w1 = n - w0
     m0 = np.cumsum(hist * centers, axis=1)
     total = m0[:, -1:]
