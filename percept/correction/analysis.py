@@ -515,7 +515,11 @@ class TreeModel:
 
     @classmethod
     def from_sklearn(cls, model: Any) -> TreeModel:
-        """From a fitted binary ``HistGradientBoostingClassifier`` (no missing values)."""
+        """From a fitted binary ``HistGradientBoostingClassifier`` (no missing values).
+
+        Reads scikit-learn's private ``_predictors`` and ``_baseline_prediction``: used only when
+        fitting (``benchmarks.correction_quality --tune``, with the pinned scikit-learn); the
+        saved file holds plain arrays, loaded without pickle, so serving never touches them."""
         trees = []
         for (predictor,) in model._predictors:
             nodes = predictor.nodes
@@ -563,7 +567,12 @@ def lighting_model() -> TreeModel:
     """The fitted lighting model (``lighting_model.npz``), loaded once."""
     global _LIGHTING_MODEL
     if _LIGHTING_MODEL is None:
-        _LIGHTING_MODEL = TreeModel.load(LIGHTING_MODEL_FILE)
+        model = TreeModel.load(LIGHTING_MODEL_FILE)
+        used = max((int(t["feature"][~t["is_leaf"]].max(initial=-1)) for t in model.trees), default=-1)
+        if used >= len(LIGHTING_INPUTS):  # a file fitted on other inputs than this code computes
+            raise ValueError(f"{LIGHTING_MODEL_FILE.name} splits on input {used}; this code has "
+                             f"{len(LIGHTING_INPUTS)} lighting inputs")
+        _LIGHTING_MODEL = model
     return _LIGHTING_MODEL
 
 

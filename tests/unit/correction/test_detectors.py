@@ -209,6 +209,18 @@ def test_tree_model_survives_a_save_and_load(tmp_path: Path) -> None:
     assert np.allclose(analysis.TreeModel.load(path).probability(x), model.probability(x))
 
 
+
+def test_a_lighting_model_fitted_on_other_inputs_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = {"feature": np.array([len(analysis.LIGHTING_INPUTS), 0, 0]), "threshold": np.zeros(3),
+            "left": np.array([1, 0, 0]), "right": np.array([2, 0, 0]),
+            "is_leaf": np.array([False, True, True]), "value": np.array([0.0, -1.0, 1.0])}
+    path = tmp_path / "other.npz"
+    analysis.TreeModel(0.0, [tree]).save(path)
+    monkeypatch.setattr(analysis, "LIGHTING_MODEL_FILE", path)
+    monkeypatch.setattr(analysis, "_LIGHTING_MODEL", None)
+    with pytest.raises(ValueError, match="lighting inputs"):
+        analysis.lighting_model()
+
 def _glyph_like(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two classes of dark ink (a bar or a ring, level 0.05-0.25) on light paper (0.82-0.95)."""
     import cv2
