@@ -646,7 +646,9 @@ def lighting_design(x: np.ndarray) -> np.ndarray:
 
 
 # The direction's weight on the clipped excesses, applied to lighting_inputs' columns, which
-# already carry 10 × the excess fraction: 10 here is 100 per unit of fraction (5 % more white
+# carry 10 × the excess fraction where clipping is rare in the class (the spread's floor, 0.1,
+# applies; a class that clips a lot divides by its own, larger spread): 10 here is then 100
+# per unit of fraction (5 % more white
 # pixels than the class counts as much as a tone sum of +5). Checked (issue 13): on the tuning
 # kinds and their twins, 1 here (10 per unit) gives the same directions on every flagged image
 # (lighting F1 0.851 either way), so the weight is kept and written out, not doubled by accident.
