@@ -13,6 +13,11 @@ Each handle field of a group names its idempotent methods (``absent(idempotent=.
 The ingress replica itself can die too: :class:`ReplicaLossMiddleware` (below) runs in
 Serve's HTTP proxy and sends a safe request again, or answers 503 with ``Retry-After``
 instead of the proxy's bare 500.
+
+The body of such a request, which that middleware buffers anyway, also travels to the
+ingress inside the request's scope (up to ``PERCEPT_PROXY_INLINE_MAX_KB``, 256 KiB by
+default), and :class:`InlineBodyMiddleware`, outermost in the ingress's app, hands it to the
+app without waiting for Serve's fetch of the body back from the proxy.
 """
 
 from __future__ import annotations
@@ -137,15 +142,22 @@ def replayable(method: str, path: str, headers: list[tuple[bytes, bytes]] | None
 # --- The body of a buffered request travels with its scope ---------------------------------
 #
 # Serve's proxy sends a replica the request's scope only; the replica fetches the body with an
-# actor call back to the proxy (``receive_asgi_messages``) before the app can read it: on a
-# 2-core machine that round trip was ~7 ms of a POST /process's latency (a GET, whose route
-# never reads the body, does not wait for it). The proxy middleware holds the whole body of a
-# replayable request anyway: under ``INLINE_MAX_BYTES`` it adds it to the scope it passes on
-# (Serve pickles the scope into the request), and :class:`InlineBodyMiddleware`, outermost in
-# the ingress's app, hands it to the app at once. Serve's own fetch still runs (Serve starts
-# it for every request) and is skipped over, off the request's path.
+# actor call back to the proxy (``receive_asgi_messages``) before the app can read it (a GET,
+# whose route never reads the body, does not wait for it). The proxy middleware holds the whole
+# body of a replayable request anyway: up to ``inline_max_bytes`` it adds it to the scope it
+# passes on (Serve pickles the scope into the request), and :class:`InlineBodyMiddleware`,
+# outermost in the ingress's app, hands it to the app at once. Serve's own fetch still runs
+# (Serve starts it for every request) and is skipped over, off the request's path. Measured on
+# a 2-core machine with a 15 KB POST, within pairs of back-to-back runs: 0.9-2.8 ms and
+# 1.1-3.3 core-ms less per request (docs/performance.md, finding 11).
+#
+# The default cap is small because only small bodies were measured, and an inlined body
+# crosses from the proxy twice (in the scope, and again in Serve's fetch, which cannot be
+# turned off) and is held twice in the ingress until the request ends.
+# ``PERCEPT_PROXY_INLINE_MAX_KB`` changes it, up to ``INLINE_HARD_CAP_BYTES``.
 INLINE_BODY = "percept.inline_body"
-INLINE_MAX_BYTES = 2 * 2**20  # well under gRPC's default 4 MB message limit with the scope around it
+INLINE_MAX_BYTES = 256 * 2**10  # the default cap
+INLINE_HARD_CAP_BYTES = 2 * 2**20  # well under gRPC's default 4 MB message limit with the scope around it
 
 
 class InlineBodyMiddleware:
@@ -314,5 +326,12 @@ def proxy_middlewares() -> list[Any]:
 
     max_mb = float(os.environ.get("PERCEPT_PROXY_REPLAY_MAX_MB", "16"))
     inline_kb = float(os.environ.get("PERCEPT_PROXY_INLINE_MAX_KB", str(INLINE_MAX_BYTES // 2**10)))
-    return [Middleware(ReplicaLossMiddleware, replay_max_bytes=int(max_mb * 2**20),
-                       inline_max_bytes=min(int(inline_kb * 2**10), INLINE_MAX_BYTES))]
+    inline_max = max(0, int(inline_kb * 2**10))
+    if inline_max > INLINE_HARD_CAP_BYTES:
+        logger.warning("PERCEPT_PROXY_INLINE_MAX_KB=%s is over the %d KiB cap; using %d KiB",
+                       os.environ["PERCEPT_PROXY_INLINE_MAX_KB"], INLINE_HARD_CAP_BYTES // 2**10,
+                       INLINE_HARD_CAP_BYTES // 2**10)
+        inline_max = INLINE_HARD_CAP_BYTES
+    # a body is inlined only if it is also buffered for replay: the cap in effect is
+    # min(this, PERCEPT_PROXY_REPLAY_MAX_MB, INLINE_HARD_CAP_BYTES)
+    return [Middleware(ReplicaLossMiddleware, replay_max_bytes=int(max_mb * 2**20), inline_max_bytes=inline_max)]
