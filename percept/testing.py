@@ -56,6 +56,16 @@ def user_headers(client: Any, name: str = "ann", password: str = "pw") -> dict[s
     return {"Authorization": f"Bearer {token}"}
 
 
+
+async def read_body(receive: Any) -> bytes:
+    """An ASGI app's whole request body, read message by message (``more_body``)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
 def serve_config_args() -> dict[str, Any]:
     """The ``args`` of the application in ``serve_config.yaml`` (the one source of every default)."""
     config = yaml.safe_load(SERVE_CONFIG.read_text())

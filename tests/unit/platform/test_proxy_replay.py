@@ -20,7 +20,7 @@ from percept.retry import (
     proxy_middlewares,
     replayable,
 )
-from percept.testing import make_services
+from percept.testing import make_services, read_body
 
 
 class DyingIngress:
@@ -33,12 +33,7 @@ class DyingIngress:
         self.bodies: list[bytes] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
         self.bodies.append(body)
         if self.start_then_die:
             await send({"type": "http.response.start", "status": 200, "headers": []})

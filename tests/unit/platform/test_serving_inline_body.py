@@ -25,6 +25,7 @@ from percept.retry import (
     ReplicaLossMiddleware,
     proxy_middlewares,
 )
+from percept.testing import read_body
 
 
 class ServeLike:
@@ -66,12 +67,7 @@ class Echo:
         self.raises = raises
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
         self.bodies.append(body)
         if self.deaths > 0:
             self.deaths -= 1
