@@ -23,22 +23,22 @@ class ReadingSettings(ServiceSettings):
     long_pause_s: float = Field(1.0, gt=0, description="a gap between words at least this long is a long pause")
     forced_scoring: bool = Field(True, description="score the reference and the transcript's wording against the audio (the acoustic verdicts); off: transcript diffing alone")
     miscue_threshold: float = Field(
-        9.0, ge=-50, le=50,
+        12.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
     added_word_threshold: float = Field(
-        2.0, ge=-50, le=50,
+        1.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
     omission_threshold: float | None = Field(
-        -2.0, ge=-50, le=50,
+        0.0, ge=-50, le=50,
         description="the same for a skipped word (null: miscue_threshold); chosen with miscue_threshold")
     repeat_threshold: float | None = Field(
-        -2.0, ge=-50, le=50,
+        0.0, ge=-50, le=50,
         description="the same for the repetition every word is tested for when no transcript heard it (null: "
                     "added_word_threshold); chosen with miscue_threshold")
     onset_added_threshold: float | None = Field(
-        0.0, ge=-50, le=50,
+        4.0, ge=-50, le=50,
         description="the same for an added word a transcript heard before a segment's first word (Whisper "
                     "hears short words at the onset of speech that were never said; null: added_word_threshold); "
                     "chosen with miscue_threshold")
@@ -51,11 +51,11 @@ class ReadingSettings(ServiceSettings):
         description="the aligner's encoder sees each segment plus this much silence instead of Whisper's whole "
                     "30 s window (null): encoding and every forced scoring cost in proportion")
     false_start_logprob: float | None = Field(
-        -3.0, ge=-50, le=0,
+        -2.0, ge=-50, le=0,
         description="a repetition whose first copy the audio holds below this forced log-probability was a "
                     "false start (self-correction); chosen on the tuning half of benchmarks/reading_miscues.py")
     false_start_echo: float | None = Field(
-        -0.075, ge=-2, le=2,
+        -0.2, ge=-2, le=2,
         description="an added word whose audio is closer to the next word's than to the previous word's "
                     "(log-mel distances, 0 the same sound) by at least minus this was a false start of the next "
                     "word (self-correction), however the recogniser spelt it; null: off; chosen on the tuning "
@@ -66,7 +66,7 @@ class ReadingSettings(ServiceSettings):
                     "apply to its log-odds instead of the likelihood ratio; off by default (fitted on the "
                     "tuning half it generalised worse across voices, see docs/reading.md)")
     word_time_shift_s: float = Field(
-        -0.08, ge=-1, le=1,
+        -0.09, ge=-1, le=1,
         description="added to Whisper's forced word times, which lag the speech; measured on the tuning "
                     "half of benchmarks/reading_miscues.py")
     model_aliases: dict[str, str] = Field(
