@@ -10,7 +10,8 @@ scheduled), so a pixel job gets about ``TASKS_PER_WORKER`` tasks per worker: bat
 per batch (no per-row Python dicts on the driver), and each task takes its block whole
 (``batch_size=None``: no re-batching in the worker). Ray Data's resource-budget backpressure
 is dropped for pixel jobs (:func:`without_cold_budget`): its budget is zero until its first
-resource refresh, about a second into every job, so the first tasks ran one at a time.
+resource refresh, about a second into every job, so the first tasks ran one at a time; so is
+its concurrency cap when the job takes every free CPU (Ray's scheduler caps it then).
 EfficientNet features run on an actor pool (one model load per actor, ``num_gpus`` each when
 given) over batches of 32.
 
@@ -52,37 +53,46 @@ def featurize_pixels(batch: dict[str, Any], allowed_roots: list[str] | None) -> 
     return Featurizer("pixels", allowed_roots=allowed_roots)(batch)
 
 
-def without_cold_budget(ctx: Any) -> None:
-    """Drop Ray Data's resource-budget backpressure from one dataset's context (not the process's).
+def without_cold_budget(ctx: Any, keep_cap: bool = True) -> None:
+    """Drop Ray Data's backpressure policies that cost a pixel job time, from one dataset's
+    context (not the process's).
 
-    Ray Data (2.60) reads the cluster's resources from its autoscaling coordinator actor
-    asynchronously and refreshes them once a second: for about the first second of every
-    execution its global limits are zero, every operator's budget is zero, and the budget
-    policy lets an idle operator run one task at a time. Profiled with 2 workers on 20,000
-    images: the first 4-5 of 8 tasks ran one after another on one worker (~1.0 s of the
-    2.0 s stage), the rest two at a time; plain Ray tasks ran two at a time from the start.
-    A pixel job's output is small and known (~2.6 KB an image, consumed block by block), so
-    it needs no object-store budget; the concurrency cap (the task pool's size) and the
-    downstream-capacity policy stay.
+    * Resource budget, always: Ray Data (2.60) reads the cluster's resources from its
+      autoscaling coordinator actor asynchronously and refreshes them once a second, so for
+      about the first second of every execution its global limits are zero, every
+      operator's budget is zero, and the budget policy lets an idle operator run one task at
+      a time. Profiled with 2 workers on 20,000 images: the first 4-5 of 8 tasks ran one
+      after another on one worker (~1.0 s of the 2.0 s stage); plain Ray tasks ran two at a
+      time from the start.
+    * The concurrency cap and the downstream-capacity policy, unless ``keep_cap``: with the
+      cap Ray Data submits a task only when one has finished and its scheduling loop comes
+      round (~0.4 s of a 1.6 s stage with 2 workers); without, all tasks are submitted at
+      once and Ray's scheduler runs as many as there are CPUs, as plain Ray tasks do. The
+      caller keeps the cap when the job asks for fewer workers than the free CPUs.
+
+    A pixel job's output is small (~2.6 KB an image, 20,000 images ~53 MB) and consumed block
+    by block as it arrives, so it needs no object-store budget.
     """
     from ray.data._internal.execution.backpressure_policy import (
         ENABLED_BACKPRESSURE_POLICIES,
         ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
-        ResourceBudgetBackpressurePolicy,
+        ConcurrencyCapBackpressurePolicy,
     )
 
     policies = ctx.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, ENABLED_BACKPRESSURE_POLICIES)
     ctx.set_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
-                   [p for p in policies if p is not ResourceBudgetBackpressurePolicy])
+                   [p for p in policies if keep_cap and p is ConcurrencyCapBackpressurePolicy])
 
 
 def map_pixels(dataset: Any, fn: Callable[..., dict[str, Any]], fn_kwargs: dict[str, Any], workers: int,
                num_cpus: float) -> Any:
     """``fn`` over each input block whole, as stateless tasks, at most ``workers`` at a time,
-    numpy batches without copies, the cold-start budget off (:func:`without_cold_budget`)."""
+    numpy batches without copies, the costly backpressure off (:func:`without_cold_budget`).
+    The cap is Ray's own CPU count when ``workers`` tasks would take every free CPU."""
     import ray
 
-    without_cold_budget(dataset.context)
+    free = float(ray.available_resources().get("CPU", 0.0))
+    without_cold_budget(dataset.context, keep_cap=workers * max(num_cpus, 0.01) < free)
     return dataset.map_batches(
         fn, fn_kwargs=fn_kwargs, batch_size=None, batch_format="numpy", num_cpus=num_cpus,
         compute=ray.data.TaskPoolStrategy(size=workers), zero_copy_batch=True)

@@ -14,18 +14,20 @@ ray = pytest.importorskip("ray")
 from pipelines.correction import map_pixels, without_cold_budget  # noqa: E402
 
 
-def test_only_the_resource_budget_policy_is_dropped_and_only_from_that_context() -> None:
+def test_only_this_context_loses_the_budget_and_the_cap_is_kept_when_asked() -> None:
     from ray.data._internal.execution.backpressure_policy import (
         ENABLED_BACKPRESSURE_POLICIES,
         ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
+        ConcurrencyCapBackpressurePolicy,
         ResourceBudgetBackpressurePolicy,
     )
 
-    ctx = ray.data.DataContext.get_current().copy()
-    without_cold_budget(ctx)
-    kept = ctx.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY)
-    assert ResourceBudgetBackpressurePolicy not in kept
-    assert kept == [p for p in ENABLED_BACKPRESSURE_POLICIES if p is not ResourceBudgetBackpressurePolicy]
+    capped = ray.data.DataContext.get_current().copy()
+    without_cold_budget(capped, keep_cap=True)
+    assert capped.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY) == [ConcurrencyCapBackpressurePolicy]
+    uncapped = ray.data.DataContext.get_current().copy()
+    without_cold_budget(uncapped, keep_cap=False)
+    assert uncapped.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY) == []
     assert ResourceBudgetBackpressurePolicy in ray.data.DataContext.get_current().get_config(
         ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, ENABLED_BACKPRESSURE_POLICIES)
 
