@@ -283,12 +283,17 @@ def span_distance(features: Any, a: tuple[float, float], b: tuple[float, float])
     total = np.full((n + 1, m + 1), np.inf)
     steps = np.zeros((n + 1, m + 1))
     total[0, 0] = 0.0
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            k = int(np.argmin((total[i - 1, j - 1], total[i - 1, j], total[i, j - 1])))
-            prev = ((i - 1, j - 1), (i - 1, j), (i, j - 1))[k]
-            total[i, j] = cost[i - 1, j - 1] + total[prev]
-            steps[i, j] = steps[prev] + 1
+    # One anti-diagonal (i + j = d) at a time: its cells depend only on the two before it, so
+    # each is one vectorised step (a 2 s stretch: ~400 steps, not 40,000 Python iterations).
+    # Ties go to the diagonal, then up, then left, as argmin takes the first.
+    for d in range(2, n + m + 1):
+        i = np.arange(max(1, d - m), min(n, d - 1) + 1)
+        j = d - i
+        options = np.stack([total[i - 1, j - 1], total[i - 1, j], total[i, j - 1]])
+        k = options.argmin(axis=0)
+        pi, pj = np.where(k == 2, i, i - 1), np.where(k == 1, j, j - 1)
+        total[i, j] = cost[i - 1, j - 1] + total[pi, pj]
+        steps[i, j] = steps[pi, pj] + 1
     return float(total[n, m] / steps[n, m])
 
 
