@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from percept.reading.core import ReadingCore  # noqa: E402
-from percept.reading.forced import ForcedAligner  # noqa: E402
+from percept.reading.forced import PRIOR_FLOOR, ForcedAligner  # noqa: E402
 from percept.reading.report import assess_reading, prepare_assessment, spoken_words  # noqa: E402
 from percept.reading.settings import ReadingSettings  # noqa: E402
 from percept.reading.text import align_words, tokenize  # noqa: E402
@@ -470,7 +471,10 @@ def main() -> None:  # noqa: C901 - one linear script
         f1 = 0.0
         for name in ("omission", "repeat", "onset", "threshold", "added"):
             tried = []
-            for value in grid:
+            # The aligner skips silence-scoring repetition hypotheses below PRIOR_FLOOR: a repeat
+            # point near or under it would compare prior-corrected and raw evidence.
+            floor = PRIOR_FLOOR + 4 if name == "repeat" and weights is None else -math.inf
+            for value in [v for v in grid if v >= floor]:
                 at = {**point, name: value}
                 ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"],
                                       repeat=at["repeat"], onset=at["onset"])
