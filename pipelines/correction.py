@@ -11,7 +11,7 @@ per batch (no per-row Python dicts on the driver), and each task takes its block
 (``batch_size=None``: no re-batching in the worker). Ray Data's resource-budget backpressure
 is dropped for pixel jobs (:func:`without_cold_budget`): its budget is zero until its first
 resource refresh, about a second into every job, so the first tasks ran one at a time; so is
-its concurrency cap when the job takes every free CPU (Ray's scheduler caps it then).
+its concurrency cap when the job takes every free CPU (concurrency 0: Ray's scheduler caps it then).
 EfficientNet features run on an actor pool (one model load per actor, ``num_gpus`` each when
 given) over batches of 32.
 
@@ -68,16 +68,20 @@ def without_cold_budget(ctx: Any, keep_cap: bool = True) -> None:
       cap Ray Data submits a task only when one has finished and its scheduling loop comes
       round (~0.4 s of a 1.6 s stage with 2 workers); without, all tasks are submitted at
       once and Ray's scheduler runs as many as there are CPUs, as plain Ray tasks do. The
-      caller keeps the cap when the job asks for fewer workers than the free CPUs.
+      caller keeps the cap when the job sets its own concurrency.
 
     A pixel job's output is small (~2.6 KB an image, 20,000 images ~53 MB) and consumed block
     by block as it arrives, so it needs no object-store budget.
     """
-    from ray.data._internal.execution.backpressure_policy import (
-        ENABLED_BACKPRESSURE_POLICIES,
-        ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
-        ConcurrencyCapBackpressurePolicy,
-    )
+    try:  # Ray Data's own module (pinned Ray); another release keeps its defaults, just slower
+        from ray.data._internal.execution.backpressure_policy import (
+            ENABLED_BACKPRESSURE_POLICIES,
+            ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
+            ConcurrencyCapBackpressurePolicy,
+        )
+    except ImportError:
+        logger.warning("Ray Data's backpressure policies moved: the correction job keeps their defaults")
+        return
 
     policies = ctx.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, ENABLED_BACKPRESSURE_POLICIES)
     ctx.set_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
@@ -85,14 +89,15 @@ def without_cold_budget(ctx: Any, keep_cap: bool = True) -> None:
 
 
 def map_pixels(dataset: Any, fn: Callable[..., dict[str, Any]], fn_kwargs: dict[str, Any], workers: int,
-               num_cpus: float) -> Any:
+               num_cpus: float, keep_cap: bool) -> Any:
     """``fn`` over each input block whole, as stateless tasks, at most ``workers`` at a time,
     numpy batches without copies, the costly backpressure off (:func:`without_cold_budget`).
-    The cap is Ray's own CPU count when ``workers`` tasks would take every free CPU."""
+    Without ``keep_cap`` (the job takes every free CPU: its concurrency is 0) Ray's scheduler
+    is the cap, by the CPUs each task asks for. Decided from the job's setting, not from a
+    fresh look at the free CPUs, which lag behind tasks that just ended."""
     import ray
 
-    free = float(ray.available_resources().get("CPU", 0.0))
-    without_cold_budget(dataset.context, keep_cap=workers * max(num_cpus, 0.01) < free)
+    without_cold_budget(dataset.context, keep_cap=keep_cap)
     return dataset.map_batches(
         fn, fn_kwargs=fn_kwargs, batch_size=None, batch_format="numpy", num_cpus=num_cpus,
         compute=ray.data.TaskPoolStrategy(size=workers), zero_copy_batch=True)
@@ -139,7 +144,8 @@ def ray_data_executor(
                   "uuid": [i["uuid"] for i in items[s:s + rows_per_block]]})
         for s in range(0, len(items), rows_per_block)])
     if kind == "pixels":
-        featurized = map_pixels(dataset, featurize_pixels, {"allowed_roots": allowed_roots}, workers, config.num_cpus)
+        featurized = map_pixels(dataset, featurize_pixels, {"allowed_roots": allowed_roots}, workers, config.num_cpus,
+                                keep_cap=config.concurrency > 0)
     else:
         featurized = dataset.map_batches(
             Featurizer,
