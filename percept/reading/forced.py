@@ -224,6 +224,7 @@ class ForcedAligner:
         # context (only where the first leaves it a chance); the evidence is their sum.
         free = self.score(prepared, sequences) if reference else []
         base = free[0] if free else {"logprob": 0.0, "words": []}
+        mel = None  # the recording's centred log-mel frames, for the added words' echo
         for cand, scored in zip(candidates, free[1:], strict=True):
             cand["llr_free"] = round(scored["logprob"] - base["logprob"], 3)
             at = apply_change(reference, cand)[1]
@@ -236,8 +237,10 @@ class ForcedAligner:
                 # How much an added word sounds like the words around it in this reading (a false
                 # start sounds like the word after it, a repeated word like itself).
                 if cand["kind"] == "insert" and cand["llr_free"] > PRIOR_FLOOR:
+                    if mel is None:
+                        mel = centred(prepared["features"])
                     span = (scored["words"][at]["start"], scored["words"][at]["end"])
-                    cand["echo"] = [round(span_distance(prepared["features"], span, (w["start"], w["end"])), 3)
+                    cand["echo"] = [round(span_distance(mel, span, (w["start"], w["end"]), is_centred=True), 3)
                                     if 0 <= k < len(scored["words"]) and (w := scored["words"][k]) else None
                                     for k in (at - 1, at + 1)]
         # The same readings against silence: what Whisper's language model alone thinks of each
@@ -260,15 +263,24 @@ class ForcedAligner:
                 "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s)}
 
 
-def span_distance(features: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
-    """How differently two stretches of a recording sound: the mean cosine distance of their
-    log-mel frames (10 ms, the recording's mean taken out) along the best time warping of one
-    onto the other (DTW); 0 for the same sound, about 1 for unrelated ones. Each stretch is
-    taken at least 60 ms long."""
+def centred(features: Any) -> Any:
+    """A recording's log-mel frames (float64) with the recording's mean taken out: what
+    :func:`span_distance` compares; computed once per recording when it compares many spans."""
     import numpy as np
 
     feats = np.asarray(features, dtype=np.float64)
-    feats = feats - feats.mean(axis=1, keepdims=True)
+    return feats - feats.mean(axis=1, keepdims=True)
+
+
+def span_distance(features: Any, a: tuple[float, float], b: tuple[float, float], *,
+                  is_centred: bool = False) -> float:
+    """How differently two stretches of a recording sound: the mean cosine distance of their
+    log-mel frames (10 ms, the recording's mean taken out) along the best time warping of one
+    onto the other (DTW); 0 for the same sound, about 1 for unrelated ones. Each stretch is
+    taken at least 60 ms long. ``is_centred``: ``features`` already went through :func:`centred`."""
+    import numpy as np
+
+    feats = features if is_centred else centred(features)
 
     def frames(span: tuple[float, float]) -> Any:
         lo = max(0, min(feats.shape[1] - 6, int(round(span[0] * 100))))
