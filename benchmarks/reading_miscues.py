@@ -54,7 +54,9 @@ from percept.reading.workflow import assemble_segment  # noqa: E402
 from percept.storage import BlobStore  # noqa: E402
 from tests.synthetic.reading import KINDS, SuiteReading, plan_suite, render, wav_bytes  # noqa: E402
 
-GRID = [float(t) for t in range(-10, 13)]  # thresholds tried on the tuning part (nats)
+# Thresholds tried on the tuning part (nats); up to +16 so that the replaced-word point (+12 in
+# the sixth round, the grid's top then) is chosen inside the grid, not at its edge.
+GRID = [float(t) for t in range(-10, 17)]
 FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
 ECHO_GRID: list[float | None] = [None] + [round(-0.4 + 0.025 * k, 3) for k in range(21)]  # false_start_echo
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
@@ -334,6 +336,9 @@ def main() -> None:  # noqa: C901 - one linear script
                         help="SEED:CACHE,... other suites whose tuning parts join this one's tuning part (more "
                              "clean passages: the clean cap can tell operating points apart); their held-out "
                              "parts are never loaded")
+    parser.add_argument("--pool-passages", type=int, default=None,
+                        help="readings per pooled suite (default: --passages): a larger fresh held-out part "
+                             "(--passages 240) still pools the other suites' usual 120-reading tuning parts")
     parser.add_argument("--ocr-pages", type=int, default=10,
                         help="held-out passages rendered as pages and read by Tesseract (0: skip)")
     opts = parser.parse_args()
@@ -351,11 +356,12 @@ def main() -> None:  # noqa: C901 - one linear script
     # the point is chosen on the pool alone, the same as a run on the default seed with that pool).
     pool = parse_pool(opts.tune_pool)
     own = tuple(parts) if pool else ("tune", *parts)
-    suites = [(opts.seed, cache, own)] + [(seed, folder, ("tune",)) for seed, folder in pool]
+    pool_count = opts.pool_passages or opts.passages
+    suites = [(opts.seed, cache, own, opts.passages)] + [(seed, folder, ("tune",), pool_count) for seed, folder in pool]
     loaded: list[tuple[SuiteReading, Path]] = []
-    for seed, folder, wanted in suites:
+    for seed, folder, wanted, count in suites:
         folder.mkdir(parents=True, exist_ok=True)
-        mine = [render(r, str(folder)) for r in plan_suite(opts.passages, seed) if r.part in wanted]
+        mine = [render(r, str(folder)) for r in plan_suite(count, seed) if r.part in wanted]
         loaded += [(r, folder) for r in mine]
         print(f"suite seed {seed} ({folder}): {len(mine)} readings, parts {'/'.join(sorted(set(wanted)))}, "
               f"tuning {sum(r.part == 'tune' for r in mine)} ({sum(r.clean for r in mine if r.part == 'tune')} "
