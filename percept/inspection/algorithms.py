@@ -361,7 +361,9 @@ ALGORITHMS: dict[str, Algorithm] = {
              ParamSpec(425, "augment", "int", "0", 0, 7),
              ParamSpec(426, "image_relative", "float", "1.0", 0.0, 1.0),
              ParamSpec(427, "colour_weight", "float", "1.0", 0.0, 10.0),
-             ParamSpec(428, "luminance_weight", "float", "1.0", 0.0, 10.0)),
+             ParamSpec(428, "luminance_weight", "float", "1.0", 0.0, 10.0),
+             ParamSpec(429, "fine_weight", "float", "0.5", 0.0, 10.0),
+             ParamSpec(430, "fine_coreset_ratio", "float", "0.05", 0.005, 1.0)),
         ),
         Algorithm(
             "hacarus-dictionary-learning", DictionaryDetector.name, DictionaryDetector,

@@ -139,8 +139,9 @@ def test_a_model_stored_before_the_colour_level_still_predicts() -> None:
     params = {**ALGORITHMS["patchcore"].resolve(None), "colour_weight": 0.0}
     trained = engine.train("patchcore", params, goods[:6])
     del trained.detector.colour  # as an older release stored it
+    del trained.detector.fine, trained.detector.fine_bank_  # nor had it a stride-4 bank
     model = engine.TrainedModel.from_bytes(trained.to_bytes())
-    assert model.detector.colour == 0.0
+    assert model.detector.colour == 0.0 and model.detector.fine == 0.0
     assert engine.predict(model, goods[6]).good
 
 
@@ -302,3 +303,32 @@ def test_image_relative_scores_ignore_what_shifts_every_patch() -> None:
     np.testing.assert_allclose(detector._relative(grid + 3.0), detector._relative(grid), atol=1e-5)
     plain = PatchCoreDetector(ALGORITHMS["patchcore"].resolve([(426, "0")]))
     np.testing.assert_array_equal(plain._relative(grid), grid)
+
+
+def test_the_fine_level_is_a_stride_4_bank_that_sharpens_small_defects() -> None:
+    """With ``fine_weight`` > 0 the model also keeps a bank of block 2's features on its own
+    stride-4 grid (24-d, a ``fine_coreset_ratio`` coreset: 10 images × 64² cells × 0.05 =
+    2048 rows), stored with the model, and its distances join the map: a 3×3 px speck on a
+    texture (smaller than a stride-8 cell with its neighbours) stands further above the same
+    image's good score than without it."""
+    rng = np.random.default_rng(12)
+    goods = synthetic.good_images("brick", 12, rng, size=128)
+    spec = ALGORITHMS["patchcore"]
+    on = engine.TrainedModel.from_bytes(
+        engine.train("patchcore", spec.resolve([(429, "1"), (430, "0.05")]), goods[:10]).to_bytes())
+    off = engine.train("patchcore", spec.resolve([(429, "0")]), goods[:10])
+    assert on.detector.fine_bank_ is not None and on.detector.fine_bank_.shape == (2048, 24)
+    assert on.info["fine_bank"] == 2048 and off.detector.fine_bank_ is None
+    margins: dict[str, list[float]] = {"on": [], "off": []}
+    for good in goods[10:]:
+        for y, x in ((40, 40), (90, 70)):
+            bad = good.copy()
+            bad[y : y + 3, x : x + 3] = 255 - bad[y : y + 3, x : x + 3]
+            for key, model in (("on", on), ("off", off)):
+                found = engine.predict(model, bad)
+                peak = np.unravel_index(int(found.norm_map.argmax()), found.norm_map.shape)
+                if key == "on":
+                    assert abs(peak[0] - y - 1) <= 3 and abs(peak[1] - x - 1) <= 3  # the map peaks on the speck
+                margins[key].append(found.score - engine.predict(model, good).score)
+    assert all(a >= b - 0.02 for a, b in zip(margins["on"], margins["off"], strict=True)), margins
+    assert sum(margins["on"]) > 1.2 * sum(margins["off"]), margins
