@@ -47,7 +47,7 @@ class JobConfig:
     split_min_gain: float = 0.75
     split_min_fraction: float = 0.2
     # Defaults: percept.correction.analysis (chosen on the benchmark's tuning kinds).
-    blur_threshold: float = 3.25
+    blur_threshold: float = 2.75
     blur_hopeless_sigma: float = 0.09
     lighting_threshold: float = 0.45
     relabel_confidence: float = 0.5
