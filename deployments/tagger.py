@@ -103,7 +103,7 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         """Availability plus batching figures (batches run, largest batch seen, threads)."""
         return {**super().status(), "batching": self.batching, "batches": self.batches,
                 "largest_batch": self.largest_batch, "concurrent_batches": self.concurrent_batches,
-                "threads": self.threads}
+                "threads": self.threads, "graph": getattr(self.core, "graph", None)}
 
 
 class TaggerDetector(Batching, ModelDeployment[Any]):

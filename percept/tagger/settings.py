@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from percept.settings import ServiceSettings
@@ -16,6 +18,11 @@ class TaggerSettings(ServiceSettings):
         "a save_pretrained folder name under models_path",
     )
     classifier_repo: str = Field("microsoft/resnet-50", description="hub cache repo id of `classifier`")
+    classifier_graph: Literal["frozen", "eager"] = Field(
+        "frozen",
+        description="efficientnet-lite0 on the CPU: frozen (a TorchScript graph, batch norms folded, "
+        "the GIL released during the pass) or eager (plain PyTorch)",
+    )
     detector: str = Field("tagger-detector", description="save_pretrained folder under models_path")
     detector_repo: str = Field("facebook/detr-resnet-50", description="hub cache repo id of the detector")
     detection_threshold: float = Field(0.5, ge=0.0, le=1.0)

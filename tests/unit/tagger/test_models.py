@@ -124,3 +124,31 @@ def test_transformers_classifier_from_models_dir(tmp_path: Path) -> None:
 class _NoClassifier:
     def usage(self) -> dict[str, float]:
         return {"ram_gib": 0.0, "gpu_gib": 0.0}
+
+
+def test_frozen_graph_gives_the_eager_probabilities(tmp_path: Path) -> None:
+    frozen = load_classifier(TaggerSettings(), tmp_path, "cpu")
+    eager = load_classifier(TaggerSettings(classifier_graph="eager"), tmp_path, "cpu")
+    assert (frozen.graph, eager.graph) == ("frozen", "eager")
+    images = [data.chelsea(), data.coffee(), data.rocket()]
+    probs = frozen.predict(images)
+    np.testing.assert_allclose(probs, eager.predict(images), atol=1e-5)
+    # traced on one image, the graph takes any batch size
+    np.testing.assert_allclose(frozen.predict(images[1:2])[0], probs[1], atol=1e-5)
+    assert top_k(probs[1], frozen.labels, 1)[0][0] == "espresso"
+
+
+def test_frozen_graph_falls_back_to_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    def cannot_trace(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("no tracing in this torch")
+
+    monkeypatch.setattr(torch.jit, "trace", cannot_trace)
+    core = load_classifier(TaggerSettings(), tmp_path, "cpu")
+    assert core.graph == "eager"
+    assert top_k(core.predict([data.coffee()])[0], core.labels, 1)[0][0] == "espresso"
+
+
+def test_classifier_status_names_its_graph(classifier: TaggerClassifier) -> None:
+    assert classifier.status()["graph"] == "frozen"
