@@ -214,6 +214,16 @@ def json_request(path: str, payload: Any) -> Request:
     return ("POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
 
+def refused_request(request: Request) -> Request:
+    """``request`` (a tagger /process) with its documents' file type changed to one the route
+    refuses before decoding: the same body size and path, no decode, no model."""
+    method, path, body, headers = request
+    payload = json.loads(body)
+    for doc in payload["documents"]:
+        doc["source"].update(file_type="txt", file_name="doc.txt")
+    return (method, path, json.dumps(payload).encode(), headers)
+
+
 # ---------------------------------------------------------------- inputs and bare baselines
 
 
@@ -250,12 +260,12 @@ class BareTagger:
     machine the default pool can be many times slower): the baseline is the bare model's best.
     """
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, graph: str = "frozen") -> None:
         import torch
 
         from percept.tagger.classifier import ImageNetClassifier
 
-        self.core = ImageNetClassifier(None, device)
+        self.core = ImageNetClassifier(None, device, graph=graph)  # the same core the replica builds
         self.device = device
         self.torch = torch
         self.thread_options = sorted({torch.get_num_threads(), 1})
@@ -291,23 +301,23 @@ class BareTagger:
         self.chosen.append(best)
         return runs[best]
 
-    def best_batch(self, jpeg: bytes, sizes: tuple[int, ...], images: int) -> tuple[int, float]:
-        """(batch size, images/s) of the fastest batch size and thread setting."""
+    def best_batch(self, jpeg: bytes, sizes: tuple[int, ...], images: int) -> tuple[int, float, float]:
+        """(batch size, images/s, CPU ms per image) of the fastest batch size and thread setting."""
         from percept.tagger.media import decode_image
 
         default = self.torch.get_num_threads()
-        best = (0, 0.0)
+        best = (0, 0.0, float("nan"))
         for threads in self.thread_options:
             self.torch.set_num_threads(threads)
             for size in sizes:
                 self.core.predict([decode_image(jpeg)] * size)  # warm-up of this shape
                 reps = max(2, images // size)
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 for _ in range(reps):
                     self.core.predict([decode_image(jpeg) for _ in range(size)])
                 rate = reps * size / (time.perf_counter() - started)
                 if rate > best[1]:
-                    best = (size, rate)
+                    best = (size, rate, (time.process_time() - cpu) * 1000 / (reps * size))
         self.torch.set_num_threads(default)
         return best
 
@@ -383,9 +393,22 @@ def config_args() -> dict[str, Any]:
     return dict(serve_config()["applications"][0]["args"])
 
 
-def bench_app_args(root: Path, device: str, batching: bool, placement: str = "auto") -> dict[str, Any]:
+def classifier_graph(opts: argparse.Namespace) -> str:
+    """The tagger's ``classifier_graph`` for the app and the bare model alike: ``--classifier-graph``,
+    else serve_config.yaml's ``service_config.tagger``, else the setting's default."""
+    from percept.tagger.settings import TaggerSettings
+
+    if getattr(opts, "classifier_graph", None):
+        return str(opts.classifier_graph)
+    section = (config_args().get("service_config") or {}).get("tagger") or {}
+    return str(TaggerSettings.model_validate(section).classifier_graph)
+
+
+def bench_app_args(root: Path, device: str, batching: bool, placement: str = "auto",
+                   graph: str | None = None) -> dict[str, Any]:
     """serve_config.yaml's args with the tagger and reading only, RapidOCR the only plugin;
-    ``placement``: the classifier's ``classifier_in_ingress`` (auto: serve_config.yaml's own)."""
+    ``placement``: the classifier's ``classifier_in_ingress`` (auto: serve_config.yaml's own);
+    ``graph``: the tagger's ``classifier_graph`` (None: serve_config.yaml's own)."""
     args = config_args()
     if placement != "auto":
         args["classifier_in_ingress"] = placement
@@ -401,11 +424,13 @@ def bench_app_args(root: Path, device: str, batching: bool, placement: str = "au
     args["deployments"] = deployments
     section = dict(args.get("service_config") or {})
     section["reading"] = {**section.get("reading", {}), "rate_limit_per_minute": 1_000_000}
+    if graph is not None:
+        section["tagger"] = {**section.get("tagger", {}), "classifier_graph": graph}
     args["service_config"] = section
     return args
 
 
-def deploy(root: Path, device: str, batching: bool, port: int, placement: str = "auto") -> str:
+def deploy(root: Path, device: str, batching: bool, port: int, placement: str = "auto", graph: str | None = None) -> str:
     """(Re)deploy; a change of user_config only reconfigures the running replicas. Returns
     where the classifier runs (``ingress`` or ``replica``)."""
     import httpx
@@ -413,7 +438,7 @@ def deploy(root: Path, device: str, batching: bool, port: int, placement: str = 
 
     from deployments.app import build_app
 
-    serve.run(build_app(bench_app_args(root, device, batching, placement)), name="percept", route_prefix="/",
+    serve.run(build_app(bench_app_args(root, device, batching, placement, graph)), name="percept", route_prefix="/",
               logging_config=serve_config().get("logging_config"))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -421,7 +446,8 @@ def deploy(root: Path, device: str, batching: bool, port: int, placement: str = 
             models = httpx.get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
             classifier = models["tagger_classifier"]
             wanted = {"always": "ingress", "never": "replica"}.get(placement, classifier.get("hosted"))
-            if classifier["available"] and classifier.get("batching") == batching and classifier.get("hosted") == wanted:
+            if (classifier["available"] and classifier.get("batching") == batching and classifier.get("hosted") == wanted
+                    and (graph is None or classifier.get("graph") == graph)):
                 return str(classifier.get("hosted", "replica"))
         except (httpx.HTTPError, KeyError, ValueError, TypeError):
             pass
@@ -483,6 +509,7 @@ class Samples:
 
     runs: dict[str, list[Run]] = field(default_factory=dict)
     best: list[tuple[int, float]] = field(default_factory=list)
+    best_cpu_ms: list[float] = field(default_factory=list)  # the bare best batch's CPU per image
 
     def add(self, key: str, run: Run) -> None:
         self.runs.setdefault(key, []).append(run)
@@ -522,7 +549,7 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
         return status == 200 and json.loads(data).get("number_documents_treated") == 1
 
     samples = Samples()
-    bare = BareTagger(device)
+    bare = BareTagger(device, classifier_graph(opts))
     ocr_plugin = load_rapidocr()
     root = Path(tempfile.mkdtemp(prefix="percept-serving-"))
     page = ocr_page()
@@ -546,12 +573,13 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
         info["placements"] = []
         for placement in placements:
             started = time.perf_counter()
-            hosted = deploy(root, device, True, port, placement)
+            hosted = deploy(root, device, True, port, placement, classifier_graph(opts))
             info["placements"].append(hosted)
             info.setdefault("start_s", {})[hosted] = time.perf_counter() - started
             _tagger_rounds(opts, port, rounds, hosted, placement, placement == placements[-1], samples, bare,
                            root, device, body, jpeg, sizes, n_noop, n1, n_conc, tagged)
         info["bare_threads"] = bare.chosen
+        info["graph"] = f"{bare.core.graph} (bare), {classifier_graph(opts)} (configured)"
         models = __import__("httpx").get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
         info["largest_batch"] = models["tagger_classifier"].get("largest_batch")
         for _ in range(rounds):
@@ -571,7 +599,7 @@ def _tagger_rounds(opts: argparse.Namespace, port: int, rounds: int, hosted: str
                    tagged: Callable[[int, bytes], bool]) -> None:
     """The /process rows (and, with ``noop``, the no-op rows) of one classifier placement."""
     for batching in (False, True):
-        deploy(root, device, batching, port, placement)
+        deploy(root, device, batching, port, placement, classifier_graph(opts))
         mode = f"{'on' if batching else 'off'}-{hosted}"
         for r in range(rounds):
             print(f"round {r + 1}/{rounds}, batching {mode}", file=sys.stderr)
@@ -581,11 +609,17 @@ def _tagger_rounds(opts: argparse.Namespace, port: int, rounds: int, hosted: str
                                                                n_noop, 20, warmup=20)))
                 samples.add("test", asyncio.run(closed_loop(port, ("GET", "/test", b"", {}), ok, 1,
                                                             n_noop, 20, warmup=20)))
+                # the floor: the same /process request with its document refused before decoding
+                # (the proxy, the ingress, validation, the envelope; no decode, no model), c=16
+                samples.add("path16", asyncio.run(closed_loop(port, refused_request(body), ok, 16, n_noop, 20,
+                                                              warmup=2)))
             with worker_priority():
                 samples.add(f"bare1-{mode}", bare.single(jpeg, n1))
             samples.add(f"c1-{mode}", asyncio.run(closed_loop(port, body, tagged, 1, n1, 60)))
             with worker_priority():
-                samples.best.append(bare.best_batch(jpeg, sizes, 16 if opts.quick else 32))
+                size, rate, cpu_ms = bare.best_batch(jpeg, sizes, 16 if opts.quick else 32)
+                samples.best.append((size, rate))
+                samples.best_cpu_ms.append(cpu_ms)
             for c in (4, 16):
                 samples.add(f"c{c}-{mode}", asyncio.run(closed_loop(port, body, tagged, c, n_conc, 60)))
 
@@ -813,6 +847,15 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
             cells = [f"c={c} batching {b} {s.cpu_ms(f'c{c}-{b}-{hosted}'):.1f}" for b in ("off", "on") for c in (1, 4, 16)]
             print(f"  POST /process, classifier in the {hosted}: {', '.join(cells)}; the bare model in one process "
                   f"(decode + forward + top-k) {s.cpu_ms(f'bare1-on-{hosted}'):.1f}")
+        if "path16" in s.runs and s.best_cpu_ms:
+            path_ms, model_ms = s.cpu_ms("path16"), statistics.median(s.best_cpu_ms)
+            cores = os.cpu_count() or 1
+            ceiling = cores * 1000 / (path_ms + model_ms)
+            print(f"floor at c=16: the path alone (the same /process body refused before decoding) "
+                  f"{path_ms:.1f} core-ms per request ({s.rate('path16'):.0f} req/s, p50 {s.p50('path16'):.1f} ms); "
+                  f"the bare best batch {model_ms:.1f} core-ms per image; so at most {cores} x 1000 / "
+                  f"({path_ms:.1f} + {model_ms:.1f}) = {ceiling:.1f} img/s on {cores} cores (no client, no Ray "
+                  f"background counted) = {ceiling / best_rate:.2f}x the bare best {best_rate:.1f}/s")
         ocr_ratio = s.rate("ocr") / s.rate("ocr-bare")
         row("OCR round trip, c=4 (pages/s)", f"{s.rate('ocr'):.2f}/s (p50 {s.p50('ocr'):.0f} ms)",
             f"engine {s.rate('ocr-bare'):.2f}/s ({s.p50('ocr-bare'):.0f} ms)", ocr_ratio,
@@ -820,7 +863,7 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
         errors = {k: s.errors(k) for k in s.runs if s.errors(k)}
         print(f"tagger+reading app ready in (s) {info.get('start_s')}; largest classifier batch "
               f"seen: {info.get('largest_batch')}; bare best batch sizes per round: {[b for b, _ in s.best]}; "
-              f"bare single-image threads chosen: {info.get('bare_threads')}; "
+              f"bare single-image threads chosen: {info.get('bare_threads')}; classifier graph: {info.get('graph')}; "
               f"errors: {errors or 'none'}")
     if idle is not None:
         bare = idle["bare"]
@@ -860,6 +903,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and requests (about 2-3 minutes)")
     parser.add_argument("--part", choices=("http", "idle", "all"), default="all")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--classifier-graph", choices=("frozen", "eager"), default=None,
+                        help="EfficientNet-Lite0's forward on the CPU, in the app and the bare baseline alike "
+                             "(default: serve_config.yaml's service_config.tagger, else frozen)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compare-placement", action="store_true",
                         help="also measure /process with the classifier in the other place (its own replica on "
