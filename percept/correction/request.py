@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from percept.correction import analysis
 from percept.errors import BadRequest
 
 TASK_KINDS = ("mislabeled_images", "class_splitting", "image_blur", "lighting_conditions")
@@ -42,17 +43,18 @@ class JobConfig:
     folds: int = 5
     seed: int = 0
     split_method: str = "graph"  # "graph" (find_graph_splits) or "mixture" (find_splits)
-    split_max_cross: float = 0.03
+    split_max_cross: float = analysis.SPLIT_MAX_CROSS
     split_ratio: float = 2.0
     split_min_gain: float = 0.75
     split_min_fraction: float = 0.2
-    # Defaults: percept.correction.analysis (chosen on the benchmark's tuning kinds).
-    blur_threshold: float = 2.75
-    blur_hopeless_sigma: float = 0.09
-    lighting_threshold: float = 0.45
+    # Defaults: percept.correction.analysis's own (chosen on the benchmark's tuning kinds), named,
+    # not copied, so a refit constant cannot drift from the job's default.
+    blur_threshold: float = analysis.BLUR_THRESHOLD
+    blur_hopeless_sigma: float = analysis.BLUR_HOPELESS_SIGMA
+    lighting_threshold: float = analysis.LIGHTING_THRESHOLD
     relabel_confidence: float = 0.5
     knn_weight: float = 0.7
-    mislabel_margin: float = 0.4
+    mislabel_margin: float = analysis.MISLABEL_MARGIN
     # 2: a second pass with the first pass's flagged images relabelled, averaged with the
     # first (analysis.relabelled_probabilities); 1: the first pass alone.
     label_passes: int = 2
