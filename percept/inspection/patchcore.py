@@ -33,7 +33,12 @@ EfficientNet-Lite0 instead of a WideResNet:
    products, 3–15 % for textures);
 7. a per-pixel offset learnt from the leave-one-out maps removes what every good image
    scores at a place (the borders score higher: less context), and the network sees the
-   image mirrored outwards by ``border_pad`` pixels instead of zero padding.
+   image mirrored outwards by ``border_pad`` pixels instead of zero padding;
+8. a fine level for position-free models (textures; ``fine_weight`` > 0): block 2's features
+   alone on their own stride-4 grid in a second coreset bank (``fine_coreset_ratio``, 24-d:
+   cheap to search with four times the cells); their image-relative distances, smoothed
+   like the main map, are added × ``fine_weight``, so a defect smaller than a stride-8 cell
+   with its neighbours (a small swirl's ~10 px core, a pasted piece's seam) counts for more.
 
 The backbone is behind :class:`FeatureBackbone`, so the same code runs with the model in
 process (:class:`LocalBackbone`) or behind a Serve deployment handle.
