@@ -7,7 +7,13 @@ load (round by round), and the table gives medians over the rounds and their rat
   * ``POST /process`` with one 224x224 JPEG at concurrency 1, 4 and 16, with the classifier's
     batching off and on, vs the same EfficientNet-Lite0 called in this process: one image
     (JPEG decode + preprocessing + forward, the work a request needs) and the best batch
-    size's images per second;
+    size's images per second, over one pass at a time and several one-thread passes at once
+    (the replica's ``concurrent_batches``); the line under the table names the winner;
+  * the floor at concurrency 16: the same ``/process`` body with its document refused before
+    decoding (proxy + ingress + validation + envelope; checked to come back refused), its
+    CPU per request beside the bare best's CPU per image, and the ceiling ratio those two
+    leave on this machine's cores (an estimate: the refused request skips the base64 decode,
+    the batch queue, the thread hop and the tags of the response);
   * OCR round trip (upload + task + status polls + result) at concurrency 4 vs the RapidOCR
     plugin called in this process on the same page;
   * idle: CPU (cores busy) and memory (RSS and PSS) of the whole application as
@@ -23,10 +29,13 @@ Beside each latency it prints the CPU per request of every process of the servin
 (core-ms), the steadier figure on a shared machine. The bare baselines run at the Ray
 workers' niceness (15), as the replicas do. ``--compare-placement`` also measures the
 classifier in its other place (its own replica on the CPU, in the ingress on a GPU) in the
-same run, before the configured one (``classifier_in_ingress``).
+same run, before the configured one (``classifier_in_ingress``). ``--classifier-graph
+frozen|eager`` sets the tagger's ``classifier_graph`` for the app and the bare baseline alike
+(default: serve_config.yaml's); the run aborts when the app's classifier reports another graph
+than the baseline runs (on CUDA both run the eager model).
 
     .venv/bin/python -m benchmarks.serving [--quick] [--part http|idle|all] [--device auto|cpu|cuda]
-                                           [--compare-placement]
+                                           [--compare-placement] [--classifier-graph frozen|eager]
 
 Run it under the shared lock (``flock /tmp/percept-ray.lock ...``): it starts Ray.
 """
@@ -258,6 +267,7 @@ class BareTagger:
 
     Each figure is the better of torch's default thread count and one thread (on a shared
     machine the default pool can be many times slower): the baseline is the bare model's best.
+    The best batch also tries the replica's own strategy, several one-thread passes at once.
     """
 
     def __init__(self, device: str, graph: str = "frozen") -> None:
@@ -267,6 +277,8 @@ class BareTagger:
 
         self.core = ImageNetClassifier(None, device, graph=graph)  # the same core the replica builds
         self.device = device
+        self.graph = graph
+        self._parallel: dict[int, Any] = {}
         self.torch = torch
         self.thread_options = sorted({torch.get_num_threads(), 1})
         self.chosen: list[int] = []
@@ -301,25 +313,58 @@ class BareTagger:
         self.chosen.append(best)
         return runs[best]
 
-    def best_batch(self, jpeg: bytes, sizes: tuple[int, ...], images: int) -> tuple[int, float, float]:
-        """(batch size, images/s, CPU ms per image) of the fastest batch size and thread setting."""
+    def _rate(self, jpeg: bytes, core: Any, size: int, passes: int, images: int) -> tuple[float, float]:
+        """(images/s, CPU ms per image) of ``passes`` threads each decoding ``size`` images and
+        running them as one forward pass, over and over (the CPU of every thread of this process)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from percept.tagger.media import decode_image
 
+        reps = max(1 if passes > 1 else 2, images // (size * passes))
+
+        def work(n: int) -> None:
+            for _ in range(n):
+                core.predict([decode_image(jpeg) for _ in range(size)])
+
+        with ThreadPoolExecutor(passes) as pool:
+            list(pool.map(work, [1] * passes))  # warm-up of this shape in every thread
+            started, cpu = time.perf_counter(), time.process_time()
+            list(pool.map(work, [reps] * passes))
+            wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        count = reps * size * passes
+        return count / wall, cpu_s * 1000 / count
+
+    def best_batch(self, jpeg: bytes, sizes: tuple[int, ...], images: int) -> tuple[int, float, float, str]:
+        """(batch size, images/s, CPU ms per image, strategy) of the fastest strategy: one pass at a
+        time with each thread setting, or N passes at once with one torch thread each (N in 1,
+        cores, 2 x cores, 4: what the replica does with ``concurrent_batches``; the frozen graph
+        releases the GIL during a pass), every batch size each."""
+        from percept.tagger.threads import available_cores
+
         default = self.torch.get_num_threads()
-        best = (0, 0.0, float("nan"))
-        for threads in self.thread_options:
+        best = (0, 0.0, float("nan"), "")
+        candidates = [(threads, 1) for threads in self.thread_options]
+        cores = available_cores()
+        candidates += [(1, n) for n in sorted({cores, 2 * cores, 4}) if n > 1]
+        for threads, passes in candidates:
             self.torch.set_num_threads(threads)
+            core = self.core if passes == 1 else self.parallel_core(passes)
             for size in sizes:
-                self.core.predict([decode_image(jpeg)] * size)  # warm-up of this shape
-                reps = max(2, images // size)
-                started, cpu = time.perf_counter(), time.process_time()
-                for _ in range(reps):
-                    self.core.predict([decode_image(jpeg) for _ in range(size)])
-                rate = reps * size / (time.perf_counter() - started)
+                rate, cpu_ms = self._rate(jpeg, core, size, passes, images)
                 if rate > best[1]:
-                    best = (size, rate, (time.process_time() - cpu) * 1000 / (reps * size))
+                    label = (f"{passes} passes at once x 1 thread" if passes > 1
+                             else f"one pass at a time x {threads} thread{'s' if threads > 1 else ''}")
+                    best = (size, rate, cpu_ms, label)
         self.torch.set_num_threads(default)
         return best
+
+    def parallel_core(self, passes: int) -> Any:
+        """The same classifier allowing ``passes`` forward passes at once (as the replica's core)."""
+        from percept.tagger.classifier import ImageNetClassifier
+
+        if passes not in self._parallel:
+            self._parallel[passes] = ImageNetClassifier(None, self.device, parallel=passes, graph=self.graph)
+        return self._parallel[passes]
 
 
 def load_rapidocr() -> Any:
@@ -430,9 +475,17 @@ def bench_app_args(root: Path, device: str, batching: bool, placement: str = "au
     return args
 
 
-def deploy(root: Path, device: str, batching: bool, port: int, placement: str = "auto", graph: str | None = None) -> str:
+class GraphMismatch(RuntimeError):
+    """The app's classifier and the bare baseline run different graphs."""
+
+
+def deploy(root: Path, device: str, batching: bool, port: int, placement: str = "auto", graph: str | None = None,
+           expect_graph: str | None = None) -> str:
     """(Re)deploy; a change of user_config only reconfigures the running replicas. Returns
-    where the classifier runs (``ingress`` or ``replica``)."""
+    where the classifier runs (``ingress`` or ``replica``). ``graph``: the configured
+    ``classifier_graph``; ``expect_graph``: the graph the bare baseline runs on this device
+    (``frozen`` only on the CPU): a ready classifier reporting another one aborts the run,
+    since the app and its baseline would not run the same model code."""
     import httpx
     from ray import serve
 
@@ -446,8 +499,10 @@ def deploy(root: Path, device: str, batching: bool, port: int, placement: str = 
             models = httpx.get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
             classifier = models["tagger_classifier"]
             wanted = {"always": "ingress", "never": "replica"}.get(placement, classifier.get("hosted"))
-            if (classifier["available"] and classifier.get("batching") == batching and classifier.get("hosted") == wanted
-                    and (graph is None or classifier.get("graph") == graph)):
+            if classifier["available"] and classifier.get("batching") == batching and classifier.get("hosted") == wanted:
+                if expect_graph is not None and classifier.get("graph") != expect_graph:
+                    raise GraphMismatch(f"the app's classifier runs the {classifier.get('graph')} graph, the bare "
+                                        f"baseline the {expect_graph} one (configured: {graph})")
                 return str(classifier.get("hosted", "replica"))
         except (httpx.HTTPError, KeyError, ValueError, TypeError):
             pass
@@ -510,6 +565,7 @@ class Samples:
     runs: dict[str, list[Run]] = field(default_factory=dict)
     best: list[tuple[int, float]] = field(default_factory=list)
     best_cpu_ms: list[float] = field(default_factory=list)  # the bare best batch's CPU per image
+    best_strategy: list[str] = field(default_factory=list)  # which strategy won, per round
 
     def add(self, key: str, run: Run) -> None:
         self.runs.setdefault(key, []).append(run)
@@ -573,14 +629,15 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
         info["placements"] = []
         for placement in placements:
             started = time.perf_counter()
-            hosted = deploy(root, device, True, port, placement, classifier_graph(opts))
+            hosted = deploy(root, device, True, port, placement, classifier_graph(opts), bare.core.graph)
             info["placements"].append(hosted)
             info.setdefault("start_s", {})[hosted] = time.perf_counter() - started
             _tagger_rounds(opts, port, rounds, hosted, placement, placement == placements[-1], samples, bare,
                            root, device, body, jpeg, sizes, n_noop, n1, n_conc, tagged)
         info["bare_threads"] = bare.chosen
-        info["graph"] = f"{bare.core.graph} (bare), {classifier_graph(opts)} (configured)"
         models = __import__("httpx").get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
+        info["graph"] = (f"{models['tagger_classifier'].get('graph')} (the app reports), {bare.core.graph} (bare), "
+                         f"{classifier_graph(opts)} (configured)")
         info["largest_batch"] = models["tagger_classifier"].get("largest_batch")
         for _ in range(rounds):
             with worker_priority():
@@ -598,8 +655,13 @@ def _tagger_rounds(opts: argparse.Namespace, port: int, rounds: int, hosted: str
                    sizes: tuple[int, ...], n_noop: int, n1: int, n_conc: int,
                    tagged: Callable[[int, bytes], bool]) -> None:
     """The /process rows (and, with ``noop``, the no-op rows) of one classifier placement."""
+    refused_ids = [doc["id"] for doc in json.loads(refused_request(body)[2])["documents"]]
+
+    def refused(status: int, data: bytes) -> bool:  # the floor counts only requests the route refused
+        answer = json.loads(data) if status == 200 else {}
+        return [k for entry in answer.get("list_id_not_treated", []) for k in entry] == refused_ids
     for batching in (False, True):
-        deploy(root, device, batching, port, placement, classifier_graph(opts))
+        deploy(root, device, batching, port, placement, classifier_graph(opts), bare.core.graph)
         mode = f"{'on' if batching else 'off'}-{hosted}"
         for r in range(rounds):
             print(f"round {r + 1}/{rounds}, batching {mode}", file=sys.stderr)
@@ -611,15 +673,16 @@ def _tagger_rounds(opts: argparse.Namespace, port: int, rounds: int, hosted: str
                                                             n_noop, 20, warmup=20)))
                 # the floor: the same /process request with its document refused before decoding
                 # (the proxy, the ingress, validation, the envelope; no decode, no model), c=16
-                samples.add("path16", asyncio.run(closed_loop(port, refused_request(body), ok, 16, n_noop, 20,
-                                                              warmup=2)))
+                samples.add("path16", asyncio.run(closed_loop(port, refused_request(body), refused, 16, n_noop,
+                                                              20, warmup=2)))
             with worker_priority():
                 samples.add(f"bare1-{mode}", bare.single(jpeg, n1))
             samples.add(f"c1-{mode}", asyncio.run(closed_loop(port, body, tagged, 1, n1, 60)))
             with worker_priority():
-                size, rate, cpu_ms = bare.best_batch(jpeg, sizes, 16 if opts.quick else 32)
+                size, rate, cpu_ms, strategy = bare.best_batch(jpeg, sizes, 16 if opts.quick else 32)
                 samples.best.append((size, rate))
                 samples.best_cpu_ms.append(cpu_ms)
+                samples.best_strategy.append(f"b={size} {strategy}: {rate:.1f}/s, {cpu_ms:.1f} core-ms/img")
             for c in (4, 16):
                 samples.add(f"c{c}-{mode}", asyncio.run(closed_loop(port, body, tagged, c, n_conc, 60)))
 
@@ -807,6 +870,8 @@ def verdict(ok: bool) -> str:
 def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dict[str, Any] | None) -> None:
     import torch
 
+    from percept.tagger.threads import available_cores
+
     print(f"\nPercept serving path vs the bare model, device {device} "
           f"(torch {torch.__version__}, {os.cpu_count()} CPUs), medians over rounds")
     print(f"{'path':44s} {'Percept':>22s} {'baseline (same run)':>28s} {'ratio':>7s} {'goal':>12s} {'met':>4s}")
@@ -847,9 +912,10 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
             cells = [f"c={c} batching {b} {s.cpu_ms(f'c{c}-{b}-{hosted}'):.1f}" for b in ("off", "on") for c in (1, 4, 16)]
             print(f"  POST /process, classifier in the {hosted}: {', '.join(cells)}; the bare model in one process "
                   f"(decode + forward + top-k) {s.cpu_ms(f'bare1-on-{hosted}'):.1f}")
+        print(f"bare best per round (batch size, strategy, rate, CPU per image): {'; '.join(s.best_strategy)}")
         if "path16" in s.runs and s.best_cpu_ms:
             path_ms, model_ms = s.cpu_ms("path16"), statistics.median(s.best_cpu_ms)
-            cores = os.cpu_count() or 1
+            cores = available_cores()
             ceiling = cores * 1000 / (path_ms + model_ms)
             print(f"floor at c=16: the path alone (the same /process body refused before decoding) "
                   f"{path_ms:.1f} core-ms per request ({s.rate('path16'):.0f} req/s, p50 {s.p50('path16'):.1f} ms); "
