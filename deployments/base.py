@@ -150,9 +150,14 @@ class Batching:
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         knobs = BatchKnobs.model_validate(user_config or {}).for_device(self.batch_device())
         self.batching = knobs.batching
-        redecorate = knobs.concurrent_batches is not None and knobs.concurrent_batches != self.concurrent_batches
-        if knobs.concurrent_batches is not None:
-            self.concurrent_batches = knobs.concurrent_batches
+        wanted = knobs.concurrent_batches
+        cap = self.concurrent_cap()
+        if wanted is not None and cap is not None and wanted > cap:
+            logger.info("%s: %d batches at once capped at %d", type(self).__name__, wanted, cap)
+            wanted = cap
+        redecorate = wanted is not None and wanted != self.concurrent_batches
+        if wanted is not None:
+            self.concurrent_batches = wanted
         if knobs.max_batch_size is not None:
             self.batch_size = knobs.max_batch_size
         if knobs.batch_wait_timeout_s is not None:
@@ -175,6 +180,10 @@ class Batching:
         batched = serve.batch(max_batch_size=self.batch_size, batch_wait_timeout_s=self.batch_wait_s,
                               max_concurrent_batches=self.concurrent_batches)(raw)
         setattr(self, name, types.MethodType(batched, self))
+
+    def concurrent_cap(self) -> int | None:
+        """Hook: the most batches this replica's model can usefully run at once (None: no cap)."""
+        return None
 
     def batches_configured(self, knobs: BatchKnobs) -> None:
         """Hook: a subclass sizes its threads or parallel passes to the new knobs."""

@@ -35,6 +35,7 @@ from percept.tagger.usage import usage
 logger = logging.getLogger(__name__)
 RETRY_LOAD_S = 5.0
 MAX_PARALLEL = 8
+EAGER_MAX_PASSES = 2  # concurrent_batches of a classifier running the eager model (see concurrent_cap)
 
 
 def in_replica() -> bool:
@@ -68,6 +69,11 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         # Passes may overlap (up to MAX_PARALLEL); user_config's concurrent_batches says how many do.
         self.load(core_factory or (lambda: load_classifier(settings, self.models_path, parallel=MAX_PARALLEL)))
         self.labeller = MediaLabeller(settings, self.classify)
+
+    def concurrent_cap(self) -> int | None:
+        """Eager PyTorch takes the GIL back for every operator: more than EAGER_MAX_PASSES eager
+        passes at once only queue on it (unmeasured; the frozen graph releases it for the pass)."""
+        return EAGER_MAX_PASSES if getattr(self.core, "graph", None) == "eager" else None
 
     def batches_configured(self, knobs: Any) -> None:
         """Thread pools sized from the replica's CPU share, split over the concurrent passes."""

@@ -207,3 +207,15 @@ def test_cuda_classifier_runs_eager_with_the_cpu_probabilities(tmp_path: Path) -
     assert (cuda.graph, cpu.graph) == ("eager", "frozen")
     images = [data.chelsea(), data.coffee()]
     np.testing.assert_allclose(cuda.predict(images), cpu.predict(images), atol=1e-4)
+
+
+@pytest.mark.parametrize(("graph", "passes"), [("eager", 2), ("frozen", 4)])
+def test_eager_classifier_runs_at_most_two_passes_at_once(tmp_path: Path, graph: str, passes: int) -> None:
+    """Four eager passes would queue on the GIL: the classifier caps concurrent_batches at 2
+    for the eager graph and keeps the configured 4 for the frozen one."""
+    core = load_classifier(TaggerSettings(classifier_graph=graph), tmp_path, "cpu", parallel=8)
+    assert core.graph == graph
+    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
+    deployment.reconfigure({"max_batch_size": 4, "concurrent_batches": 4})
+    assert deployment.concurrent_batches == passes
+    assert deployment.status()["concurrent_batches"] == passes
