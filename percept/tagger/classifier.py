@@ -18,6 +18,7 @@ from percept.tagger.settings import TaggerSettings
 
 logger = logging.getLogger(__name__)
 DEFAULT_CLASSIFIER = "efficientnet-lite0"
+WARM_BATCH_SIZES = (1, 2, 3, 4)  # run once each when frozen: the CPU's max_batch_size is 4 (serve_config.yaml)
 
 
 class Classifier(Protocol):
@@ -43,10 +44,9 @@ class ImageNetClassifier:
     ``graph="frozen"`` (the default) runs the forward pass on the CPU as a frozen TorchScript
     graph (batch norms folded into the convolutions; one C++ call that releases the GIL, where
     eager PyTorch takes the GIL back for every operator); on other devices, or when tracing
-    fails, the eager model. Same weights, same probabilities (within 1e-5). Measured on a
-    2-core machine (docs/performance.md, fourth pass): one image 29-30 -> 21-24 core-ms, and
-    beside a busy event loop (the classifier in the ingress) an eager pass waits for the GIL
-    between its operators: /process at concurrency 16 38 -> 53-57 images/s.
+    fails, the eager model. Same weights, same probabilities (within 1e-5). Beside a busy
+    event loop an eager pass waits for the GIL between its operators; the frozen one does
+    not, so several passes can run at once. The measured figures are in docs/performance.md.
     """
 
     def __init__(self, models_path: str | Path | None, device: str = "auto", parallel: int = 1,
@@ -98,7 +98,8 @@ def freeze_classifier(net: Any) -> Any:
             warnings.simplefilter("ignore", DeprecationWarning)
             module = Probabilities(net).eval()
             frozen = torch.jit.freeze(torch.jit.trace(module, torch.zeros(1, 3, 224, 224)))
-            frozen(torch.zeros(2, 3, 224, 224))  # the batch size is free, and the first runs optimise
+            for size in WARM_BATCH_SIZES:  # the batch size is free; the first runs of a shape optimise
+                frozen(torch.zeros(size, 3, 224, 224))
         return frozen
     except Exception:  # noqa: BLE001 - any failure leaves the eager model, which always works
         logger.warning("EfficientNet-Lite0: frozen graph unavailable, running the eager model", exc_info=True)
