@@ -39,6 +39,10 @@ EfficientNet-Lite0 instead of a WideResNet:
    cheap to search with four times the cells); their image-relative distances, smoothed
    like the main map, are added × ``fine_weight``, so a defect smaller than a stride-8 cell
    with its neighbours (a small swirl's ~10 px core, a pasted piece's seam) counts for more.
+   Only when a requested block is finer than the stride-8 grid (else it would copy the main
+   bank); a stride-2 block is area-averaged to stride 4; at most ``FINE_BANK_ROWS`` rows
+   (``info["fine_bank_cap"]``). With ``augment`` > 0 the fine bank holds the original images'
+   features only (no mirrored copies). The two levels are upsampled, added and blurred once.
 
 The backbone is behind :class:`FeatureBackbone`, so the same code runs with the model in
 process (:class:`LocalBackbone`) or behind a Serve deployment handle.
@@ -61,6 +65,10 @@ DEFAULT_BACKBONE = "efficientnet-lite0"
 GRID_STRIDE = 8
 # CIELAB chroma units (ΔE) that count as one unit of feature distance in the colour level.
 CHROMA_UNIT = 20.0
+# The fine level's grid: no finer than this many input pixels a cell (a stride-2 block is
+# area-averaged to it), and at most this many rows in its bank, whatever the image size.
+FINE_STRIDE = 4
+FINE_BANK_ROWS = 8192
 
 
 class FeatureBackbone(Protocol):
@@ -185,35 +193,49 @@ def greedy_coreset(features: np.ndarray, count: int, seed: int = 0, projection: 
 def nearest_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048, k: int = 1) -> np.ndarray:
     """Euclidean distance of each query row to its nearest bank row (``k > 1``: the mean
     distance to the ``k`` nearest)."""
-    return nearest(queries, bank, chunk, k)[0]
+    return nearest(queries, bank, chunk, k, want_index=False)[0]
 
 
-def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 2048, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def prepare_bank(bank: np.ndarray) -> tuple[Any, Any]:
+    """``(bankᵀ, |b|²)`` as float32 tensors: what :func:`nearest` computes from a bank, made
+    once per model instead of once per call."""
+    import torch
+
+    b = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
+    return b.T.contiguous(), (b * b).sum(dim=1)
+
+
+def nearest(queries: np.ndarray, bank: np.ndarray | None, chunk: int = 2048, k: int = 1,
+            prepared: tuple[Any, Any] | None = None, want_index: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Distance of each query row to its nearest bank row, and that row's index; with
-    ``k > 1`` the mean distance to the ``k`` nearest rows (the index is still the nearest's)."""
+    ``k > 1`` the mean distance to the ``k`` nearest rows (the index is still the nearest's).
+    ``prepared``: the bank's :func:`prepare_bank` (``bank`` may then be None);
+    ``want_index`` False returns None for the index (a plain minimum, no argmin)."""
     import torch
 
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    b = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
-    b_sq = (b * b).sum(dim=1)
+    bt, b_sq = prepared if prepared is not None else prepare_bank(np.asarray(bank))
+    size = int(b_sq.shape[0])
     out = torch.empty(len(q))
-    index = torch.empty(len(q), dtype=torch.int64)
-    bt = b.T.contiguous()
+    index = torch.empty(len(q), dtype=torch.int64) if want_index else None
     for start in range(0, len(q), chunk):
         part = q[start : start + chunk]
         # |q|² is the same along a row: add it after the minimum (one pass less over the matrix)
         d2 = torch.addmm(b_sq[None, :], part, bt, alpha=-2.0)
         q_sq = (part * part).sum(dim=1)
-        if k > 1 and len(b) > 1:
-            top = torch.topk(d2, min(k, len(b)), dim=1, largest=False)
+        if k > 1 and size > 1:
+            top = torch.topk(d2, min(k, size), dim=1, largest=False)
             dist = (top.values + q_sq[:, None]).clamp_min(0.0).sqrt().mean(dim=1)
             out[start : start + chunk] = dist * dist
-            index[start : start + chunk] = top.indices[:, 0]
-        else:
+            if index is not None:
+                index[start : start + chunk] = top.indices[:, 0]
+        elif index is not None:
             best = d2.min(dim=1)
             out[start : start + chunk] = best.values + q_sq
             index[start : start + chunk] = best.indices
-    return np.sqrt(np.maximum(out.numpy(), 0.0)).astype(np.float32), index.numpy()
+        else:
+            out[start : start + chunk] = torch.amin(d2, dim=1) + q_sq
+    return np.sqrt(np.maximum(out.numpy(), 0.0)).astype(np.float32), (index.numpy() if index is not None else None)
 
 
 def grid_to_map(grid: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -262,13 +284,17 @@ class PatchCoreDetector:
         self._bank32: np.ndarray | None = None
         self.fine_bank_: np.ndarray | None = None  # the stride-4 bank (``fine_weight`` > 0)
         self._fine32: np.ndarray | None = None
+        # per-model search caches, made on the first prediction: (bankᵀ, |b|²) of each bank
+        # and the float32 offset map
+        self._bank_pre: tuple[Any, Any] | None = None
+        self._fine_pre: tuple[Any, Any] | None = None
+        self._offset32: np.ndarray | None = None
 
-    # pickling: the backbone and the float32 copy never go into the blob store
+    # pickling: the backbone and the float32 copies never go into the blob store
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_backbone"] = None
-        state["_bank32"] = None
-        state["_fine32"] = None
+        for name in ("_backbone", "_bank32", "_fine32", "_bank_pre", "_fine_pre", "_offset32"):
+            state[name] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -280,6 +306,8 @@ class PatchCoreDetector:
         state.setdefault("fine_ratio", 0.05)
         state.setdefault("fine_bank_", None)
         state.setdefault("_fine32", None)
+        for name in ("_bank_pre", "_fine_pre", "_offset32"):
+            state.setdefault(name, None)
         self.__dict__.update(state)
 
     def attach(self, backbone: FeatureBackbone) -> None:
@@ -304,7 +332,8 @@ class PatchCoreDetector:
 
     def embed_levels(self, works: list[np.ndarray], fine: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The patch features of :meth:`embed` and (``fine`` and ``fine_weight`` > 0) the fine
-        features ``(h', w', C)`` of each image: the finest block alone on its own grid."""
+        features ``(h', w', C)`` of each image: the finest block alone on its own grid; no
+        fine features (an empty list) when no requested block is finer than the stride-8 grid."""
         out: list[np.ndarray | None] = [None] * len(works)
         fines: list[np.ndarray | None] = [None] * len(works)
         want_fine = fine and self.fine > 0
@@ -323,27 +352,36 @@ class PatchCoreDetector:
                     maps = [*maps, self._lightness(images)]
                 for j, feats in zip(part, self._aggregate(maps, padded[0]), strict=True):
                     out[j] = feats
-                if want_fine:
-                    for j, feats in zip(part, self._fine_level(maps[: len(self.blocks)], padded[0]), strict=True):
+                fine_maps = self._fine_level(maps[: len(self.blocks)], padded[0]) if want_fine else None
+                if fine_maps is not None:
+                    for j, feats in zip(part, fine_maps, strict=True):
                         fines[j] = feats
         return [o for o in out if o is not None], [f for f in fines if f is not None]
 
-    def _fine_level(self, maps: list[np.ndarray], padded_height: int) -> np.ndarray:
+    def _fine_level(self, maps: list[np.ndarray], padded_height: int) -> np.ndarray | None:
         """The finest network block alone on its own grid (block 2: stride 4, 24-d), 3×3
         averaged and scaled like its share of the coarse feature: a small local warp (a
         ~10 px twisted core) is smaller than a stride-8 cell with its neighbourhood, and a
-        bank of 24-d features is cheap to search even with four times the patches."""
+        bank of 24-d features is cheap to search even with four times the patches.
+        None when the finest requested block is no finer than the ``GRID_STRIDE`` grid (the
+        main bank's cells already); a finer one than ``FINE_STRIDE`` (block 0 or 1, stride 2)
+        is area-averaged to the ``FINE_STRIDE`` grid, as :meth:`_aggregate` limits its grid."""
         import torch
         import torch.nn.functional as F
 
         k = max(range(len(maps)), key=lambda i: maps[i].shape[-2])
         m = maps[k]
+        if m.shape[-2] <= padded_height // GRID_STRIDE:
+            return None
         t = torch.from_numpy(m)
         p = max(1, self.neighbourhood)
         if p > 1:
             t = F.avg_pool2d(t, p, stride=1, padding=p // 2, count_include_pad=False)[..., : m.shape[-2], : m.shape[-1]]
+        limit = max(1, padded_height // FINE_STRIDE)
+        if t.shape[-2] > limit:
+            t = F.adaptive_avg_pool2d(t, (limit, max(1, round(m.shape[-1] * limit / m.shape[-2]))))
         t = t / float(self.level_scale_[k])
-        cut = round(self.pad * m.shape[-2] / padded_height)
+        cut = round(self.pad * t.shape[-2] / padded_height)
         if cut:
             t = t[:, :, cut:-cut, cut:-cut]
         return t.permute(0, 2, 3, 1).contiguous().numpy()
@@ -435,6 +473,8 @@ class PatchCoreDetector:
     def fit(self, works: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
         """Build the memory bank; return the leave-one-out anomaly maps of ``works``."""
         self.backbone_name = self.backbone.name
+        self.info_ = {}  # a refit describes its own bank only (no stale fine_bank)
+        self._bank_pre = self._fine_pre = self._offset32 = None
         first = works[0]
         size = self.input_shape(first.shape[:2])
         probe = self.backbone.feature_maps(
@@ -459,18 +499,19 @@ class PatchCoreDetector:
         self.weight_ = chosen
         self.bank_ = bank.astype(np.float16)
         self._bank32 = None
+        self._bank_pre = None
         self.grid_ = feats[0].shape[:2]
         self.info_.update(bank=len(self.bank_), patches=sum(f.shape[0] * f.shape[1] for f in feats),
                           position_aware=chosen > 0, dim=int(self.bank_.shape[1]))
         maps = [grid_to_map(g, w.shape[:2], self.sigma) for g, w in zip(grids, works, strict=True)]
-        self.fine_bank_, self._fine32 = None, None
+        self.fine_bank_, self._fine32, self._fine_pre = None, None, None
         # textures only: on an aligned product the position-aware bank already compares like
         # with like, and a position-free stride-4 bank adds the edges' placement jitter (on the
         # tuning categories it cost the clock box recall and a small blob on the coins)
         if fines and chosen == 0:
             fine_bank, fine_grids = self._build_fine(fines, seed)
             self.fine_bank_ = fine_bank.astype(np.float16)
-            self.info_["fine_bank"] = len(fine_bank)
+            self.info_.update(fine_bank=len(fine_bank), fine_bank_cap=FINE_BANK_ROWS)
             maps = [m + np.float32(self.fine) * grid_to_map(g, m.shape, self.sigma)
                     for m, g in zip(maps, fine_grids, strict=True)]
         return self._place_offsets(maps)
@@ -481,7 +522,8 @@ class PatchCoreDetector:
         rows = [f.reshape(-1, f.shape[-1]) for f in fines]
         flat = np.concatenate(rows)
         owner = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
-        picked = greedy_coreset(flat, max(1, int(round(self.fine_ratio * len(flat)))), seed + 1)
+        # at most FINE_BANK_ROWS rows: 20 images of 640² would otherwise give a 25,600-row bank
+        picked = greedy_coreset(flat, max(1, min(int(round(self.fine_ratio * len(flat))), FINE_BANK_ROWS)), seed + 1)
         bank, bank_owner = flat[picked], owner[picked]
         grids = []
         for i, (r, f) in enumerate(zip(rows, fines, strict=True)):
@@ -493,7 +535,7 @@ class PatchCoreDetector:
         """Learn how much each pixel of a good image scores above the image-wide average (the
         borders, where the network sees less context, score higher) and subtract it; the
         training maps are corrected leave-one-out too, with an offset made without them."""
-        self.offset_ = None
+        self.offset_, self._offset32 = None, None
         if len(maps) < 3 or len({m.shape for m in maps}) != 1:
             return maps
         stack = np.stack(maps)
@@ -579,21 +621,37 @@ class PatchCoreDetector:
         """Smoothed pixel anomaly maps of working images."""
         if self._bank32 is None:
             self._bank32 = self.bank_.astype(np.float32)
+        if self._bank_pre is None:
+            self._bank_pre = prepare_bank(self._bank32)
         use_fine = self.fine > 0 and self.fine_bank_ is not None
         if use_fine and self._fine32 is None:
             self._fine32 = np.asarray(self.fine_bank_, np.float32)
+        if use_fine and self._fine_pre is None:
+            self._fine_pre = prepare_bank(np.asarray(self._fine32))
+        if self.offset_ is not None and self._offset32 is None:
+            self._offset32 = self.offset_.astype(np.float32)
         feats_all, fines = self.embed_levels(works, fine=use_fine)
         maps = []
         for i, (feats, work) in enumerate(zip(feats_all, works, strict=True)):
             weight = self.weight_ if feats.shape[:2] == tuple(self.grid_) else 0.0
-            bank = self._bank32 if weight == self.weight_ else self._bank32[:, : feats.shape[-1]]
-            grid = self._relative(nearest_distance(self._with_position(feats, weight), bank, k=self.knn).reshape(feats.shape[:2]))
-            score = grid_to_map(grid, work.shape[:2], self.sigma)
-            if use_fine:
+            # another grid than training's: position-free, against the bank's feature columns
+            prepared = self._bank_pre if weight == self.weight_ else prepare_bank(self._bank32[:, : feats.shape[-1]])
+            rows = self._with_position(feats, weight)
+            grid = self._relative(nearest(rows, None, chunk=256, k=self.knn, prepared=prepared,
+                                          want_index=False)[0].reshape(feats.shape[:2]))
+            h, w = work.shape[:2]
+            score = cv2.resize(grid.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+            if use_fine and i < len(fines):
                 fine = fines[i]
-                fine_grid = self._relative(nearest_distance(fine.reshape(-1, fine.shape[-1]), self._fine32, chunk=128, k=self.knn))
-                score = score + np.float32(self.fine) * grid_to_map(fine_grid.reshape(fine.shape[:2]), score.shape, self.sigma)
-            if self.offset_ is not None and self.offset_.shape == score.shape:
-                score = score - self.offset_.astype(np.float32)
+                fine_grid = self._relative(nearest(fine.reshape(-1, fine.shape[-1]), None, chunk=128, k=self.knn,
+                                                   prepared=self._fine_pre, want_index=False)[0])
+                fine_up = cv2.resize(fine_grid.reshape(fine.shape[:2]).astype(np.float32), (w, h),
+                                     interpolation=cv2.INTER_LINEAR)
+                # the blur is linear: one blur of the weighted sum, not one per level
+                score = cv2.scaleAdd(fine_up, float(self.fine), score)
+            if self.sigma > 0:
+                score = cv2.GaussianBlur(score, (0, 0), self.sigma)
+            if self._offset32 is not None and self._offset32.shape == score.shape:
+                score = score - self._offset32
             maps.append(score)
         return maps

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from percept.inspection import engine
+from percept.inspection import engine, patchcore
 from percept.inspection.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from percept.inspection.imaging import find_boxes
 from percept.inspection.patchcore import PatchCoreDetector, greedy_coreset, nearest_distance
@@ -332,3 +332,69 @@ def test_the_fine_level_is_a_stride_4_bank_that_sharpens_small_defects() -> None
                 margins[key].append(found.score - engine.predict(model, good).score)
     assert all(a >= b - 0.02 for a, b in zip(margins["on"], margins["off"], strict=True)), margins
     assert sum(margins["on"]) > 1.2 * sum(margins["off"]), margins
+
+
+def test_the_fine_level_needs_a_block_finer_than_the_stride_8_grid() -> None:
+    """Without a block finer than the stride-8 grid (blocks 4 and 10) there is no fine bank
+    (it would duplicate the main one); a stride-2 block (0) gives a stride-4 fine grid, not
+    a stride-2 one (four times the cells and the bank rows)."""
+    rng = np.random.default_rng(14)
+    goods = synthetic.good_images("gravel", 6, rng, size=128)
+    spec = ALGORITHMS["patchcore"]
+    coarse = engine.train("patchcore", spec.resolve([(411, "[4, 10]"), (429, "0.5")]), goods)
+    assert coarse.info["position_aware"] is False
+    assert coarse.detector.fine_bank_ is None and "fine_bank" not in coarse.info
+    detector = PatchCoreDetector(spec.resolve([(411, "[0, 4, 10]"), (429, "0.5")]))
+    detector.attach(engine.default_backbone())
+    feats, fines = detector.embed_levels([goods[0].astype(np.float32) / 255.0])
+    assert feats[0].shape[:2] == (32, 32)  # 128 px working image -> 256 px network input
+    assert fines[0].shape[:2] == (64, 64)  # stride 4 (block 0's own grid is stride 2: 128²)
+
+
+def test_the_fine_bank_has_a_row_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many cells the training images have (20 images of 640² give 25,600 fine-bank
+    rows at the default ratio), the fine bank keeps at most ``FINE_BANK_ROWS``, and says so."""
+    monkeypatch.setattr(patchcore, "FINE_BANK_ROWS", 300)
+    goods = synthetic.good_images("gravel", 6, np.random.default_rng(15), size=128)
+    model = engine.train("patchcore", ALGORITHMS["patchcore"].resolve([(429, "0.5"), (430, "0.05")]), goods)
+    # uncapped: 6 images × 64² cells × 0.05 = 1229 rows
+    assert model.detector.fine_bank_ is not None and model.detector.fine_bank_.shape == (300, 24)
+    assert model.info["fine_bank"] == 300 and model.info["fine_bank_cap"] == 300
+
+
+def test_predict_many_equals_predict_one_by_one_with_the_fine_level() -> None:
+    """A batch of images of two sizes (two forward passes, each with its fine grid) scores
+    every image as predicting it alone does."""
+    rng = np.random.default_rng(16)
+    goods = synthetic.good_images("gravel", 8, rng, size=128)
+    model = engine.train("patchcore", ALGORITHMS["patchcore"].resolve([(429, "0.5")]), goods[:7])
+    assert model.detector.fine_bank_ is not None
+    bad = goods[7].copy()
+    bad[40:60, 40:60] = 255 - bad[40:60, 40:60]
+    other = synthetic.good_images("gravel", 1, rng, size=96)[0]
+    batch = [bad, other, goods[7]]
+    together = engine.predict_many(model, batch)
+    for image, joint in zip(batch, together, strict=True):
+        alone = engine.predict(model, image)
+        assert abs(joint.score - alone.score) < 1e-5
+        assert joint.good == alone.good and joint.boxes == alone.boxes
+        np.testing.assert_allclose(joint.norm_map, alone.norm_map, atol=1e-5)
+    assert together[1].norm_map.shape == (96, 96) and together[0].score > together[2].score
+
+
+def test_aligned_products_do_not_use_the_fine_level() -> None:
+    """With the default ``fine_weight`` > 0 an aligned product keeps no fine bank (the
+    position-aware bank compares like with like), and a detector refit from a texture to an
+    aligned product does not keep the texture's ``fine_bank`` in its description."""
+    spec = ALGORITHMS["patchcore"]
+    assert float(spec.resolve(None)["fine_weight"]) > 0
+    parts = _parts(8, np.random.default_rng(17))
+    model = engine.train("patchcore", spec.resolve(None), parts)
+    assert model.info["position_aware"] is True
+    assert model.detector.fine_bank_ is None and "fine_bank" not in model.info
+    detector = PatchCoreDetector(spec.resolve(None))
+    detector.attach(engine.default_backbone())
+    detector.fit([g.astype(np.float32) / 255.0 for g in synthetic.good_images("gravel", 6, np.random.default_rng(18), size=96)])
+    assert "fine_bank" in detector.info_
+    detector.fit([p.astype(np.float32) / 255.0 for p in parts])
+    assert detector.weight_ > 0 and detector.fine_bank_ is None and "fine_bank" not in detector.info_
