@@ -260,7 +260,19 @@ class ForcedAligner:
         for cand in candidates:
             cand["llr"] = round(cand["llr_free"] + cand.get("llr_context", cand["llr_free"]), 3)
         return {"base": base["words"], "candidates": candidates, "prompted": prompted.strip(),
-                "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s)}
+                "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s),
+                "speech_s": speech_seconds(prepared["audio"])}
+
+
+def speech_seconds(audio: Any) -> float:
+    """Seconds of speech in 16 kHz float samples by faster-whisper's bundled Silero voice
+    activity detector: 0 for silence, noise, beeps or a tone (the page scored against such a
+    recording is no evidence that it was read, see :func:`percept.reading.report.assess_reading`)."""
+    import numpy as np
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    spans = get_speech_timestamps(np.asarray(audio, dtype=np.float32), VadOptions())
+    return round(sum(s["end"] - s["start"] for s in spans) / 16000, 3)
 
 
 def centred(features: Any) -> Any:

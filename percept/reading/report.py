@@ -463,6 +463,13 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
                                              prior_weight, false_start_echo)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
+    # Segments where the recogniser heard no word and the voice activity detector no speech
+    # (noise, beeps, a tone): scoring the page against sound that holds no speech is no
+    # evidence that it was read. (tiny.en also hears nothing in some fast real readings; there
+    # the detector finds speech and the forced scoring decides.)
+    heard = {w.segment for w in spoken}
+    no_speech = {s for s, answer in enumerate(assessed)
+                 if answer and s not in heard and float(answer.get("speech_s", 1.0)) <= 0.0}
     # Transcript positions per reference word (free alignment), for times and the errors.
     said_at: dict[int, int] = {}
     for kind, i, j in state.ops:
@@ -520,6 +527,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
             entry["status"] = "omission"  # no evidence either way: the transcript's verdict
         elif seg not in scored_segments and free is not None and distance(free.token.norm, token.norm) > 0:
             entry["status"], entry["spoken"] = "substitution", free.token.text
+        if entry["status"] == "correct" and seg in no_speech:
+            entry["status"] = "omission"
         if "confidence" not in entry:
             entry["confidence"] = entry["forced_probability"] if timed else entry["probability"]
         entry["uncertain"] = bool(entry["confidence"] is not None and entry["confidence"] < 0.7)

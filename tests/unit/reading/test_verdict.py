@@ -229,6 +229,36 @@ def test_without_evidence_the_transcript_decides() -> None:
     assert result["report"]["summary"]["forced_scoring"] is False
 
 
+@needs_espeak
+def test_a_recording_without_speech_is_not_a_reading() -> None:
+    """Beeps or noise: the recogniser hears no word, the voice activity detector no speech,
+    and the forced scoring of the page against it finds no replaced word; every word is
+    skipped. Where the detector hears speech that the recogniser missed (fast real reading),
+    the forced scoring decides."""
+    from percept.reading.forced import speech_seconds
+    from tests.synthetic.reading import Espeak
+
+    rate = 16000
+    t = np.arange(int(2.5 * rate)) / rate
+    beeps = np.where((t % 1.0) < 0.1, 0.3 * np.sin(2 * np.pi * 1000 * t), 0.0).astype(np.float32)
+    noise = (0.003 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)
+    assert speech_seconds(beeps) == 0 and speech_seconds(noise) == 0
+    engine = Espeak.get()
+    samples, _ = engine.synthesize("the little dog ran to the park", "en-us", 150)
+    from scipy.signal import resample_poly
+
+    speech = (resample_poly(samples.astype(np.float64), rate, engine.sample_rate) / 32768).astype(np.float32)
+    assert speech_seconds(speech) > 1.0
+
+    heard_nothing = {"start": 0.0, "end": 2.5, "text": "", "words": [], "file": "f0"}
+    silent = {**answer(4, []), "speech_s": 0.0}
+    result = assess_reading([heard_nothing], "the dog ran home", [silent], threshold=0.0)
+    assert [w["status"] for w in result["report"]["words"]] == ["omission"] * 4
+    spoken = {**answer(4, []), "speech_s": 1.6}  # speech the recogniser missed: the evidence decides
+    result = assess_reading([heard_nothing], "the dog ran home", [spoken], threshold=0.0)
+    assert [w["status"] for w in result["report"]["words"]] == ["correct"] * 4
+
+
 def test_quiet_stretches_inside_speech() -> None:
     rate = 16000
     rng = np.random.default_rng(0)
