@@ -259,9 +259,11 @@ class ForcedAligner:
                 cand["llr_context"] = round(scored["logprob"] - primed[0]["logprob"], 3)
         for cand in candidates:
             cand["llr"] = round(cand["llr_free"] + cand.get("llr_context", cand["llr_free"]), 3)
-        return {"base": base["words"], "candidates": candidates, "prompted": prompted.strip(),
-                "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s),
-                "speech_s": speech_seconds(prepared["audio"])}
+        answer = {"base": base["words"], "candidates": candidates, "prompted": prompted.strip(),
+                  "pauses": silent_stretches(prepared["audio"], 16000, long_pause_s)}
+        if not transcript:  # only a segment where no word was heard needs the speech check
+            answer["speech_s"] = speech_seconds(prepared["audio"])
+        return answer
 
 
 def speech_seconds(audio: Any) -> float:
