@@ -339,6 +339,10 @@ def main() -> None:  # noqa: C901 - one linear script
     parser.add_argument("--pool-passages", type=int, default=None,
                         help="readings per pooled suite (default: --passages): a larger fresh held-out part "
                              "(--passages 240) still pools the other suites' usual 120-reading tuning parts")
+    parser.add_argument("--also-heldout", default="",
+                        help="SEED:CACHE[:PASSAGES],... other suites' held-out parts, reported apart at the same "
+                             "operating point (one sweep for several held-out parts; their tuning parts are never "
+                             "loaded)")
     parser.add_argument("--ocr-pages", type=int, default=10,
                         help="held-out passages rendered as pages and read by Tesseract (0: skip)")
     opts = parser.parse_args()
@@ -358,15 +362,23 @@ def main() -> None:  # noqa: C901 - one linear script
     own = tuple(parts) if pool else ("tune", *parts)
     pool_count = opts.pool_passages or opts.passages
     suites = [(opts.seed, cache, own, opts.passages)] + [(seed, folder, ("tune",), pool_count) for seed, folder in pool]
+    extra_parts: list[str] = []
+    for item in filter(None, (p.strip() for p in opts.also_heldout.split(","))):
+        seed_text, folder_text, *count_text = item.split(":")
+        suites.append((int(seed_text), Path(folder_text), ("heldout",), int(count_text[0]) if count_text else 120))
+        extra_parts.append(f"heldout-seed{int(seed_text)}")
     loaded: list[tuple[SuiteReading, Path]] = []
-    for seed, folder, wanted, count in suites:
+    for k, (seed, folder, wanted, count) in enumerate(suites):
         folder.mkdir(parents=True, exist_ok=True)
         mine = [render(r, str(folder)) for r in plan_suite(count, seed) if r.part in wanted]
+        if k > len(pool):  # an --also-heldout suite: its held-out part, reported apart
+            for r in mine:
+                r.part = f"heldout-seed{seed}"
         loaded += [(r, folder) for r in mine]
         print(f"suite seed {seed} ({folder}): {len(mine)} readings, parts {'/'.join(sorted(set(wanted)))}, "
               f"tuning {sum(r.part == 'tune' for r in mine)} ({sum(r.clean for r in mine if r.part == 'tune')} "
-              f"read perfectly), held-out {sum(r.part == 'heldout' for r in mine)} "
-              f"({sum(r.clean for r in mine if r.part == 'heldout')} read perfectly)")
+              f"read perfectly), held-out {sum(r.part.startswith('heldout') for r in mine)} "
+              f"({sum(r.clean for r in mine if r.part.startswith('heldout'))} read perfectly)")
     readings = [r for r, _ in loaded]
     print(f"suite: {len(readings)} readings ({sum(r.clean for r in readings)} read perfectly), "
           f"synthesized in {time.perf_counter() - t0:.1f} s")
@@ -385,7 +397,8 @@ def main() -> None:  # noqa: C901 - one linear script
     def evaluate(part: str, threshold: float, added: float, shift: float = 0.0,
                  detail: bool = False, false_start: float | None = None, omission: float | None = None,
                  repeat: float | None = None, onset: float | None = None,
-                 echo: float | None = None) -> tuple[Tally, Tally, dict[str, Any]]:
+                 echo: float | None = None,
+                 onset_omission: float | None = None) -> tuple[Tally, Tally, dict[str, Any]]:
         ours, base = Tally(), Tally()
         groups: dict[str, dict[str, Tally]] = {"voice": defaultdict(Tally), "voice_base": defaultdict(Tally),
                                                 "condition": defaultdict(Tally), "condition_base": defaultdict(Tally)}
@@ -401,7 +414,7 @@ def main() -> None:  # noqa: C901 - one linear script
                                  prepared[id(reading)], time_shift=shift, added_threshold=added, weights=weights,
                                  false_start_logprob=false_start, omission_threshold=omission,
                                  repeat_threshold=repeat, prior_weight=knobs["prior"], onset_added_threshold=onset,
-                                 false_start_echo=echo)
+                                 false_start_echo=echo, onset_omission_threshold=onset_omission)
             n_ref = len(tokenize(reading.reference))
             flags = report_flags(out["report"], n_ref, config.long_pause_s)
             baseline = diff_flags(segs, reading.reference)
@@ -473,9 +486,11 @@ def main() -> None:  # noqa: C901 - one linear script
             f"{a:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if t == chosen))
         # Each kind's own operating point (skipped words; the repetition every word is tested
         # for), then the two shared ones again with those fixed: one round of coordinate ascent.
-        point = {"threshold": chosen, "added": added, "omission": chosen, "repeat": added, "onset": added}
+        # (the onset omission point follows the omission point until its own turn)
+        point: dict[str, Any] = {"threshold": chosen, "added": added, "omission": chosen, "repeat": added,
+                                 "onset": added, "onset_omission": None}
         f1 = 0.0
-        for name in ("omission", "repeat", "onset", "threshold", "added"):
+        for name in ("omission", "repeat", "onset", "onset_omission", "threshold", "added"):
             tried = []
             # The aligner skips silence-scoring repetition hypotheses below PRIOR_FLOOR: a repeat
             # point near or under it would compare prior-corrected and raw evidence.
@@ -483,11 +498,12 @@ def main() -> None:  # noqa: C901 - one linear script
             for value in [v for v in grid if v >= floor]:
                 at = {**point, name: value}
                 ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"],
-                                      repeat=at["repeat"], onset=at["onset"])
+                                      repeat=at["repeat"], onset=at["onset"], onset_omission=at["onset_omission"])
                 tried.append((value, ours.f1(), ours.clean_share()))
             point[name], f1 = pick_point(tried, opts.clean_cap)
-            if name == "onset":
-                # Few tuning cases decide the onset point (an added word before a segment's first):
+            if name in ("onset", "onset_omission"):
+                # Few tuning cases decide the onset points (an added word before a segment's first, its
+                # first word skipped):
                 # the middle of the best plateau (best F1, fewest clean alarms), not its top, keeps
                 # a margin on both sides.
                 ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
@@ -510,18 +526,20 @@ def main() -> None:  # noqa: C901 - one linear script
     knobs["prior"], point, _, lines = best_prior
     print("\n".join(lines))
     chosen, added, omission, repeat = point["threshold"], point["added"], point["omission"], point["repeat"]
-    onset = point["onset"]
+    onset, onset_omission = point["onset"], point["onset_omission"]
     print(f"  chosen: prior_weight {knobs['prior']:.2f}, miscue_threshold {chosen:+.1f}, added_word_threshold "
           f"{added:+.1f}, omission_threshold {omission:+.1f}, repeat_threshold {repeat:+.1f}, onset_added_threshold "
-          f"{onset:+.1f} (settings defaults {config.prior_weight:.2f}, {config.miscue_threshold:+.1f}, "
-          f"{config.added_word_threshold:+.1f}, {config.omission_threshold}, {config.repeat_threshold}, "
-          f"{config.onset_added_threshold})")
+          f"{onset:+.1f}, onset_omission_threshold {onset_omission:+.1f} (settings defaults "
+          f"{config.prior_weight:.2f}, {config.miscue_threshold:+.1f}, {config.added_word_threshold:+.1f}, "
+          f"{config.omission_threshold}, {config.repeat_threshold}, {config.onset_added_threshold}, "
+          f"{config.onset_omission_threshold})")
 
     # A repetition whose first copy the audio holds poorly was a false start: the level is
     # chosen on the tuning part (best repetition + self-correction F1; these kinds only).
     kinds_f1 = []
     for level in FALSE_START_GRID:
-        ours, _, _ = evaluate("tune", chosen, added, false_start=level, omission=omission, repeat=repeat, onset=onset)
+        ours, _, _ = evaluate("tune", chosen, added, false_start=level, omission=omission, repeat=repeat, onset=onset,
+                              onset_omission=onset_omission)
         kinds_f1.append((prf(*ours.kind["repetition"])[2] + prf(*ours.kind["self_correction"])[2], level))
     false_start = max(kinds_f1, key=lambda x: (round(x[0], 4), x[1] is None, -(x[1] or 0)))[1]
     print("  false_start_logprob (repetition F1 + self-correction F1): " + ", ".join(
@@ -533,7 +551,7 @@ def main() -> None:  # noqa: C901 - one linear script
     echo_f1 = []
     for level in ECHO_GRID:
         ours, _, _ = evaluate("tune", chosen, added, false_start=false_start, omission=omission, repeat=repeat,
-                              onset=onset, echo=level)
+                              onset=onset, echo=level, onset_omission=onset_omission)
         echo_f1.append((prf(*ours.kind["insertion"])[2] + prf(*ours.kind["self_correction"])[2], level))
     # Few tuning cases decide it: the level whose neighbourhood (it and the grid's levels on either
     # side) scores best on average, not a lone peak next to a drop; off unless that beats off.
@@ -546,16 +564,18 @@ def main() -> None:  # noqa: C901 - one linear script
 
     # The time shift of Whisper's forced word times, measured on the tuning part.
     _, _, tuned = evaluate("tune", chosen, added, detail=True, false_start=false_start, omission=omission,
-                           repeat=repeat, onset=onset, echo=echo)
+                           repeat=repeat, onset=onset, echo=echo, onset_omission=onset_omission)
     lags = list(tuned["signed"])
     shift = -round(statistics.median(lags), 2) if lags else 0.0
     print(f"  word times lag the speech by a median {-shift * 1000:.0f} ms on the tuning part: "
           f"word_time_shift_s {shift:+.2f} (settings default {config.word_time_shift_s:+.2f})")
 
-    for part in [p for p in ("tune", "heldout") if p in parts]:
+    for part in [p for p in ("tune", "heldout") if p in parts] + extra_parts:
         ours, base, extra = evaluate(part, chosen, added, shift, detail=True, false_start=false_start,
-                                     omission=omission, repeat=repeat, onset=onset, echo=echo)
-        label = "TUNING part (the threshold was chosen here)" if part == "tune" else "HELD-OUT part"
+                                     omission=omission, repeat=repeat, onset=onset, echo=echo,
+                                     onset_omission=onset_omission)
+        label = "TUNING part (the threshold was chosen here)" if part == "tune" else (
+            "HELD-OUT part" if part == "heldout" else f"HELD-OUT part of {part[len('heldout-'):]}")
         n = sum(1 for r, _ in results if r.part == part)
         print(f"\n######## {label}: {n} readings ########")
         table("Miscue detection, per reference word, any kind", [("all readings", ours, base)])

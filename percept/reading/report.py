@@ -32,7 +32,7 @@ WORD_TIMES = "word_alignment"  # alignment over the speech model's word timestam
 INTERPOLATED = "text_alignment_interpolated_times"  # the model gave no word times
 RULE = "+rule"
 LOW_CONFIDENCE = 0.5
-SELF_CORRECTION_DISTANCE = 0.67  # a false start sounds at most this far from the word (chosen on the tuning half)
+SELF_CORRECTION_DISTANCE = 0.6  # a false start sounds at most this far from the word (pooled tuning parts)
 BUFFER_S = 0.05  # the silence split widens each segment by this much on both sides
 
 
@@ -373,6 +373,8 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                      for k in ("start", "end") if cand.get(k) is not None}
             kind = evidence_kind(cand)
             limit = limits["onset"] if "onset" in limits and at_onset(cand) else limits[kind]
+            if kind == "delete" and int(cand["ref"]) == 0 and "onset_delete" in limits:
+                limit = limits["onset_delete"]
             item = {**cand, **timed, "ref": j, "segment": s, "limit": limit}
             if llr <= limit:
                 reject(j, llr, limit)
@@ -433,7 +435,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    false_start_logprob: float | None = None, omission_threshold: float | None = None,
                    repeat_threshold: float | None = None, prior_weight: float = 0.0,
                    onset_added_threshold: float | None = None,
-                   false_start_echo: float | None = None) -> dict[str, Any]:
+                   false_start_echo: float | None = None,
+                   onset_omission_threshold: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -445,7 +448,10 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     ``added_threshold``) to the repetition every word is tested for; ``false_start_logprob`` tells a
     false start that sounds like the word from a repetition (see :func:`_repetitions`);
     ``onset_added_threshold`` (default: ``added_threshold``) to an added word a transcript heard
-    before a segment's first word (see :func:`at_onset`). ``false_start_echo``: an added word
+    before a segment's first word (see :func:`at_onset`); ``onset_omission_threshold`` (default:
+    ``omission_threshold``) to a segment's first word skipped: at the onset of speech cut on
+    silence the recogniser misses short first words ("The", "We") that were said, as it hears
+    ones that were not. ``false_start_echo``: an added word
     whose audio is closer to the next word's than to the previous word's by at least minus this
     is a false start of the next word (see :func:`_repetitions`). ``prior_weight`` takes the language model's share out of the
     evidence (see :func:`_accepted`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
@@ -460,6 +466,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     limits = {"replace": threshold, "delete": threshold if omission_threshold is None else omission_threshold,
               "insert": added, "repeat": added if repeat_threshold is None else repeat_threshold,
               "onset": added if onset_added_threshold is None else onset_added_threshold}
+    limits["onset_delete"] = limits["delete"] if onset_omission_threshold is None else onset_omission_threshold
     change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
                                              prior_weight, false_start_echo)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
@@ -539,7 +546,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                         "segment": extra["segment"], "probability": None, "method": ACOUSTIC,
                         "evidence": extra["llr"], "confidence": confidence(extra["llr"], extra["limit"]),
                         "_logprobs": extra.get("logprobs"), "_echo": extra.get("echo")})
-    _repetitions(entries, false_start_logprob, false_start_echo)
+    _repetitions(entries, false_start_logprob, false_start_echo, heard_twice(spoken, said_at))
     pauses = _pauses(segments, assessed, entries, long_pause_s)
     errors = _errors(entries, segments, spoken, said_at, reference)
     summary = summarise(entries, spoken, long_pause_s)
@@ -551,12 +558,27 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     summary["omission_threshold"] = limits["delete"]
     summary["repeat_threshold"] = limits["repeat"]
     summary["onset_added_threshold"] = limits["onset"]
+    summary["onset_omission_threshold"] = limits["onset_delete"]
     summary["prior_weight"] = prior_weight
     return {"errors": errors, "report": {"words": entries, "summary": summary}}
 
 
+def heard_twice(spoken: list[SpokenWord], said_at: dict[int, int]) -> set[int]:
+    """Reference words the free transcript wrote twice in a row, the same spelling both times
+    (*round round* for "brown", *snore snore* for "snow"): however the recogniser spelt the
+    word, it heard one sound said twice. A false start sounds like the word but not the same,
+    and the recogniser rarely spells the two alike; a word said twice it does."""
+    twice: set[int] = set()
+    for j, i in said_at.items():
+        here = spoken[i]
+        for k in (i - 1, i + 1):
+            if 0 <= k < len(spoken) and spoken[k].segment == here.segment and spoken[k].token.norm == here.token.norm:
+                twice.add(j)
+    return twice
+
+
 def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | None = None,
-                 false_start_echo: float | None = None) -> None:
+                 false_start_echo: float | None = None, twice: set[int] | None = None) -> None:
     """An inserted word that repeats the word before or after it is a repetition of that
     word; one that sounds like a false start of the next word, a self-correction of it.
 
@@ -570,8 +592,12 @@ def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | Non
     at least ``-false_start_echo`` (the aligner's ``echo``: log-mel distances to the words
     around it, see :func:`percept.reading.forced.span_distance`). The recogniser often spells a
     false start as an unrelated word (*odd* for *bug* before *bag*); an added word that is not
-    a false start has no reason to sound more like the word after it than the one before."""
+    a false start has no reason to sound more like the word after it than the one before.
 
+    ``twice`` (see :func:`heard_twice`): reference words the free transcript wrote twice in a
+    row; an added word next to one is a repetition of it, never a false start."""
+
+    twice = twice or set()
     k = 0
     while k < len(entries):
         entry = entries[k]
@@ -589,8 +615,13 @@ def _repetitions(entries: list[dict[str, Any]], false_start_logprob: float | Non
         elif prev is not None and prev["status"] == "correct" and said == prev["word"]:
             target, status, first_copy = prev, "repetition", logprobs[0]
         if status == "repetition" and false_start_logprob is not None and first_copy is not None \
-                and float(first_copy) < false_start_logprob:
+                and float(first_copy) < false_start_logprob and (target or {}).get("index") not in twice:
             status = "self_correction"
+        if status is None and nxt is not None and nxt["status"] == "correct" and nxt["index"] in twice:
+            # the recogniser wrote the word twice: a repetition, whatever the added word's spelling
+            target, status = nxt, "repetition"
+        elif status is None and prev is not None and prev["status"] == "correct" and prev["index"] in twice:
+            target, status = prev, "repetition"
         if status is None and nxt is not None and nxt["status"] == "correct" and false_start_of(
                 said, nxt["word"], entry.get("_echo"), false_start_echo):
             target, status = nxt, "self_correction"

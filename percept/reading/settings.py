@@ -42,6 +42,11 @@ class ReadingSettings(ServiceSettings):
         description="the same for an added word a transcript heard before a segment's first word (Whisper "
                     "hears short words at the onset of speech that were never said; null: added_word_threshold); "
                     "chosen with miscue_threshold")
+    onset_omission_threshold: float | None = Field(
+        10.0, ge=-50, le=50,
+        description="the same for a segment's first word skipped (at the onset of speech cut on silence Whisper "
+                    "misses short first words that were said; null: omission_threshold); chosen with "
+                    "miscue_threshold")
     prior_weight: float = Field(
         0.5, ge=0, le=2,
         description="share of Whisper's language-model opinion (each candidate's likelihood ratio against "

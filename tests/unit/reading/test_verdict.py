@@ -166,6 +166,27 @@ def test_an_added_word_at_the_onset_of_speech_answers_to_its_own_operating_point
 
 
 @needs_espeak
+def test_a_first_word_skipped_at_the_onset_of_speech_answers_to_its_own_operating_point() -> None:
+    # The recogniser missed "The" at the onset of speech and "ran" in the middle, both with 3
+    # nats of evidence that they were skipped: the onset omission point decides the first, the
+    # omission point the other.
+    reading = [segment("dog home".split())]
+    reference = "The dog ran home"
+    assessed = [answer(4, [{"kind": "delete", "ref": 0, "word": "", "norm": "", "llr": 3.0},
+                           {"kind": "delete", "ref": 2, "word": "", "norm": "", "llr": 3.0}])]
+
+    def skipped(**limits: Any) -> list[int]:
+        result = assess_reading(reading, reference, assessed, 9.0, omission_threshold=1.0, **limits)
+        return [w["index"] for w in result["report"]["words"] if w["status"] == "omission"]
+
+    assert skipped() == [0, 2]  # no onset point: the omission point
+    assert skipped(onset_omission_threshold=5.0) == [2]
+    assert skipped(onset_omission_threshold=2.0) == [0, 2]
+    result = assess_reading(reading, reference, assessed, 9.0, omission_threshold=1.0, onset_omission_threshold=5.0)
+    assert result["report"]["summary"]["onset_omission_threshold"] == 5.0
+
+
+@needs_espeak
 def test_one_extra_word_around_a_word_is_one_miscue() -> None:
     # Around "snow" the transcripts heard a false start ("snore snow") and a second copy
     # ("snow snow"): one extra word, the better supported reading stays.
@@ -372,7 +393,9 @@ def test_evidence_model_combines_likelihood_ratio_and_pronunciation() -> None:
 
 @needs_espeak
 def test_a_repetition_whose_first_copy_the_audio_does_not_hold_is_a_false_start() -> None:
-    reading = [segment("my cat cat likes the house".split())]
+    # The recogniser wrote the word once (what it does with a false start that sounds like the
+    # word, and with most repetitions); the aligner's added copy is scored against the audio.
+    reading = [segment("my cat likes the house".split())]
     reference = "My cat likes the house"
     repeated = {"kind": "insert", "ref": 1, "word": "cat", "norm": "cat", "llr": 4.0, "start": 0.5, "end": 0.8}
     for first_copy, expect in ((-0.4, "repetition"), (-7.5, "self_correction")):
@@ -385,6 +408,30 @@ def test_a_repetition_whose_first_copy_the_audio_does_not_hold_is_a_false_start(
     cand = {**repeated, "logprobs": [-0.2, -7.5, -0.3]}
     words = assess_reading(reading, reference, [answer(5, [cand])], threshold=1.0)["report"]["words"]
     assert words[1]["status"] == "repetition"
+
+
+@needs_espeak
+def test_a_word_the_recogniser_wrote_twice_is_a_repetition() -> None:
+    # "snow snow" heard as "snore snore", "brown brown" as "round round": the recogniser spelt
+    # the word wrongly but the same both times, so one sound was said twice. The added word
+    # next to it is a repetition of that word, not a false start of it (whatever its spelling
+    # or its first copy's forced score); spelt once, it stays a false start.
+    reference = "In the snow"
+    added = {"kind": "insert", "ref": 2, "word": "snore", "norm": "snore", "llr": 9.0, "start": 1.0, "end": 1.3,
+             "logprobs": [-0.2, -0.5, -0.3]}
+
+    def status(heard: str, cand: dict[str, Any]) -> list[tuple[int | None, str, str]]:
+        result = assess_reading([segment(heard.split())], reference, [answer(3, [cand])], threshold=1.0,
+                                added_threshold=1.0, false_start_logprob=-3.0)
+        return [(w["index"], w["status"], w["spoken"]) for w in result["report"]["words"] if w["status"] != "correct"]
+
+    assert status("in the snore snore", added) == [(2, "repetition", "snore snow")]
+    assert status("in the snore snow", added) == [(2, "self_correction", "snore snow")]
+    # A copy of the word whose first copy the audio holds poorly: a false start, unless the
+    # recogniser wrote the word twice.
+    copy = {**added, "word": "snow", "norm": "snow", "logprobs": [-7.5, -0.2, None]}  # the copy after "snow"
+    assert status("in the round round", {**copy, "ref": 3}) == [(2, "repetition", "snow snow")]
+    assert status("in the snow", {**copy, "ref": 3})[0][1] == "self_correction"
 
 
 def test_the_second_decode_stops_near_the_pages_length() -> None:
