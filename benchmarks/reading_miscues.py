@@ -343,6 +343,10 @@ def main() -> None:  # noqa: C901 - one linear script
                         help="SEED:CACHE[:PASSAGES],... other suites' held-out parts, reported apart at the same "
                              "operating point (one sweep for several held-out parts; their tuning parts are never "
                              "loaded)")
+    parser.add_argument("--point-file", default="",
+                        help="JSON file of the operating point: written after choosing it on the tuning part, "
+                             "read instead of choosing it when it exists (the same tuning parts: one sweep for "
+                             "a tuning run and a held-out run)")
     parser.add_argument("--ocr-pages", type=int, default=10,
                         help="held-out passages rendered as pages and read by Tesseract (0: skip)")
     opts = parser.parse_args()
@@ -514,61 +518,76 @@ def main() -> None:  # noqa: C901 - one linear script
                          + f"; chosen {point[name]:+.1f}")
         return point, f1, lines
 
-    knobs: dict[str, float] = {"prior": 0.0}
-    print("\n== Operating point on the tuning part: F1 / clean passages flagged ==")
-    best_prior: tuple[float, dict[str, float], float, list[str]] | None = None
-    for prior in [float(w) for w in opts.prior_weights.split(",")]:
-        point, f1, lines = select(prior)
-        print(f"  prior_weight {prior:.2f}: F1 {f1:.3f} at " + ", ".join(f"{k} {v:+.1f}" for k, v in point.items()))
-        if best_prior is None or round(f1, 4) > round(best_prior[2], 4):
-            best_prior = (prior, point, f1, lines)
-    assert best_prior is not None
-    knobs["prior"], point, _, lines = best_prior
-    print("\n".join(lines))
-    chosen, added, omission, repeat = point["threshold"], point["added"], point["omission"], point["repeat"]
-    onset, onset_omission = point["onset"], point["onset_omission"]
-    print(f"  chosen: prior_weight {knobs['prior']:.2f}, miscue_threshold {chosen:+.1f}, added_word_threshold "
-          f"{added:+.1f}, omission_threshold {omission:+.1f}, repeat_threshold {repeat:+.1f}, onset_added_threshold "
-          f"{onset:+.1f}, onset_omission_threshold {onset_omission:+.1f} (settings defaults "
-          f"{config.prior_weight:.2f}, {config.miscue_threshold:+.1f}, {config.added_word_threshold:+.1f}, "
-          f"{config.omission_threshold}, {config.repeat_threshold}, {config.onset_added_threshold}, "
-          f"{config.onset_omission_threshold})")
+    saved = json.loads(Path(opts.point_file).read_text()) if opts.point_file and Path(opts.point_file).exists() else None
+    if saved is None:
+        knobs: dict[str, float] = {"prior": 0.0}
+        print("\n== Operating point on the tuning part: F1 / clean passages flagged ==")
+        best_prior: tuple[float, dict[str, float], float, list[str]] | None = None
+        for prior in [float(w) for w in opts.prior_weights.split(",")]:
+            point, f1, lines = select(prior)
+            print(f"  prior_weight {prior:.2f}: F1 {f1:.3f} at " + ", ".join(f"{k} {v:+.1f}" for k, v in point.items()))
+            if best_prior is None or round(f1, 4) > round(best_prior[2], 4):
+                best_prior = (prior, point, f1, lines)
+        assert best_prior is not None
+        knobs["prior"], point, _, lines = best_prior
+        print("\n".join(lines))
+        chosen, added, omission, repeat = point["threshold"], point["added"], point["omission"], point["repeat"]
+        onset, onset_omission = point["onset"], point["onset_omission"]
+        print(f"  chosen: prior_weight {knobs['prior']:.2f}, miscue_threshold {chosen:+.1f}, added_word_threshold "
+              f"{added:+.1f}, omission_threshold {omission:+.1f}, repeat_threshold {repeat:+.1f}, onset_added_threshold "
+              f"{onset:+.1f}, onset_omission_threshold {onset_omission:+.1f} (settings defaults "
+              f"{config.prior_weight:.2f}, {config.miscue_threshold:+.1f}, {config.added_word_threshold:+.1f}, "
+              f"{config.omission_threshold}, {config.repeat_threshold}, {config.onset_added_threshold}, "
+              f"{config.onset_omission_threshold})")
 
-    # A repetition whose first copy the audio holds poorly was a false start: the level is
-    # chosen on the tuning part (best repetition + self-correction F1; these kinds only).
-    kinds_f1 = []
-    for level in FALSE_START_GRID:
-        ours, _, _ = evaluate("tune", chosen, added, false_start=level, omission=omission, repeat=repeat, onset=onset,
-                              onset_omission=onset_omission)
-        kinds_f1.append((prf(*ours.kind["repetition"])[2] + prf(*ours.kind["self_correction"])[2], level))
-    false_start = max(kinds_f1, key=lambda x: (round(x[0], 4), x[1] is None, -(x[1] or 0)))[1]
-    print("  false_start_logprob (repetition F1 + self-correction F1): " + ", ".join(
-        f"{lvl}: {f:.3f}" for f, lvl in kinds_f1) + f"; chosen {false_start} "
-        f"(settings default {config.false_start_logprob})")
+        # A repetition whose first copy the audio holds poorly was a false start: the level is
+        # chosen on the tuning part (best repetition + self-correction F1; these kinds only).
+        kinds_f1 = []
+        for level in FALSE_START_GRID:
+            ours, _, _ = evaluate("tune", chosen, added, false_start=level, omission=omission, repeat=repeat, onset=onset,
+                                  onset_omission=onset_omission)
+            kinds_f1.append((prf(*ours.kind["repetition"])[2] + prf(*ours.kind["self_correction"])[2], level))
+        false_start = max(kinds_f1, key=lambda x: (round(x[0], 4), x[1] is None, -(x[1] or 0)))[1]
+        print("  false_start_logprob (repetition F1 + self-correction F1): " + ", ".join(
+            f"{lvl}: {f:.3f}" for f, lvl in kinds_f1) + f"; chosen {false_start} "
+            f"(settings default {config.false_start_logprob})")
 
-    # An added word whose audio sounds like the next word's is a false start of it: the level is
-    # chosen on the tuning part (best insertion + self-correction F1, the two kinds it moves).
-    echo_f1 = []
-    for level in ECHO_GRID:
-        ours, _, _ = evaluate("tune", chosen, added, false_start=false_start, omission=omission, repeat=repeat,
-                              onset=onset, echo=level, onset_omission=onset_omission)
-        echo_f1.append((prf(*ours.kind["insertion"])[2] + prf(*ours.kind["self_correction"])[2], level))
-    # Few tuning cases decide it: the level whose neighbourhood (it and the grid's levels on either
-    # side) scores best on average, not a lone peak next to a drop; off unless that beats off.
-    levels = [(f, lvl) for f, lvl in echo_f1 if lvl is not None]
-    smooth = [(statistics.mean(f for f, _ in levels[max(0, k - 1): k + 2]), lvl) for k, (_, lvl) in enumerate(levels)]
-    best_f, best_level = max(smooth, key=lambda x: (round(x[0], 4), -x[1]))
-    echo = best_level if round(best_f, 4) > round(echo_f1[0][0], 4) else None
-    print("  false_start_echo (insertion F1 + self-correction F1): " + ", ".join(
-        f"{lvl}: {f:.3f}" for f, lvl in echo_f1) + f"; chosen {echo} (settings default {config.false_start_echo})")
+        # An added word whose audio sounds like the next word's is a false start of it: the level is
+        # chosen on the tuning part (best insertion + self-correction F1, the two kinds it moves).
+        echo_f1 = []
+        for level in ECHO_GRID:
+            ours, _, _ = evaluate("tune", chosen, added, false_start=false_start, omission=omission, repeat=repeat,
+                                  onset=onset, echo=level, onset_omission=onset_omission)
+            echo_f1.append((prf(*ours.kind["insertion"])[2] + prf(*ours.kind["self_correction"])[2], level))
+        # Few tuning cases decide it: the level whose neighbourhood (it and the grid's levels on either
+        # side) scores best on average, not a lone peak next to a drop; off unless that beats off.
+        levels = [(f, lvl) for f, lvl in echo_f1 if lvl is not None]
+        smooth = [(statistics.mean(f for f, _ in levels[max(0, k - 1): k + 2]), lvl) for k, (_, lvl) in enumerate(levels)]
+        best_f, best_level = max(smooth, key=lambda x: (round(x[0], 4), -x[1]))
+        echo = best_level if round(best_f, 4) > round(echo_f1[0][0], 4) else None
+        print("  false_start_echo (insertion F1 + self-correction F1): " + ", ".join(
+            f"{lvl}: {f:.3f}" for f, lvl in echo_f1) + f"; chosen {echo} (settings default {config.false_start_echo})")
 
-    # The time shift of Whisper's forced word times, measured on the tuning part.
-    _, _, tuned = evaluate("tune", chosen, added, detail=True, false_start=false_start, omission=omission,
-                           repeat=repeat, onset=onset, echo=echo, onset_omission=onset_omission)
-    lags = list(tuned["signed"])
-    shift = -round(statistics.median(lags), 2) if lags else 0.0
-    print(f"  word times lag the speech by a median {-shift * 1000:.0f} ms on the tuning part: "
-          f"word_time_shift_s {shift:+.2f} (settings default {config.word_time_shift_s:+.2f})")
+        # The time shift of Whisper's forced word times, measured on the tuning part.
+        _, _, tuned = evaluate("tune", chosen, added, detail=True, false_start=false_start, omission=omission,
+                               repeat=repeat, onset=onset, echo=echo, onset_omission=onset_omission)
+        lags = list(tuned["signed"])
+        shift = -round(statistics.median(lags), 2) if lags else 0.0
+        print(f"  word times lag the speech by a median {-shift * 1000:.0f} ms on the tuning part: "
+              f"word_time_shift_s {shift:+.2f} (settings default {config.word_time_shift_s:+.2f})")
+    else:
+        # The operating point chosen by an earlier run of this script on the same tuning parts
+        # (--point-file): the selection above is deterministic, so only the reporting is redone.
+        knobs = {"prior": float(saved["prior"])}
+        chosen, added, omission, repeat = saved["threshold"], saved["added"], saved["omission"], saved["repeat"]
+        onset, onset_omission = saved["onset"], saved["onset_omission"]
+        false_start, echo, shift = saved["false_start"], saved["echo"], saved["shift"]
+        print(f"\n== Operating point from {opts.point_file} (chosen on {saved['tuning']}) ==\n  {saved}")
+    if opts.point_file and saved is None:
+        Path(opts.point_file).write_text(json.dumps({
+            "prior": knobs["prior"], "threshold": chosen, "added": added, "omission": omission, "repeat": repeat,
+            "onset": onset, "onset_omission": onset_omission, "false_start": false_start, "echo": echo,
+            "shift": shift, "tuning": [f"seed {s}: {f}" for s, f, w, _ in suites if "tune" in w]}))
 
     for part in [p for p in ("tune", "heldout") if p in parts] + extra_parts:
         ours, base, extra = evaluate(part, chosen, added, shift, detail=True, false_start=false_start,
