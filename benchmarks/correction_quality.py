@@ -296,15 +296,51 @@ LAYOUTS = {"plain": {}, "inverted": {"invert": True}, "two-tone": {"two_tone": T
            "two-tone inverted": {"two_tone": True, "invert": True}}
 
 
+# Two more tonal layouts of the tuning kinds, NOT fitted on: `--check-layouts` scores the shipped
+# lighting model on them, out of sample (issue 13, round 4). "graded": each clean image redrawn as
+# light strokes with graded tones on black (its brightest 15-40 %, a soft edge 0.4-0.8 x its luma's
+# spread wide, peak 0.85-1, background 0: a digits-like layout no fitted layout has); "graded
+# inverted": the same turned over (grey strokes on white).
+CHECK_LAYOUTS = {"graded": {"two_tone": True}, "graded inverted": {"two_tone": True, "invert": True}}
+
+
+def graded_strokes_of(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """``image`` redrawn as light strokes with graded tones on black, grey HxWx1 (see CHECK_LAYOUTS)."""
+    import cv2
+
+    g = image.mean(axis=-1) if image.ndim == 3 else image
+    g = cv2.GaussianBlur(g.astype(np.float32), (0, 0), 0.8)
+    cut = float(np.quantile(g, rng.uniform(0.6, 0.85)))
+    spread = max(float(g.std()) * rng.uniform(0.4, 0.8), 1e-3)
+    share = np.clip((1.0 / (1.0 + np.exp(-(g - cut) / spread)) - 0.05) / 0.95, 0, 1)
+    out = rng.uniform(0.85, 1.0) * share + rng.normal(0, 0.004, g.shape)
+    return np.clip(out, 0, 1).astype(np.float32)[..., None]
+
+
+def make_layout_dataset(kind: str, root: Path, seed: int, layout: str) -> SyntheticDataset:
+    """A tuning kind's dataset in one of LAYOUTS or CHECK_LAYOUTS."""
+    if layout in CHECK_LAYOUTS:
+        from unittest import mock
+
+        import tests.synthetic.correction as synthetic
+
+        # The graded redraw takes the two-tone redraw's place inside make_kind_dataset (same
+        # random draws before and after it, so the labels, noise and faults are the two-tone twin's).
+        with mock.patch.object(synthetic, "two_tone_of", graded_strokes_of):
+            return make_kind_dataset(kind, root, seed=seed, **CHECK_LAYOUTS[layout])
+    return make_kind_dataset(kind, root, seed=seed, **LAYOUTS[layout])
+
+
 def tuning_table(workdir: Path, seeds: tuple[int, ...] = TUNE_SEEDS, layout: str = "plain",
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any], list[int]]:
+                 names: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any], list[int]]:
     """Per image the lighting model's inputs, the blur score, blur truth and lighting truth
-    (0 ok / 1 dark / 2 bright); per dataset (probabilities, labels, flipped mask)."""
+    (0 ok / 1 dark / 2 bright); per dataset (probabilities, labels, flipped mask). ``names``, when
+    given, receives each dataset's corruption name per image ("clean" for none)."""
     zs, blur_scores, blur_truth, light_truth, label_sets, sizes = [], [], [], [], [], []
+    corruption_names: list[np.ndarray] = []
     for kind in TUNE_KINDS:
         for seed in seeds:
-            data = make_kind_dataset(kind, workdir / f"tune-{kind}{seed}-{layout.replace(' ', '-')}", seed=seed,
-                                     **LAYOUTS[layout])
+            data = make_layout_dataset(kind, workdir / f"tune-{kind}{seed}-{layout.replace(' ', '-')}", seed, layout)
             classes = data.dataset["classes"]
             items = [{"path": p, "uuid": u} for u, p in data.paths.items()]
             rows = run_local(items, Featurizer("pixels"))
@@ -324,9 +360,12 @@ def tuning_table(workdir: Path, seeds: tuple[int, ...] = TUNE_SEEDS, layout: str
             blur_truth.append(np.array([c == "blur" for c, _ in corruption]))
             light_truth.append(np.array([0 if c in ("clean", "blur") else (1 if LIGHTING[c][0] == "dark" else 2)
                                          for c, _ in corruption]))
+            corruption_names.append(np.array([c for c, _ in corruption]))
             label_sets.append((probs, labels, np.array([r["uuid"] in data.flipped for r in rows])))
             sizes.append(len(rows))
             print(f"# tuning table: {kind}/{seed} ({layout})", file=sys.stderr, flush=True)
+    if names is not None:
+        names.extend(corruption_names)
     return (np.vstack(zs), np.concatenate(blur_scores), np.concatenate(blur_truth), np.concatenate(light_truth),
             label_sets, sizes)
 
@@ -418,6 +457,37 @@ def tune(workdir: Path, write: bool = True) -> None:
           dict(zip(margins.tolist(), np.round(mis_f1, 3).tolist(), strict=True)))
 
 
+def check_layouts(workdir: Path, seeds: tuple[int, ...] = LIGHTING_TUNE_SEEDS) -> None:
+    """The shipped lighting model on CHECK_LAYOUTS (never fitted on): lighting F1, dark / bright
+    recall, the share of clean images flagged and recall per corruption at LIGHTING_THRESHOLD, and
+    what a separate, higher threshold for images judged darker would trade (issue 13, round 4)."""
+    for layout in CHECK_LAYOUTS:
+        names: list[np.ndarray] = []
+        x, _, _, truth, _, sizes = tuning_table(workdir, seeds, layout, names)
+        bounds = np.cumsum([0, *sizes])
+        parts = [slice(bounds[i], bounds[i + 1]) for i in range(len(sizes))]
+        p_ok = 1.0 - analysis.lighting_bad_probability(x)
+        direction = analysis.lighting_direction(x)
+        corruption = np.concatenate(names)
+        print(f"\n## {layout} (tuning kinds, seeds {seeds}; not fitted on)\n")
+        print("| P(ok) threshold, darker / brighter | lighting F1 | dark recall | bright recall | clean flagged |")
+        print("|---|---|---|---|---|")
+        for t_dark in np.round(np.arange(analysis.LIGHTING_THRESHOLD, 0.91, 0.05), 2):
+            bad = np.where(direction < 0, p_ok < t_dark, p_ok < analysis.LIGHTING_THRESHOLD)
+            hit = bad & (((direction < 0) & (truth == 1)) | ((direction > 0) & (truth == 2)))
+            f = np.mean([[2 * hit[s].sum() / max(bad[s].sum() + (truth[s] > 0).sum(), 1),
+                          (hit[s] & (truth[s] == 1)).sum() / max((truth[s] == 1).sum(), 1),
+                          (hit[s] & (truth[s] == 2)).sum() / max((truth[s] == 2).sum(), 1),
+                          bad[s][corruption[s] == "clean"].mean()] for s in parts], axis=0)
+            print(f"| {t_dark} / {analysis.LIGHTING_THRESHOLD} | {f[0]:.3f} | {f[1]:.3f} | {f[2]:.3f} | {100 * f[3]:.1f} % |")
+        bad = p_ok < analysis.LIGHTING_THRESHOLD
+        print("\n| corruption | n | recall (direction right) |\n|---|---|---|")
+        for name in sorted(LIGHTING):
+            rows = corruption == name
+            want = -1 if LIGHTING[name][0] == "dark" else 1
+            print(f"| {name} | {rows.sum()} | {(bad & (direction == want))[rows].mean():.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tune", action="store_true", help="refit the detectors on the tuning kinds")
@@ -425,9 +495,14 @@ def main() -> None:
     parser.add_argument("--report-seeds", default=",".join(map(str, REPORT_SEEDS)),
                         help="seeds of the report kinds (fresh ones give figures nobody has looked at)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--check-layouts", action="store_true",
+                        help="score the shipped lighting model on the tuning kinds' graded-stroke layouts (not fitted on)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
+        if args.check_layouts:
+            check_layouts(Path(tmp))
+            return
         if args.tune:
             tune(Path(tmp))
             return
