@@ -178,6 +178,22 @@ def test_graph_split_bounds_the_cross_fraction_per_cut() -> None:
     assert len(set(part[240:])) == 1
 
 
+def test_graph_split_is_not_blocked_by_a_small_stray_group() -> None:
+    """A merged class (two blobs) with a small third group far from both (6 %, as ones with a
+    foot among the digits' ones): the small group is a stray, not a sub-class, and neither
+    blocks the split of the two large blobs nor counts as one. Before, no cut passed the size
+    rule (the 2-way cut split off the small group; the 3-way one had a group < 10 %)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 1.0, (150, 30))
+    b = rng.normal(0.0, 1.0, (150, 30)) + np.r_[8.0, np.zeros(29)]
+    stray = rng.normal(0.0, 1.0, (20, 30)) + np.r_[0.0, 30.0, np.zeros(28)]
+    features = np.vstack([a, b, stray])
+    found, _ = analysis.find_graph_splits(features, np.zeros(320, int), 1, reduced=features)
+    assert [f.n_subclasses for f in found] == [2]
+    part = found[0].assignment
+    assert len(set(part[:150])) == 1 and len(set(part[150:300])) == 1 and part[0] != part[150]
+
+
 def test_split_method_is_checked() -> None:
     assert JobConfig.from_params({"split_method": "mixture"}).split_method == "mixture"
     with pytest.raises(BadRequest):
