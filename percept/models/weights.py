@@ -58,9 +58,36 @@ def find_hf_model(models_path: str | Path, name: str, repo_id: str, model_label:
     )
 
 
+def _ray_lent_no_gpu() -> bool:
+    """True inside a Ray worker (a Serve replica, a Ray Data task) that was lent no GPU.
+
+    Ray leaves a machine's GPUs visible to a worker that asked for none (``num_gpus: 0``), so
+    ``torch.cuda.is_available()`` alone would put a CPU replica's model on a GPU the scheduler
+    never reserved for it (seen on an H200 with ``accelerator: cpu``: the ingress-hosted
+    classifier took 754 MiB of GPU memory). A driver or a plain process is not affected.
+    """
+    try:
+        import ray
+    except ImportError:
+        return False
+    if not ray.is_initialized():
+        return False
+    context = ray.get_runtime_context()
+    if context.worker.mode != ray.WORKER_MODE:
+        return False
+    return not context.get_accelerator_ids().get("GPU")
+
+
 def pick_device(prefer: str = "auto") -> str:
-    """``cuda`` when a GPU is visible to this process (and not refused), else ``cpu``."""
+    """``cuda`` when a GPU is visible to this process (and not refused), else ``cpu``.
+
+    Inside a Ray worker only a GPU that Ray lent it counts (:func:`_ray_lent_no_gpu`).
+    """
     if prefer == "cpu":
+        return "cpu"
+    if _ray_lent_no_gpu():
+        if prefer == "cuda":
+            logger.warning("a GPU was asked for but Ray lent this worker none: running on the CPU")
         return "cpu"
     try:
         import torch

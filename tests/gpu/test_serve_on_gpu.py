@@ -70,7 +70,8 @@ def wait_for_classifier(url: str, timeout_s: float = 240) -> dict[str, Any]:
     raise AssertionError(f"the tagger classifier did not become available: {models}")
 
 
-def test_tagger_deployments_take_their_gpu_shares_and_answer_from_cuda(tmp_path: Path) -> None:
+def run_tagger_app(tmp_path: Path, accelerator: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """Start the tagger with ``accelerator``, tag the cat twice; what was seen, the answer, the shares."""
     ray = pytest.importorskip("ray")
     import httpx
     from ray import serve
@@ -79,7 +80,6 @@ def test_tagger_deployments_take_their_gpu_shares_and_answer_from_cuda(tmp_path:
     from percept.testing import free_port, serve_config_args, start_app
     from tests.synthetic.tagger import document, encode_image
 
-    accelerator = os.environ.get("PERCEPT_GPU_TEST_ACCELERATOR", "auto")
     shares = {key: float(serve_config_args()["deployments"][key]["num_gpus"]) for key in TAGGER_MODELS}
     plugins = tmp_path / "plugins"  # no plugin: only the tagger's own deployments
     plugins.mkdir()
@@ -124,6 +124,12 @@ def test_tagger_deployments_take_their_gpu_shares_and_answer_from_cuda(tmp_path:
         serve.shutdown()
         ray.shutdown()
 
+    return report, body, shares
+
+
+def test_tagger_deployments_take_their_gpu_shares_and_answer_from_cuda(tmp_path: Path) -> None:
+    accelerator = os.environ.get("PERCEPT_GPU_TEST_ACCELERATOR", "auto")
+    report, body, shares = run_tagger_app(tmp_path, accelerator)
     assert report["serve_status"]["app"].endswith("RUNNING"), report["serve_status"]
     assert report["gpu_lent"] == pytest.approx(sum(shares.values()), abs=1e-3), report
     classifier = report["models"]["tagger_classifier"]
@@ -133,3 +139,17 @@ def test_tagger_deployments_take_their_gpu_shares_and_answer_from_cuda(tmp_path:
     pids = [p["pid"] for p in report["nvidia_smi_processes"] if "pid" in p]
     if pids:  # nvidia-smi lists processes on this machine: the classifier's replica is one of them
         assert classifier["pid"] in pids, report["nvidia_smi_processes"]
+
+
+def test_accelerator_cpu_keeps_every_model_off_the_gpu(tmp_path: Path) -> None:
+    """With ``accelerator: cpu`` no share is lent and no model may sit on the GPU anyway.
+
+    Ray leaves the GPU visible to a replica that asked for none; before ``pick_device`` asked Ray
+    what it lent, the ingress-hosted classifier ran on ``cuda`` here (754 MiB never reserved).
+    """
+    report, body, _ = run_tagger_app(tmp_path, "cpu")
+    assert report["gpu_lent"] == pytest.approx(0.0, abs=1e-6), report
+    classifier = report["models"]["tagger_classifier"]
+    assert str(classifier["device"]) == "cpu", classifier
+    assert body["data"][0]["source"]["content"][0]["label"] in CAT_LABELS, body["data"]
+    assert not [p for p in report["nvidia_smi_processes"] if "ServeReplica" in str(p.get("process"))], report

@@ -206,7 +206,12 @@ def test_cuda_classifier_runs_eager_with_the_cpu_probabilities(tmp_path: Path) -
     cpu = load_classifier(TaggerSettings(), tmp_path, "cpu")
     assert (cuda.graph, cpu.graph) == ("eager", "frozen")
     images = [data.chelsea(), data.coffee()]
-    np.testing.assert_allclose(cuda.predict(images), cpu.predict(images), atol=1e-4)
+    on_gpu, on_cpu = cuda.predict(images), cpu.predict(images)
+    # cuDNN convolutions run in TF32 by default (torch.backends.cudnn.allow_tf32): on an H200
+    # the largest difference was 2.6e-4 with TF32 and 4.8e-7 without (docs/gpu.md); the
+    # tolerance allows TF32's rounding, not a wrong graph, and the labels must agree.
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=1e-3)
+    assert list(on_gpu.argmax(axis=1)) == list(on_cpu.argmax(axis=1))
 
 
 @pytest.mark.parametrize(("graph", "passes"), [("eager", 2), ("frozen", 4)])
