@@ -159,25 +159,6 @@ def test_graph_split_cuts_a_merged_class_and_leaves_a_single_one() -> None:
     assert scores[0] < analysis.SPLIT_MAX_CROSS < scores[1]
 
 
-def test_graph_split_bounds_the_cross_fraction_per_cut() -> None:
-    """A merged class whose one half is itself two touching groups (two styles of one class) is
-    three groups: the 3-way partition makes two cuts and crosses about twice the links of one.
-    Bounded per cut it is split in three, and the far class is a group of its own; with one
-    bound for every k it was split in two (the two touching groups left together)."""
-    rng = np.random.default_rng(0)
-    a = rng.normal(0.0, 1.0, (120, 30))
-    b = rng.normal(0.0, 1.0, (120, 30)) + np.r_[4.5, np.zeros(29)]  # touches a
-    c = rng.normal(0.0, 1.0, (120, 30)) + np.r_[0.0, 12.0, np.zeros(28)]  # the merged-in class
-    features = np.vstack([a, b, c])
-    found, _ = analysis.find_graph_splits(features, np.zeros(360, int), 1, reduced=features)
-    assert [f.n_subclasses for f in found] == [3]
-    part = found[0].assignment
-    majority = [int(np.bincount(part[i:i + 120]).argmax()) for i in (0, 120, 240)]
-    assert len(set(majority)) == 3  # each blob a group of its own (a few touching points aside)
-    assert all((part[i:i + 120] == m).mean() >= 0.9 for i, m in zip((0, 120, 240), majority, strict=True))
-    assert len(set(part[240:])) == 1
-
-
 def test_graph_split_is_not_blocked_by_a_small_stray_group() -> None:
     """A merged class (two blobs) with a small third group far from both (6 %, as ones with a
     foot among the digits' ones): the small group is a stray, not a sub-class, and neither
