@@ -20,8 +20,13 @@ def _pick_with_a_visible_gpu(prefer: str) -> str:
 
     from percept.models.weights import pick_device
 
+    # Restored afterwards: Ray reuses a task's worker process for later tasks of the session.
+    real = torch.cuda.is_available
     torch.cuda.is_available = lambda: True  # type: ignore[method-assign]
-    return pick_device(prefer)
+    try:
+        return pick_device(prefer)
+    finally:
+        torch.cuda.is_available = real  # type: ignore[method-assign]
 
 
 def test_a_ray_worker_lent_no_gpu_runs_on_the_cpu(ray_session: None) -> None:
