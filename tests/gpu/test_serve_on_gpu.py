@@ -5,7 +5,7 @@ its model deployments must hold the fractional GPU shares that serve_config.yaml
 classifier's replica must run its model on CUDA (the ingress, with no GPU share, stays on the CPU),
 and ``POST /process`` must answer with the cat's labels from that replica. What was seen (the
 deployments, the shares, nvidia-smi's processes, the answer) is written to
-``$GPU_CHECK_OUT/serve_gpu.json`` when that variable is set (scripts/gpu_check.sh sets it).
+``$GPU_CHECK_OUT/serve_gpu_<accelerator>.json`` when that variable is set (scripts/gpu_check.sh sets it).
 
 ``PERCEPT_GPU_TEST_ACCELERATOR`` overrides the app's ``accelerator`` (default ``auto``): with ``cpu``
 the shares are dropped and this test must fail (scripts/gpu_check.sh checks that it does).
@@ -95,12 +95,13 @@ def run_tagger_app(tmp_path: Path, accelerator: str) -> tuple[dict[str, Any], di
         report["serve_status"] = {"app": str(status.status),
                                   "deployments": {name: str(d.status) for name, d in status.deployments.items()}}
         # One replica each (the test app keeps min_replicas >= 1) and no load: what the cluster has
-        # lent out is the sum of the tagger deployments' shares.
+        # lent out is the sum of the tagger deployments' shares (none with accelerator cpu).
+        expected = 0.0 if accelerator == "cpu" else sum(shares.values())
         used = 0.0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             used = report["cluster_gpus"] - ray.available_resources().get("GPU", 0.0)
-            if abs(used - sum(shares.values())) < 1e-3:
+            if abs(used - expected) < 1e-3:
                 break
             time.sleep(0.5)
         report["gpu_lent"] = round(used, 4)
