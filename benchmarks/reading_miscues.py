@@ -275,6 +275,14 @@ def fit_weights(results: list[tuple[SuiteReading, dict[str, Any]]],
     return {name: round(float(w), 4) for name, w in zip(FEATURES, model.coef_[0], strict=True)}
 
 
+def same_tuning(saved: dict[str, Any], here: list[str], path: str) -> None:
+    """A saved operating point (--point-file) is only reused on the tuning parts it was chosen
+    on: a file from another pool would be reported as if chosen on this run's."""
+    if saved.get("tuning") != here:
+        raise SystemExit(f"{path} was chosen on {saved.get('tuning')}, this run tunes on {here}: "
+                         "choose the point again (another --point-file)")
+
+
 def table(title: str, rows: list[tuple[str, Tally, Tally]]) -> None:
     print(f"\n== {title} ==")
     print(f"  {'':28s} {'ours P / R / F1':>22s}   {'transcript diffing P / R / F1':>30s}")
@@ -583,6 +591,7 @@ def main() -> None:  # noqa: C901 - one linear script
         onset, onset_omission = saved["onset"], saved["onset_omission"]
         false_start, echo, shift = saved["false_start"], saved["echo"], saved["shift"]
         print(f"\n== Operating point from {opts.point_file} (chosen on {saved['tuning']}) ==\n  {saved}")
+        same_tuning(saved, [f"seed {s}: {f}" for s, f, w, _ in suites if "tune" in w], opts.point_file)
     if opts.point_file and saved is None:
         Path(opts.point_file).write_text(json.dumps({
             "prior": knobs["prior"], "threshold": chosen, "added": added, "omission": omission, "repeat": repeat,
@@ -600,6 +609,24 @@ def main() -> None:  # noqa: C901 - one linear script
         table("Miscue detection, per reference word, any kind", [("all readings", ours, base)])
         print(f"  clean passages with at least one reported miscue: ours {ours.clean[0]}/{ours.clean[1]} "
               f"({ours.clean_share():.0%}), transcript diffing {base.clean[0]}/{base.clean[1]} ({base.clean_share():.0%})")
+        if weights is None:
+            # The service runs at the settings' defaults, which need not be the point chosen above:
+            # the same part at those too, so that a reported figure says which one it belongs to.
+            chosen_prior, knobs["prior"] = knobs["prior"], config.prior_weight
+            shipped, _, _ = evaluate(part, config.miscue_threshold, config.added_word_threshold,
+                                     config.word_time_shift_s, false_start=config.false_start_logprob,
+                                     omission=config.omission_threshold, repeat=config.repeat_threshold,
+                                     onset=config.onset_added_threshold, echo=config.false_start_echo,
+                                     onset_omission=config.onset_omission_threshold)
+            knobs["prior"] = chosen_prior
+            sp, sr, sf = prf(*shipped.any)
+            print(f"  at the settings' defaults (the shipped service: prior {config.prior_weight}, miscue "
+                  f"{config.miscue_threshold}, added {config.added_word_threshold}, omission {config.omission_threshold}, "
+                  f"repeat {config.repeat_threshold}, onset {config.onset_added_threshold}, onset omission "
+                  f"{config.onset_omission_threshold}, false start {config.false_start_logprob}, echo "
+                  f"{config.false_start_echo}): P {sp:.3f} R {sr:.3f} F1 {sf:.3f}, clean {shipped.clean[0]}/"
+                  f"{shipped.clean[1]}; per kind F1 " + ", ".join(
+                      f"{kind} {prf(*shipped.kind[kind])[2]:.3f}" for kind in KINDS))
         print("\n== Per kind (kind must match) ==")
         for kind in KINDS:
             a, b = prf(*ours.kind[kind]), prf(*base.kind[kind])

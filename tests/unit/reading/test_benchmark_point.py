@@ -12,7 +12,7 @@ _SPEC = importlib.util.spec_from_file_location(
 assert _SPEC is not None and _SPEC.loader is not None
 _BENCH = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_BENCH)
-parse_pool, pick_point = _BENCH.parse_pool, _BENCH.pick_point
+parse_pool, pick_point, same_tuning = _BENCH.parse_pool, _BENCH.pick_point, _BENCH.same_tuning
 
 
 def test_clean_cap_applies_before_f1() -> None:
@@ -40,3 +40,12 @@ def test_parse_pool() -> None:
     assert parse_pool("") == []
     with pytest.raises(SystemExit):
         parse_pool("41")
+
+
+def test_a_saved_point_is_reused_only_on_its_own_tuning_parts() -> None:
+    saved = {"threshold": 14.0, "tuning": ["seed 11: /tmp/rm11", "seed 17: /tmp/rm17"]}
+    same_tuning(saved, ["seed 11: /tmp/rm11", "seed 17: /tmp/rm17"], "p.json")  # the same pool: reused
+    with pytest.raises(SystemExit):
+        same_tuning(saved, ["seed 11: /tmp/rm11"], "p.json")
+    with pytest.raises(SystemExit):
+        same_tuning({"threshold": 14.0}, ["seed 11: /tmp/rm11"], "p.json")
