@@ -13,7 +13,8 @@ load (round by round), and the table gives medians over the rounds and their rat
     decoding (proxy + ingress + validation + envelope; checked to come back refused), its
     CPU per request beside the bare best's CPU per image, and the ceiling ratio those two
     leave on this machine's cores (an estimate: the refused request skips the base64 decode,
-    the batch queue, the thread hop and the tags of the response);
+    the batch queue, the thread hop and the tags of the response; CPU only: on CUDA the path's
+    figures are printed without the estimate, which would add CPU core-ms to a GPU forward);
   * OCR round trip (upload + task + status polls + result) at concurrency 4 vs the RapidOCR
     plugin called in this process on the same page;
   * idle: CPU (cores busy) and memory (RSS and PSS) of the whole application as
@@ -78,15 +79,44 @@ NODE_ENV = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "percept.retry.proxy_mi
 
 
 WALL: dict[str, float] = {}  # wall seconds spent per part of the run (printed last: --quick's budget)
+WALL_PARENT: dict[str, str | None] = {}  # the part each part ran inside (None: the run itself)
+_OPEN_PARTS: list[str] = []
 
 
 @contextlib.contextmanager
 def timed(part: str) -> Iterator[None]:
+    """Add the wall time of the block to ``part`` (nested in the innermost part open around it)."""
+    WALL_PARENT.setdefault(part, _OPEN_PARTS[-1] if _OPEN_PARTS else None)
+    _OPEN_PARTS.append(part)
     started = time.perf_counter()
     try:
         yield
     finally:
+        _OPEN_PARTS.pop()
         WALL[part] = WALL.get(part, 0.0) + time.perf_counter() - started
+
+
+def wall_summary(parent: str | None = None) -> str:
+    """``http part 300 s (of which app start 20 s, OCR 40 s), idle part 90 s``: each part with its
+    nested parts in parentheses after it (they are inside its time, not beside it)."""
+    cells = []
+    for part, seconds in WALL.items():
+        if WALL_PARENT.get(part) != parent:
+            continue
+        inner = wall_summary(part)
+        cells.append(f"{part} {seconds:.0f} s" + (f" (of which {inner})" if inner else ""))
+    return ", ".join(cells)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer (at least one round)")
+    return value
 
 
 # ---------------------------------------------------------------- a minimal HTTP/1.1 client
@@ -610,14 +640,15 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
 
     # --quick: one round of every row (each still beside its baseline of the same round) to stay
     # within about 4 minutes with the idle part on an idle 2-core machine; --rounds N for medians
-    rounds = opts.rounds or (1 if opts.quick else 3)
+    rounds = opts.rounds if opts.rounds is not None else (1 if opts.quick else 3)
     n_noop = 150 if opts.quick else 400
     n1 = 12 if opts.quick else 30
     n_conc = 24 if opts.quick else 64
     # --quick: batch sizes up to the replica's own max_batch_size on the device (4 on the CPU, 32 on
-    # CUDA: serve_config.yaml), the ones the app can use; a full run tries larger ones too
+    # CUDA: serve_config.yaml), the ones the app can use, and twice that, so that the bare best is
+    # still the bare model's best and not one capped where the app is; a full run tries more
     if opts.quick:
-        sizes = (1, 2, 4) if device == "cpu" else (1, 8, 32)
+        sizes: tuple[int, ...] = (1, 2, 4, 8) if device == "cpu" else (1, 8, 32, 64)
     else:
         sizes = (1, 2, 4, 8, 16) if device == "cpu" else (1, 4, 16, 32, 64)
     jpeg = test_jpeg()
@@ -644,7 +675,7 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
     # serve_config.yaml's controller options (its loop period) apply, as under `serve run`.
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=serve_config().get("logging_config"),
                 controller_options=serve_config().get("controller_options"))
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"bare_sizes": sizes}
     try:
         # the configured placement last: its figures are the ones held against the goals
         placements = ["never" if device == "cpu" else "always", "auto"] if opts.compare_placement else ["auto"]
@@ -947,17 +978,25 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
                     ratio = s.rate(key) / best_rate
                     goal_ok = ratio >= GOAL_THROUGHPUT_RATIO if (c == 16 and batching == "on" and goals) else None
                     row(f"POST /process, c={c}, batching {batching} (img/s)",
-                        f"{s.rate(key):.1f}/s (p99 {s.p99(key):.0f} ms)", f"bare best b={best_size} {best_rate:.1f}/s",
+                        f"{s.rate(key):.1f}/s (p99 {s.p99(key):.0f} ms)", f"bare best b={best_size} {best_rate:.1f}/s*",
                         ratio, f">= {GOAL_THROUGHPUT_RATIO:g}x" if goal_ok is not None else "", goal_ok)
+        print(f"* bare best: the fastest of batch sizes {', '.join(map(str, info.get('bare_sizes', ())))} (every "
+              "strategy, below)")
         print("CPU per request, every process of the serving side (core-ms; steadier than the latencies on a "
               f"shared machine): GET /test {s.cpu_ms('test'):.1f}, /-/healthz {s.cpu_ms('healthz'):.1f}")
         for hosted in placements:
             cells = [f"c={c} batching {b} {s.cpu_ms(f'c{c}-{b}-{hosted}'):.1f}" for b in ("off", "on") for c in (1, 4, 16)]
             print(f"  POST /process, classifier in the {hosted}: {', '.join(cells)}; the bare model in one process "
                   f"(decode + forward + top-k) {s.cpu_ms(f'bare1-on-{hosted}'):.1f}")
-        print(f"bare best per round (batch size, strategy, rate, CPU per image): {'; '.join(s.best_strategy)}")
+        print(f"bare best per round (batch size, strategy, rate, CPU per image): {'; '.join(s.best_strategy)}; "
+              f"batch sizes tried: {', '.join(map(str, info.get('bare_sizes', ())))}")
         print(f"replicas after each round's load: {'; '.join(s.replicas)}")
-        if "path16" in s.runs and s.best_cpu_ms:
+        if "path16" in s.runs and device != "cpu":
+            print(f"floor at c=16: the path alone (the same /process body refused before decoding) "
+                  f"{s.cpu_ms('path16'):.1f} core-ms per request ({s.rate('path16'):.0f} req/s, p50 "
+                  f"{s.p50('path16'):.1f} ms); no ceiling estimate on {device}: it adds CPU core-ms only "
+                  "(the forward runs on the GPU)")
+        elif "path16" in s.runs and s.best_cpu_ms:
             path_ms, model_ms = s.cpu_ms("path16"), statistics.median(s.best_cpu_ms)
             cores = available_cores()
             ceiling = cores * 1000 / (path_ms + model_ms)
@@ -972,7 +1011,8 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
             f">= {GOAL_OCR_RATIO:g}x", ocr_ratio >= GOAL_OCR_RATIO)
         errors = {k: s.errors(k) for k in s.runs if s.errors(k)}
         print(f"tagger+reading app ready in (s) {info.get('start_s')}; largest classifier batch "
-              f"seen: {info.get('largest_batch')}; bare best batch sizes per round: {[b for b, _ in s.best]}; "
+              f"seen: {info.get('largest_batch')}; bare best batch sizes per round: {[b for b, _ in s.best]} "
+              f"(of {list(info.get('bare_sizes', ()))}); "
               f"bare single-image threads chosen: {info.get('bare_threads')}; classifier graph: {info.get('graph')}; "
               f"errors: {errors or 'none'}")
     if idle is not None:
@@ -1011,15 +1051,16 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="one round, fewer requests and batch sizes (the budget: 4 minutes on an idle 2-core "
-                             "machine; the last line prints the wall time of each part)")
+                        help="one round, fewer requests and batch sizes (the bare model's up to twice the replica's "
+                             "max_batch_size; the budget: 4 minutes on an idle 2-core machine; the last line prints "
+                             "the wall time of each part, nested parts in parentheses after their parent)")
     parser.add_argument("--part", choices=("http", "idle", "all"), default="all")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--classifier-graph", choices=("frozen", "eager"), default=None,
                         help="EfficientNet-Lite0's forward on the CPU, in the app and the bare baseline alike "
                              "(default: serve_config.yaml's service_config.tagger, else frozen)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds of the HTTP rows (medians over them); default 1 with --quick, else 3")
+    parser.add_argument("--rounds", type=positive_int, default=None,
+                        help="rounds of the HTTP rows (medians over them; at least 1); default 1 with --quick, else 3")
     parser.add_argument("--compare-placement", action="store_true",
                         help="also measure /process with the classifier in the other place (its own replica on "
                              "the CPU, in the ingress on a GPU), in the same run, before the configured one")
@@ -1036,8 +1077,7 @@ def main() -> None:
         with timed("idle part"):
             idle = idle_part(opts)
     report(device, samples, info, idle)
-    print(f"wall time {time.perf_counter() - started:.0f} s at load {os.getloadavg()[0]:.1f}: "
-          + ", ".join(f"{k} {v:.0f} s" for k, v in WALL.items()))
+    print(f"wall time {time.perf_counter() - started:.0f} s at load {os.getloadavg()[0]:.1f}: {wall_summary()}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ deployments, the shares, nvidia-smi's processes, the answer) is written to
 ``$GPU_CHECK_OUT/serve_gpu_<accelerator>.json`` when that variable is set (scripts/gpu_check.sh sets it).
 
 ``PERCEPT_GPU_TEST_ACCELERATOR`` overrides the app's ``accelerator`` (default ``auto``): with ``cpu``
-the shares are dropped and this test must fail (scripts/gpu_check.sh checks that it does).
+the shares are dropped and this test must fail on its ``gpu_lent`` assertion (scripts/gpu_check.sh
+checks that it does, with ``GPU_CHECK_OUT`` a folder of its own, so that its
+``serve_gpu_cpu.json`` does not overwrite the cpu test's).
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ def run_tagger_app(tmp_path: Path, accelerator: str) -> tuple[dict[str, Any], di
     finally:
         out = os.environ.get("GPU_CHECK_OUT")
         if out:
+            Path(out).mkdir(parents=True, exist_ok=True)
             Path(out, f"serve_gpu_{accelerator}.json").write_text(json.dumps(report, indent=2, default=str))
         logger.info("serve on GPU: %s", json.dumps(report, default=str))
         serve.shutdown()
@@ -147,10 +150,13 @@ def test_accelerator_cpu_keeps_every_model_off_the_gpu(tmp_path: Path) -> None:
 
     Ray leaves the GPU visible to a replica that asked for none; before ``pick_device`` asked Ray
     what it lent, the ingress-hosted classifier ran on ``cuda`` here (754 MiB never reserved).
+    Every tagger model's reported device is checked (the classifier and the detector).
     """
     report, body, _ = run_tagger_app(tmp_path, "cpu")
     assert report["gpu_lent"] == pytest.approx(0.0, abs=1e-6), report
-    classifier = report["models"]["tagger_classifier"]
-    assert str(classifier["device"]) == "cpu", classifier
+    assert set(report["models"]) == set(TAGGER_MODELS), report["models"]
+    for name, model in report["models"].items():
+        assert "device" in model, (name, model)
+        assert str(model["device"]) == "cpu", (name, model)
     assert body["data"][0]["source"]["content"][0]["label"] in CAT_LABELS, body["data"]
     assert not [p for p in report["nvidia_smi_processes"] if "ServeReplica" in str(p.get("process"))], report
