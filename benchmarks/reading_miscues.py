@@ -57,6 +57,7 @@ from tests.synthetic.reading import KINDS, SuiteReading, plan_suite, render, wav
 # Thresholds tried on the tuning part (nats); up to +16 so that the replaced-word point (+12 in
 # the sixth round, the grid's top then) is chosen inside the grid, not at its edge.
 GRID = [float(t) for t in range(-10, 17)]
+SWEEP_PASSES = 4  # coordinate-ascent passes over the per-kind points, at most (stops when one changes nothing)
 FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
 ECHO_GRID: list[float | None] = [None] + [round(-0.4 + 0.025 * k, 3) for k in range(21)]  # false_start_echo
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
@@ -497,33 +498,42 @@ def main() -> None:  # noqa: C901 - one linear script
         lines.append(f"  added_word_threshold (miscue_threshold at {chosen:+.1f}): " + ", ".join(
             f"{a:+.1f}: {f:.3f}/{c:.2f}" for t, a, f, c in sweep if t == chosen))
         # Each kind's own operating point (skipped words; the repetition every word is tested
-        # for), then the two shared ones again with those fixed: one round of coordinate ascent.
+        # for), then the two shared ones again with those fixed: coordinate ascent, repeated until
+        # a whole pass leaves the point unchanged (at most SWEEP_PASSES passes: a single pass chose
+        # the onset points before the others were set). Tuning parts only.
         # (the onset omission point follows the omission point until its own turn)
         point: dict[str, Any] = {"threshold": chosen, "added": added, "omission": chosen, "repeat": added,
                                  "onset": added, "onset_omission": None}
         f1 = 0.0
-        for name in ("omission", "repeat", "onset", "onset_omission", "threshold", "added"):
-            tried = []
-            # The aligner skips silence-scoring repetition hypotheses below PRIOR_FLOOR: a repeat
-            # point near or under it would compare prior-corrected and raw evidence.
-            floor = PRIOR_FLOOR + 4 if name == "repeat" and weights is None else -math.inf
-            for value in [v for v in grid if v >= floor]:
-                at = {**point, name: value}
-                ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"],
-                                      repeat=at["repeat"], onset=at["onset"], onset_omission=at["onset_omission"])
-                tried.append((value, ours.f1(), ours.clean_share()))
-            point[name], f1 = pick_point(tried, opts.clean_cap)
-            if name in ("onset", "onset_omission"):
-                # Few tuning cases decide the onset points (an added word before a segment's first, its
-                # first word skipped):
-                # the middle of the best plateau (best F1, fewest clean alarms), not its top, keeps
-                # a margin on both sides.
-                ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
-                top = [t for t in ok if round(t[1], 4) == round(f1, 4)]
-                least = min(round(c, 6) for _, _, c in top)
-                point[name] = statistics.median_low([v for v, _, c in top if round(c, 6) == least])
-            lines.append(f"  {name}: " + ", ".join(f"{v:+.1f}: {f:.3f}/{c:.2f}" for v, f, c in tried)
-                         + f"; chosen {point[name]:+.1f}")
+        for sweep_pass in range(1, SWEEP_PASSES + 1):
+            before = dict(point)
+            for name in ("omission", "repeat", "onset", "onset_omission", "threshold", "added"):
+                tried = []
+                # The aligner skips silence-scoring repetition hypotheses below PRIOR_FLOOR: a repeat
+                # point near or under it would compare prior-corrected and raw evidence.
+                floor = PRIOR_FLOOR + 4 if name == "repeat" and weights is None else -math.inf
+                for value in [v for v in grid if v >= floor]:
+                    at = {**point, name: value}
+                    ours, _, _ = evaluate("tune", at["threshold"], at["added"], omission=at["omission"],
+                                          repeat=at["repeat"], onset=at["onset"], onset_omission=at["onset_omission"])
+                    tried.append((value, ours.f1(), ours.clean_share()))
+                point[name], f1 = pick_point(tried, opts.clean_cap)
+                if name in ("onset", "onset_omission"):
+                    # Few tuning cases decide the onset points (an added word before a segment's first, its
+                    # first word skipped):
+                    # the middle of the best plateau (best F1, fewest clean alarms), not its top, keeps
+                    # a margin on both sides.
+                    ok = [t for t in tried if t[2] <= opts.clean_cap] or tried
+                    top = [t for t in ok if round(t[1], 4) == round(f1, 4)]
+                    least = min(round(c, 6) for _, _, c in top)
+                    point[name] = statistics.median_low([v for v, _, c in top if round(c, 6) == least])
+                lines.append(f"  {name}: " + ", ".join(f"{v:+.1f}: {f:.3f}/{c:.2f}" for v, f, c in tried)
+                             + f"; chosen {point[name]:+.1f} (pass {sweep_pass})")
+            if point == before:
+                lines.append(f"  coordinate ascent converged: pass {sweep_pass} changed nothing")
+                break
+        else:
+            lines.append(f"  coordinate ascent stopped after {SWEEP_PASSES} passes, the point still changing")
         return point, f1, lines
 
     saved = json.loads(Path(opts.point_file).read_text()) if opts.point_file and Path(opts.point_file).exists() else None

@@ -87,3 +87,28 @@ def test_assemble_segment_makes_times_absolute() -> None:
     assert seg["text"] == " Hi there" and seg["words"][1]["start"] == 10.5
     bare = assemble_segment(piece, {"text": "Hi", "segments": []})
     assert bare["text"] == " Hi" and bare["words"] == []
+
+
+def test_written_twice_is_a_repetition_even_for_a_false_start() -> None:
+    """The documented cost of the "written twice" rule (docs/reading.md, eighth round): a
+    confusable false start the recogniser spells like the word, *lager lager* for "ladder
+    letter", is reported as a repetition, not a self-correction; without the rule the spelling
+    (phonetically close to "letter") makes it a self-correction."""
+    from percept.reading.report import _repetitions
+
+    def entries() -> list[dict[str, Any]]:
+        return [
+            {"index": 0, "word": "the", "status": "correct", "spoken": "the", "start": 0.0, "end": 0.2, "method": "m"},
+            {"index": None, "word": "", "status": "insertion", "spoken": "lager", "start": 0.3, "end": 0.6,
+             "method": "m", "_logprobs": [None, -5.0, None]},
+            {"index": 1, "word": "letter", "status": "correct", "spoken": "lager", "start": 0.7, "end": 1.0,
+             "method": "m"},
+        ]
+
+    with_rule = entries()
+    _repetitions(with_rule, false_start_logprob=-2.0, twice={1})
+    assert [(e["index"], e["status"], e["spoken"]) for e in with_rule] == [
+        (0, "correct", "the"), (1, "repetition", "lager lager")]
+    without = entries()
+    _repetitions(without, false_start_logprob=-2.0, twice=set())
+    assert [(e["index"], e["status"]) for e in without] == [(0, "correct"), (1, "self_correction")]
