@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from percept.errors import WeightsMissing
@@ -66,11 +67,8 @@ def _ray_lent_no_gpu() -> bool:
     never reserved for it (seen on an H200 with ``accelerator: cpu``: the ingress-hosted
     classifier took 754 MiB of GPU memory). A driver or a plain process is not affected.
     """
-    try:
-        import ray
-    except ImportError:
-        return False
-    if not ray.is_initialized():
+    ray = sys.modules.get("ray")  # a Ray worker has imported Ray; a plain process need not pay for it
+    if ray is None or not ray.is_initialized():
         return False
     context = ray.get_runtime_context()
     if context.worker.mode != ray.WORKER_MODE:
