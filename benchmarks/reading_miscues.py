@@ -537,6 +537,7 @@ def main() -> None:  # noqa: C901 - one linear script
         return point, f1, lines
 
     saved = json.loads(Path(opts.point_file).read_text()) if opts.point_file and Path(opts.point_file).exists() else None
+    tuning_parts = [f"seed {s}: {f}" for s, f, w, _ in suites if "tune" in w]  # what a saved point was chosen on
     if saved is None:
         knobs: dict[str, float] = {"prior": 0.0}
         print("\n== Operating point on the tuning part: F1 / clean passages flagged ==")
@@ -601,12 +602,12 @@ def main() -> None:  # noqa: C901 - one linear script
         onset, onset_omission = saved["onset"], saved["onset_omission"]
         false_start, echo, shift = saved["false_start"], saved["echo"], saved["shift"]
         print(f"\n== Operating point from {opts.point_file} (chosen on {saved['tuning']}) ==\n  {saved}")
-        same_tuning(saved, [f"seed {s}: {f}" for s, f, w, _ in suites if "tune" in w], opts.point_file)
+        same_tuning(saved, tuning_parts, opts.point_file)
     if opts.point_file and saved is None:
         Path(opts.point_file).write_text(json.dumps({
             "prior": knobs["prior"], "threshold": chosen, "added": added, "omission": omission, "repeat": repeat,
             "onset": onset, "onset_omission": onset_omission, "false_start": false_start, "echo": echo,
-            "shift": shift, "tuning": [f"seed {s}: {f}" for s, f, w, _ in suites if "tune" in w]}))
+            "shift": shift, "tuning": tuning_parts}))
 
     for part in [p for p in ("tune", "heldout") if p in parts] + extra_parts:
         ours, base, extra = evaluate(part, chosen, added, shift, detail=True, false_start=false_start,
