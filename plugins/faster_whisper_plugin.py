@@ -86,9 +86,12 @@ class FasterWhisperPlugin:
     def process_audio(filename: str) -> AudioProcessingResult:
         if FasterWhisperPlugin.model is None:
             FasterWhisperPlugin.load()
-        # Verbatim reading: no conditioning on earlier text, greedy decoding, no VAD cut.
+        from percept.reading.forced import decode_samples
+
+        # Verbatim reading: no conditioning on earlier text, greedy decoding, no VAD cut. The
+        # samples are faster-whisper's own decoding without its full garbage collection per file.
         segments, _info = FasterWhisperPlugin.model.transcribe(
-            filename,
+            decode_samples(filename),
             language="en" if FasterWhisperPlugin.size.endswith(".en") else None,
             beam_size=1,
             word_timestamps=True,

@@ -1,4 +1,5 @@
-"""Audio algorithms of the reading contract (docs/reading.md) and the upload conversion (pydub over ffmpeg).
+"""Audio algorithms of the reading contract (docs/reading.md) and the upload conversion (pydub over
+ffmpeg; PyAV in-process where it gives the same samples).
 
 ``split_audio`` and ``split_silence`` return the ids of the cut files like the original;
 where the files go is the caller's choice (``save(mp3_bytes) -> id``), so the functions
@@ -37,21 +38,95 @@ def fraction_to_dbfs(fraction: float) -> float:
     return float(20.0 * math.log10(fraction))
 
 
-def load_audio(source: str | Path | AudioSegment | bytes) -> AudioSegment:
-    """An AudioSegment from a path, bytes or an AudioSegment; 422 when undecodable."""
+def is_pcm16_wav(data: bytes) -> bool:
+    """Whether ``data`` is a plain RIFF/WAVE file of 16-bit integer PCM (format tag 1 in its
+    first chunk, the ``fmt `` chunk right after the header, as writers put it)."""
+    return (len(data) >= 44 and data[:4] == b"RIFF" and data[8:12] == b"WAVE" and data[12:16] == b"fmt "
+            and int.from_bytes(data[20:22], "little") == 1 and int.from_bytes(data[34:36], "little") == 16)
+
+
+def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False) -> AudioSegment:
+    """An AudioSegment from a path, bytes or an AudioSegment; 422 when undecodable.
+
+    Two shortcuts give the same samples without starting ffmpeg (pydub runs ffprobe, then
+    ffmpeg, for every file: about 0.15 s a file on this machine): a 16-bit PCM WAV given as
+    bytes is read in-process (ffmpeg would copy its samples), and ``mp3=True`` (a stored
+    recording, always the MP3 of :func:`convert_to_mp3`) is decoded in-process by PyAV with
+    ffmpeg's default MP3 decoder (``mp3float``) to 16-bit samples, as pydub's ffmpeg does. Either
+    falls back to pydub when it fails.
+    """
     if isinstance(source, AudioSegment):
         return source
     try:
         if isinstance(source, bytes):
+            if is_pcm16_wav(source):
+                try:
+                    return AudioSegment._from_safe_wav(io.BytesIO(source))
+                except Exception:  # an odd header: ffmpeg decides
+                    logger.debug("in-process WAV read failed, decoding with ffmpeg")
             return AudioSegment.from_file(io.BytesIO(source))
+        if mp3:
+            try:
+                return _decode_pyav(str(source))
+            except Exception:  # not an MP3 after all: ffmpeg probes it
+                logger.debug("%s: in-process decoding failed, decoding with ffmpeg", source)
         return AudioSegment.from_file(str(source))
     except Exception as exc:  # ffmpeg says why in stderr; the client only needs to know it failed
         logger.info("audio decode failed: %s", str(exc)[-300:])
         raise Unprocessable("Could not decode the audio file") from None
 
 
+def _decode_pyav(path: str) -> AudioSegment:
+    """An audio file's first audio stream as 16-bit samples at its own rate and channels (PyAV,
+    in-process): what pydub's ``ffmpeg -i path -acodec pcm_s16le -f wav -`` gives."""
+    import av
+
+    chunks: list[bytes] = []
+    with av.open(path, mode="r", metadata_errors="ignore") as container:
+        context = container.streams.audio[0].codec_context
+        rate, layout, channels = context.sample_rate, context.layout.name, context.channels
+        resampler = av.audio.resampler.AudioResampler(format="s16", layout=layout, rate=rate)
+        for frame in container.decode(audio=0):
+            chunks.extend(out.to_ndarray().tobytes() for out in resampler.resample(frame))
+        chunks.extend(out.to_ndarray().tobytes() for out in resampler.resample(None))
+    if not chunks:
+        raise ValueError(f"{path}: no audio frames")
+    return AudioSegment(data=b"".join(chunks), sample_width=2, frame_rate=rate, channels=channels)
+
+
+def _encode_pyav(audio: AudioSegment, bitrate: str) -> bytes:
+    """MP3 bytes of 16-bit mono or stereo samples by PyAV's libmp3lame, in-process: the same
+    MP3 frames as ``ffmpeg -i audio.wav -b:a <bitrate> -f mp3`` (pydub's export)."""
+    import av
+    import numpy as np
+
+    if audio.sample_width != 2 or audio.channels not in (1, 2):
+        raise ValueError("only 16-bit mono or stereo samples")
+    rate = int(bitrate[:-1]) * 1000 if bitrate.lower().endswith("k") else int(bitrate)
+    layout = "mono" if audio.channels == 1 else "stereo"
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=audio.frame_rate)
+        stream.bit_rate = rate
+        stream.layout = layout
+        samples = np.frombuffer(audio.raw_data, dtype=np.int16).reshape(1, -1)
+        if samples.size:
+            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout=layout)
+            frame.sample_rate = audio.frame_rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
+
+
 def to_mp3(audio: AudioSegment, bitrate: str = "64k") -> bytes:
-    """MP3 bytes of an AudioSegment."""
+    """MP3 bytes of an AudioSegment: in-process (PyAV) for 16-bit mono or stereo samples, else
+    (or when that fails) pydub's export through ffmpeg."""
+    try:
+        return _encode_pyav(audio, bitrate)
+    except Exception as exc:
+        logger.debug("in-process MP3 encoding skipped (%s), encoding with ffmpeg", exc)
     buffer = io.BytesIO()
     audio.export(buffer, format="mp3", bitrate=bitrate)
     return buffer.getvalue()

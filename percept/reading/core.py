@@ -52,7 +52,7 @@ class ReadingCore:
             return file_id
 
         with self.blobs.local_path(key) as path:
-            audio = load_audio(path)
+            audio = load_audio(path, mp3=True)  # stored recordings are MP3 (convert_audio)
             _, intervals = split_silence(audio, self.config.segment_max_s, self.config.silence_percent, save)
         for piece, (start, end) in zip(pieces, intervals, strict=True):
             piece.update(start=round(start, 3), end=round(end, 3))
@@ -62,7 +62,7 @@ class ReadingCore:
         """Store the ``[start, end]`` part of a stored recording under ``file_id``; its key."""
         piece_key = blob_key("audio", owner, file_id)
         with self.blobs.local_path(key) as path:
-            split_audio(load_audio(path), [(start, end)], lambda data: self.blobs.put_bytes(piece_key, data))
+            split_audio(load_audio(path, mp3=True), [(start, end)], lambda data: self.blobs.put_bytes(piece_key, data))
         return piece_key
 
     def compare(self, segments: list[dict[str, Any]], reference: str) -> dict[str, Any]:

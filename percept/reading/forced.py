@@ -28,6 +28,9 @@ CONTEXT_FLOOR = -2.0
 # Nine in ten repetition hypotheses stop there.
 PRIOR_FLOOR = -8.0
 SIZES = ("large-v3", "large-v2", "medium.en", "small.en", "base.en")
+# Feature frames given to CTranslate2's align when only the token probabilities are wanted (the
+# scoring against silence and with the page as context): its DTW then runs over one encoder frame.
+UNTIMED_FRAMES = 2
 
 
 def models_roots(models_path: str | Path | None = None) -> list[Path]:
@@ -96,9 +99,9 @@ class ForcedAligner:
     def prepare(self, source: str | Any) -> dict[str, Any]:
         """Encode a recording (a path or 16 kHz float samples, at most 30 s) once for scoring."""
         import numpy as np
-        from faster_whisper.audio import decode_audio, pad_or_trim
+        from faster_whisper.audio import pad_or_trim
 
-        audio = decode_audio(source, sampling_rate=16000) if isinstance(source, str) else source
+        audio = decode_samples(source) if isinstance(source, str) else source
         features = self.model.feature_extractor(audio)
         frames = min(int(features.shape[-1]), WHISPER_FRAMES)
         window = encoder_window(frames, self.context_pad_s)
@@ -148,12 +151,15 @@ class ForcedAligner:
         return str(tokenizer.decode([t for t in result[0].sequences_ids[0] if t < tokenizer.eot]))
 
     def score(self, prepared: dict[str, Any], sequences: list[list[str]],
-              prompt: list[str] | None = None) -> list[dict[str, Any]]:
+              prompt: list[str] | None = None, timed: bool = True) -> list[dict[str, Any]]:
         """Teacher-forced log-likelihood of each candidate word sequence under the audio.
 
         Per sequence: ``logprob`` (sum over its tokens, nats) and per word ``start``/``end``
         (seconds from the recording start, cross-attention DTW) and ``logprob``. All
         sequences are scored over the same encoder output, after ``prompt`` as previous text.
+        ``timed=False``: only the log-probabilities are wanted (``start``/``end`` are ``None``):
+        the cross-attention DTW runs over one encoder frame instead of the recording's, which
+        leaves the token probabilities as they are (CTranslate2 computes them before the DTW).
         """
         import numpy as np
 
@@ -172,13 +178,18 @@ class ForcedAligner:
             spans.append(bounds)
         # One sequence per call: CTranslate2's batched align over a repeated encoder output is
         # several times slower on CPU than the same calls in turn.
-        results = [self.model.model.align(prepared["encoded"], context, [tokens], prepared["frames"])[0]
-                   for tokens in batch]
+        frames = prepared["frames"] if timed else UNTIMED_FRAMES
+        results = [self.model.model.align(prepared["encoded"], context, [tokens], frames)[0] for tokens in batch]
         scored: list[dict[str, Any]] = []
         per_second = getattr(self.model, "tokens_per_second", 50)
         for tokens, bounds, result in zip(batch, spans, results, strict=True):
             probs = np.clip(np.asarray(result.text_token_probs, dtype=np.float64), 1e-12, 1.0)
             logp = np.log(probs)
+            if not timed:
+                scored.append({"logprob": round(float(logp.sum()), 4),
+                               "words": [{"start": None, "end": None, "logprob": round(float(logp[a:b].sum()), 4)}
+                                         for a, b in bounds]})
+                continue
             pairs = np.asarray(result.alignments)
             times: Any = np.zeros(len(tokens) + 1)
             if len(pairs):
@@ -249,12 +260,13 @@ class ForcedAligner:
         priced = [c for c in candidates if c["source"] != "repeat" or c["llr_free"] > PRIOR_FLOOR]
         if self.score_prior and reference and priced:
             silent = self.score(self.silence(len(prepared["audio"])),
-                                [reference] + [apply_change(reference, c)[0] for c in priced])
+                                [reference] + [apply_change(reference, c)[0] for c in priced], timed=False)
             for cand, scored in zip(priced, silent[1:], strict=True):
                 cand["llr_prior"] = round(scored["logprob"] - silent[0]["logprob"], 3)
         hopeful = [c for c in candidates if c["llr_free"] > CONTEXT_FLOOR]
         if prime and hopeful:
-            primed = self.score(prepared, [reference] + [apply_change(reference, c)[0] for c in hopeful], prompt)
+            primed = self.score(prepared, [reference] + [apply_change(reference, c)[0] for c in hopeful], prompt,
+                                timed=False)
             for cand, scored in zip(hopeful, primed[1:], strict=True):
                 cand["llr_context"] = round(scored["logprob"] - primed[0]["logprob"], 3)
         for cand in candidates:
@@ -264,6 +276,34 @@ class ForcedAligner:
         if not transcript:  # only a segment where no word was heard needs the speech check
             answer["speech_s"] = speech_seconds(prepared["audio"])
         return answer
+
+
+def decode_samples(source: str, rate: int = 16000) -> Any:
+    """16 kHz mono float32 samples of an audio file: faster-whisper's ``decode_audio`` (the same
+    PyAV decoding and resampling, so the same samples) without its full garbage collection
+    after every file. That ``gc.collect()`` frees the resampler's reference cycles at once; in a
+    served process with a large heap it cost 0.13 s a file (a quarter of the decoding of a
+    5 s segment), twice per segment (the speech plugin and the aligner). Only the young
+    generations are collected here, where those cycles are."""
+    import gc
+    import io
+
+    import av
+    import numpy as np
+    from faster_whisper.audio import _group_frames, _ignore_invalid_frames, _resample_frames
+
+    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=rate)
+    raw = io.BytesIO()
+    dtype = None
+    with av.open(source, mode="r", metadata_errors="ignore") as container:
+        frames = _resample_frames(_group_frames(_ignore_invalid_frames(container.decode(audio=0)), 500000), resampler)
+        for frame in frames:
+            array = frame.to_ndarray()
+            dtype = array.dtype
+            raw.write(array)
+    del resampler
+    gc.collect(1)
+    return np.frombuffer(raw.getbuffer(), dtype=dtype).astype(np.float32) / 32768.0
 
 
 def speech_seconds(audio: Any) -> float:

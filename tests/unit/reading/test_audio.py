@@ -85,3 +85,89 @@ def test_conversion_limits_and_garbage() -> None:
         convert_to_mp3(wav.getvalue(), max_duration_s=1)
     with pytest.raises(Unprocessable, match="Could not decode"):
         convert_to_mp3(b"this is not audio at all", max_duration_s=10)
+
+
+# -- the same samples without starting ffmpeg (round 14) ------------------------------------------
+
+
+def speechlike(ms: int, channels: int = 1) -> AudioSegment:
+    """Tones with a pause and a little noise: something an MP3 encoder has to work on."""
+    import numpy as np
+
+    audio = (tone(ms // 3) + silence(ms // 3) + Sine(660).to_audio_segment(duration=ms // 3).apply_gain(-9))
+    audio = audio.set_frame_rate(16000).set_channels(1).set_sample_width(2)
+    samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.int32)
+    samples = samples + np.random.default_rng(0).integers(-300, 300, len(samples))
+    mono = audio._spawn(np.clip(samples, -32768, 32767).astype(np.int16).tobytes())
+    return mono if channels == 1 else AudioSegment.from_mono_audiosegments(mono, mono.reverse())
+
+
+def no_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydub starts ffmpeg / ffprobe through subprocess.Popen: any start now fails the test."""
+    import subprocess
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"ffmpeg started: {args[0] if args else kwargs}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_conversion_and_split_give_ffmpegs_samples_without_starting_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, channels: int) -> None:
+    from percept.reading.audio import load_audio, to_mp3
+
+    audio = speechlike(1500, channels)
+    wav = io.BytesIO()
+    audio.export(wav, format="wav")
+    # What pydub's ffmpeg gives: the WAV decoded, its MP3, that MP3 decoded.
+    by_ffmpeg = AudioSegment.from_file(io.BytesIO(wav.getvalue()))
+    ffmpeg_mp3 = io.BytesIO()
+    by_ffmpeg.export(ffmpeg_mp3, format="mp3", bitrate="64k")
+    (tmp_path / "ffmpeg.mp3").write_bytes(ffmpeg_mp3.getvalue())
+    ffmpeg_decoded = AudioSegment.from_file(str(tmp_path / "ffmpeg.mp3"))
+    no_ffmpeg(monkeypatch)
+    here = load_audio(wav.getvalue())
+    assert here.raw_data == by_ffmpeg.raw_data and here.channels == channels and here.frame_rate == 16000
+    (tmp_path / "here.mp3").write_bytes(to_mp3(here))
+    for source in ("here.mp3", "ffmpeg.mp3"):  # the in-process MP3 holds the same frames as ffmpeg's
+        decoded = load_audio(tmp_path / source, mp3=True)
+        assert decoded.raw_data == ffmpeg_decoded.raw_data
+        assert (decoded.frame_rate, decoded.channels, decoded.sample_width) == (16000, channels, 2)
+    pieces: list[bytes] = []
+    _, intervals = split_silence(load_audio(tmp_path / "here.mp3", mp3=True), 30, 5, lambda b: pieces.append(b) or "p")
+    assert len(pieces) == len(intervals) >= 1
+
+
+def test_odd_inputs_still_go_through_ffmpeg(tmp_path: Path) -> None:
+    from percept.reading.audio import is_pcm16_wav, load_audio, to_mp3
+
+    audio = speechlike(600).set_sample_width(4)  # 32-bit: not the in-process cases
+    wav = io.BytesIO()
+    audio.export(wav, format="wav")
+    assert not is_pcm16_wav(wav.getvalue())
+    assert load_audio(wav.getvalue()).raw_data == AudioSegment.from_file(io.BytesIO(wav.getvalue())).raw_data
+    assert len(to_mp3(audio)) > 0  # pydub's export
+    (tmp_path / "not.mp3").write_bytes(wav.getvalue())  # a stored file that is not MP3: probed
+    assert len(load_audio(tmp_path / "not.mp3", mp3=True)) == pytest.approx(600, abs=2)
+
+
+def test_decoding_for_whisper_keeps_faster_whispers_samples_without_a_full_collection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import numpy as np
+    from faster_whisper.audio import decode_audio
+
+    from percept.reading.audio import to_mp3
+    from percept.reading.forced import decode_samples
+
+    path = tmp_path / "a.mp3"
+    path.write_bytes(to_mp3(speechlike(1200, 2).set_frame_rate(44100)))
+    expected = decode_audio(str(path), sampling_rate=16000)
+    collected: list[tuple[object, ...]] = []
+    real = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: collected.append(args) or real(*args))
+    got = decode_samples(str(path))
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    assert collected == [(1,)]  # the young generations only, not gc.collect()

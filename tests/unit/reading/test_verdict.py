@@ -506,7 +506,11 @@ def test_hopeless_repetitions_are_not_scored_against_silence_and_silence_is_enco
         return {"encoded": kind, "frames": 100, "audio": np.ones(32000, dtype=np.float32),
                 "features": np.ones((80, 100))}
 
-    def score(prepared: dict[str, Any], sequences: list[list[str]], prompt: list[str] | None = None) -> list[dict[str, Any]]:
+    asked: list[tuple[str, bool, bool]] = []  # (recording, with the page as context, word times wanted)
+
+    def score(prepared: dict[str, Any], sequences: list[list[str]], prompt: list[str] | None = None,
+              timed: bool = True) -> list[dict[str, Any]]:
+        asked.append((prepared["encoded"], prompt is not None, timed))
         if prepared["encoded"] == "silence":
             silent_batches.append(sequences)
         # "cat cat" is nearly as likely as the text; every other word said twice is hopeless
@@ -523,6 +527,9 @@ def test_hopeless_repetitions_are_not_scored_against_silence_and_silence_is_enco
         assert priced["cat"] is not None and priced["the"] is None and priced["sat"] is None
     assert all(len(batch) == 2 for batch in silent_batches)  # the text and "cat cat" only
     assert encoded == ["speech", "silence", "speech"]  # the 2 s of silence encoded once
+    # Word times are asked only of the scoring without context (the passes against silence and
+    # with the page as context need log-probabilities alone: no DTW over the recording).
+    assert set(asked) == {("speech", False, True), ("silence", False, False), ("speech", True, False)}
 
 
 def test_an_added_word_that_sounds_like_the_next_word_in_the_audio_is_a_false_start() -> None:
