@@ -356,6 +356,10 @@ def main() -> None:  # noqa: C901 - one linear script
                         help="JSON file of the operating point: written after choosing it on the tuning part, "
                              "read instead of choosing it when it exists (the same tuning parts: one sweep for "
                              "a tuning run and a held-out run)")
+    parser.add_argument("--at-defaults", action="store_true",
+                        help="no sweep: report the parts asked for at the settings' defaults (the shipped service; "
+                             "their point was chosen on tuning parts before, see docs/reading.md); loads no tuning "
+                             "part unless --parts names it")
     parser.add_argument("--ocr-pages", type=int, default=10,
                         help="held-out passages rendered as pages and read by Tesseract (0: skip)")
     opts = parser.parse_args()
@@ -372,7 +376,9 @@ def main() -> None:  # noqa: C901 - one linear script
     # reported, unless a pool is given and it is not asked for (--parts heldout --tune-pool ...:
     # the point is chosen on the pool alone, the same as a run on the default seed with that pool).
     pool = parse_pool(opts.tune_pool)
-    own = tuple(parts) if pool else ("tune", *parts)
+    if opts.at_defaults and (pool or opts.point_file or opts.evidence != "llr"):
+        raise SystemExit("--at-defaults chooses nothing: no --tune-pool, --point-file or --evidence fit with it")
+    own = tuple(parts) if pool or opts.at_defaults else ("tune", *parts)
     pool_count = opts.pool_passages or opts.passages
     suites = [(opts.seed, cache, own, opts.passages)] + [(seed, folder, ("tune",), pool_count) for seed, folder in pool]
     extra_parts: list[str] = []
@@ -538,7 +544,18 @@ def main() -> None:  # noqa: C901 - one linear script
 
     saved = json.loads(Path(opts.point_file).read_text()) if opts.point_file and Path(opts.point_file).exists() else None
     tuning_parts = [f"seed {s}: {f}" for s, f, w, _ in suites if "tune" in w]  # what a saved point was chosen on
-    if saved is None:
+    if opts.at_defaults:
+        # The shipped service as it is: the settings' defaults, nothing chosen in this run.
+        knobs = {"prior": config.prior_weight}
+        chosen, added, omission, repeat = (config.miscue_threshold, config.added_word_threshold,
+                                           config.omission_threshold, config.repeat_threshold)
+        onset, onset_omission = config.onset_added_threshold, config.onset_omission_threshold
+        false_start, echo, shift = config.false_start_logprob, config.false_start_echo, config.word_time_shift_s
+        print(f"\n== Operating point: the settings' defaults (--at-defaults; nothing chosen in this run) ==\n  "
+              f"prior_weight {knobs['prior']}, miscue_threshold {chosen}, added_word_threshold {added}, omission_threshold "
+              f"{omission}, repeat_threshold {repeat}, onset_added_threshold {onset}, onset_omission_threshold "
+              f"{onset_omission}, false_start_logprob {false_start}, false_start_echo {echo}, word_time_shift_s {shift}")
+    elif saved is None:
         knobs: dict[str, float] = {"prior": 0.0}
         print("\n== Operating point on the tuning part: F1 / clean passages flagged ==")
         best_prior: tuple[float, dict[str, float], float, list[str]] | None = None
@@ -603,7 +620,7 @@ def main() -> None:  # noqa: C901 - one linear script
         false_start, echo, shift = saved["false_start"], saved["echo"], saved["shift"]
         print(f"\n== Operating point from {opts.point_file} (chosen on {saved['tuning']}) ==\n  {saved}")
         same_tuning(saved, tuning_parts, opts.point_file)
-    if opts.point_file and saved is None:
+    if opts.point_file and saved is None and not opts.at_defaults:
         Path(opts.point_file).write_text(json.dumps({
             "prior": knobs["prior"], "threshold": chosen, "added": added, "omission": omission, "repeat": repeat,
             "onset": onset, "onset_omission": onset_omission, "false_start": false_start, "echo": echo,
@@ -613,7 +630,7 @@ def main() -> None:  # noqa: C901 - one linear script
         ours, base, extra = evaluate(part, chosen, added, shift, detail=True, false_start=false_start,
                                      omission=omission, repeat=repeat, onset=onset, echo=echo,
                                      onset_omission=onset_omission)
-        label = "TUNING part (the threshold was chosen here)" if part == "tune" else (
+        label = ("TUNING part" + ("" if opts.at_defaults else " (the threshold was chosen here)")) if part == "tune" else (
             "HELD-OUT part" if part == "heldout" else f"HELD-OUT part of {part[len('heldout-'):]}")
         n = sum(1 for r, _ in results if r.part == part)
         print(f"\n######## {label}: {n} readings ########")

@@ -23,27 +23,27 @@ class ReadingSettings(ServiceSettings):
     long_pause_s: float = Field(1.0, gt=0, description="a gap between words at least this long is a long pause")
     forced_scoring: bool = Field(True, description="score the reference and the transcript's wording against the audio (the acoustic verdicts); off: transcript diffing alone")
     miscue_threshold: float = Field(
-        13.0, ge=-50, le=50,
+        14.0, ge=-50, le=50,
         description="log-likelihood ratio (nats) of a candidate misreading over the text above which the "
                     "miscue is reported; chosen on the tuning half of benchmarks/reading_miscues.py")
     added_word_threshold: float = Field(
-        2.0, ge=-50, le=50,
+        3.0, ge=-50, le=50,
         description="the same for an added word (insertion, repetition, false start): Whisper scores an "
                     "extra word more weakly than a replaced one; chosen with miscue_threshold")
     omission_threshold: float | None = Field(
-        0.0, ge=-50, le=50,
+        -3.0, ge=-50, le=50,
         description="the same for a skipped word (null: miscue_threshold); chosen with miscue_threshold")
     repeat_threshold: float | None = Field(
-        0.0, ge=-50, le=50,
+        -3.0, ge=-50, le=50,
         description="the same for the repetition every word is tested for when no transcript heard it (null: "
                     "added_word_threshold); chosen with miscue_threshold")
     onset_added_threshold: float | None = Field(
-        4.0, ge=-50, le=50,
+        2.0, ge=-50, le=50,
         description="the same for an added word a transcript heard before a segment's first word (Whisper "
                     "hears short words at the onset of speech that were never said; null: added_word_threshold); "
                     "chosen with miscue_threshold")
     onset_omission_threshold: float | None = Field(
-        10.0, ge=-50, le=50,
+        9.0, ge=-50, le=50,
         description="the same for a segment's first word skipped (at the onset of speech cut on silence Whisper "
                     "misses short first words that were said; null: omission_threshold); chosen with "
                     "miscue_threshold")
@@ -60,7 +60,7 @@ class ReadingSettings(ServiceSettings):
         description="a repetition whose first copy the audio holds below this forced log-probability was a "
                     "false start (self-correction); chosen on the tuning half of benchmarks/reading_miscues.py")
     false_start_echo: float | None = Field(
-        -0.25, ge=-2, le=2,
+        -0.225, ge=-2, le=2,
         description="an added word whose audio is closer to the next word's than to the previous word's "
                     "(log-mel distances, 0 the same sound) by at least minus this was a false start of the next "
                     "word (self-correction), however the recogniser spelt it; null: off; chosen on the tuning "

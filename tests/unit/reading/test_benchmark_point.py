@@ -49,3 +49,14 @@ def test_a_saved_point_is_reused_only_on_its_own_tuning_parts() -> None:
         same_tuning(saved, ["seed 11: /tmp/rm11"], "p.json")
     with pytest.raises(SystemExit):
         same_tuning({"threshold": 14.0}, ["seed 11: /tmp/rm11"], "p.json")
+
+
+@pytest.mark.parametrize("extra", [["--tune-pool", "17:/tmp/x"], ["--point-file", "/tmp/p.json"], ["--evidence", "fit"]])
+def test_at_defaults_chooses_nothing(monkeypatch: pytest.MonkeyPatch, extra: list[str]) -> None:
+    # The shipped service's figures: with a pool, a point file or a fitted model the run would
+    # report something other than the settings' defaults under their name.
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["reading_miscues", "--at-defaults", "--parts", "heldout", *extra])
+    with pytest.raises(SystemExit, match="chooses nothing"):
+        _BENCH.main()
