@@ -487,7 +487,9 @@ def _sox(wave: Any, rate: int, effect: list[str]) -> Any:
 
     raw = np.clip(wave, -32768, 32767).astype(np.int16).tobytes()
     fmt = ["-t", "raw", "-r", str(rate), "-e", "signed", "-b", "16", "-c", "1"]
-    out = subprocess.run(["sox", *fmt, "-", *fmt, "-", *effect], input=raw, capture_output=True, check=True,
+    # -R: sox's dither (and any other randomness) seeded the same on every run, so that a reading
+    # renders to the same samples in every process (without it two runs differ by its dither).
+    out = subprocess.run(["sox", "-R", *fmt, "-", *fmt, "-", *effect], input=raw, capture_output=True, check=True,
                          timeout=60).stdout
     result = np.frombuffer(out, dtype=np.int16).astype(np.float64)
     return result[: len(wave)] if len(result) >= len(wave) else np.pad(result, (0, len(wave) - len(result)))

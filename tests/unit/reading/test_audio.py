@@ -171,3 +171,16 @@ def test_decoding_for_whisper_keeps_faster_whispers_samples_without_a_full_colle
     got = decode_samples(str(path))
     assert got.dtype == np.float32 and np.array_equal(got, expected)
     assert collected == [(1,)]  # the young generations only, not gc.collect()
+
+
+@pytest.mark.skipif(__import__("shutil").which("sox") is None, reason="sox is not installed")
+def test_the_suites_room_reverb_renders_the_same_samples_every_time() -> None:
+    # The benchmark's renders are cached per machine; a before/after check of a speed change
+    # compares recognitions of the same audio only if a reading renders to the same samples.
+    import numpy as np
+
+    from tests.synthetic.reading import _sox
+
+    wave = (np.sin(np.arange(16000) / 5) * 8000).astype(np.int16)
+    first, second = (_sox(wave, 16000, ["reverb", "50", "50", "50"]) for _ in range(2))
+    assert np.array_equal(first, second)
