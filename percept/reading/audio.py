@@ -61,7 +61,7 @@ def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False) -> 
         if isinstance(source, bytes):
             if is_pcm16_wav(source):
                 try:
-                    return AudioSegment._from_safe_wav(io.BytesIO(source))
+                    return _read_pcm16_wav(source)
                 except Exception:  # an odd header: ffmpeg decides
                     logger.debug("in-process WAV read failed, decoding with ffmpeg")
             return AudioSegment.from_file(io.BytesIO(source))
@@ -74,6 +74,20 @@ def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False) -> 
     except Exception as exc:  # ffmpeg says why in stderr; the client only needs to know it failed
         logger.info("audio decode failed: %s", str(exc)[-300:])
         raise Unprocessable("Could not decode the audio file") from None
+
+
+def _read_pcm16_wav(data: bytes) -> AudioSegment:
+    """A 16-bit PCM WAV's samples read in-process, as ffmpeg gives them: whole frames only (a
+    file cut inside a frame loses the part). Raises (ffmpeg then decides) for a header without a
+    sample rate or channels (ffmpeg refuses it: 422, not a division by zero later) and for a data
+    chunk without a whole frame (a streamed WAV's data size 0: ffmpeg reads on to the end)."""
+    audio = AudioSegment._from_safe_wav(io.BytesIO(data))
+    if audio.frame_rate <= 0 or audio.channels <= 0:
+        raise ValueError("no sample rate or no channels")
+    whole = len(audio.raw_data) - len(audio.raw_data) % audio.frame_width
+    if whole <= 0:
+        raise ValueError("no whole frame in the data chunk")
+    return audio if whole == len(audio.raw_data) else audio._spawn(audio.raw_data[:whole])
 
 
 def _decode_pyav(path: str) -> AudioSegment:

@@ -184,3 +184,39 @@ def test_the_suites_room_reverb_renders_the_same_samples_every_time() -> None:
     wave = (np.sin(np.arange(16000) / 5) * 8000).astype(np.int16)
     first, second = (_sox(wave, 16000, ["reverb", "50", "50", "50"]) for _ in range(2))
     assert np.array_equal(first, second)
+
+
+def pcm16_wav(rate: int = 16000, channels: int = 1, samples: bytes | None = None, declared: int | None = None) -> bytes:
+    """A hand-made 16-bit PCM WAV: header fields as given, ``declared`` the data chunk's size."""
+    import struct
+
+    import numpy as np
+
+    if samples is None:
+        samples = np.random.default_rng(3).integers(-3000, 3000, 1600 * max(1, channels)).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels, 2 * channels, 16)
+    size = len(samples) if declared is None else declared
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size) + samples
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("rate, channels", [(0, 1), (16000, 0)])
+def test_a_wav_header_without_a_rate_or_channels_is_refused_not_a_crash(rate: int, channels: int) -> None:
+    # ffmpeg refuses these headers (422); read in-process they divided by zero (a 500).
+    with pytest.raises(Unprocessable, match="Could not decode"):
+        convert_to_mp3(pcm16_wav(rate, channels), max_duration_s=10)
+
+
+@pytest.mark.parametrize("case", ["streamed, data size 0", "cut in a sample", "stereo cut in a frame"])
+def test_an_odd_wav_upload_gives_ffmpegs_samples(case: str) -> None:
+    from percept.reading.audio import is_pcm16_wav, load_audio
+
+    wav = {"streamed, data size 0": pcm16_wav(declared=0),  # a writer that could not seek back
+           "cut in a sample": pcm16_wav(samples=bytes(range(256)) * 4 + b"\x01"),
+           "stereo cut in a frame": pcm16_wav(channels=2, samples=bytes(range(256)) * 4 + b"\x01\x02")}[case]
+    assert is_pcm16_wav(wav)
+    by_ffmpeg = AudioSegment.from_file(io.BytesIO(wav))
+    assert len(by_ffmpeg.raw_data) > 0
+    here = load_audio(wav)
+    assert (here.raw_data, here.channels, here.frame_rate) == (by_ffmpeg.raw_data, by_ffmpeg.channels, 16000)
+    assert convert_to_mp3(wav, max_duration_s=10)[1] == pytest.approx(len(by_ffmpeg) / 1000.0)
