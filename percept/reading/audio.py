@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pydub import AudioSegment
+from pydub.exceptions import CouldntEncodeError
 from pydub.silence import detect_nonsilent
 
 from percept.errors import Unprocessable
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 Save = Callable[[bytes], str]
 BUFFER_MS = 50
+INT_MAX = 2**31 - 1
 
 
 def dbfs_to_fraction(dbfs: float) -> float:
@@ -79,11 +81,12 @@ def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False) -> 
 def _read_pcm16_wav(data: bytes) -> AudioSegment:
     """A 16-bit PCM WAV's samples read in-process, as ffmpeg gives them: whole frames only (a
     file cut inside a frame loses the part). Raises (ffmpeg then decides) for a header without a
-    sample rate or channels (ffmpeg refuses it: 422, not a division by zero later) and for a data
+    sample rate or channels or with a rate past ffmpeg's int (ffmpeg refuses it: 422, not a
+    division by zero or a header the MP3 encoding cannot write later) and for a data
     chunk without a whole frame (a streamed WAV's data size 0: ffmpeg reads on to the end)."""
     audio = AudioSegment._from_safe_wav(io.BytesIO(data))
-    if audio.frame_rate <= 0 or audio.channels <= 0:
-        raise ValueError("no sample rate or no channels")
+    if not 0 < audio.frame_rate <= INT_MAX or audio.channels <= 0:  # ffmpeg's rate is an int
+        raise ValueError("no sample rate (or one past ffmpeg's) or no channels")
     whole = len(audio.raw_data) - len(audio.raw_data) % audio.frame_width
     if whole <= 0:
         raise ValueError("no whole frame in the data chunk")
@@ -234,4 +237,8 @@ def convert_to_mp3(data: bytes, max_duration_s: float) -> tuple[bytes, float]:
         raise Unprocessable("The audio file contains no sound")
     if duration > max_duration_s:
         raise Unprocessable(f"The audio is too long: {duration:.0f} s, the limit is {max_duration_s:.0f} s")
-    return to_mp3(audio), duration
+    try:
+        return to_mp3(audio), duration
+    except CouldntEncodeError as exc:  # decoded, but ffmpeg cannot make an MP3 of it (a rate past its resampler)
+        logger.info("audio encode failed: %s", str(exc)[-300:])
+        raise Unprocessable("Could not convert the audio file") from None

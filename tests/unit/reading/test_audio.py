@@ -194,7 +194,7 @@ def pcm16_wav(rate: int = 16000, channels: int = 1, samples: bytes | None = None
 
     if samples is None:
         samples = np.random.default_rng(3).integers(-3000, 3000, 1600 * max(1, channels)).astype("<i2").tobytes()
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels, 2 * channels, 16)
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels % 2**32, 2 * channels, 16)
     size = len(samples) if declared is None else declared
     body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size) + samples
     return b"RIFF" + struct.pack("<I", len(body)) + body
@@ -220,3 +220,12 @@ def test_an_odd_wav_upload_gives_ffmpegs_samples(case: str) -> None:
     here = load_audio(wav)
     assert (here.raw_data, here.channels, here.frame_rate) == (by_ffmpeg.raw_data, by_ffmpeg.channels, 16000)
     assert convert_to_mp3(wav, max_duration_s=10)[1] == pytest.approx(len(by_ffmpeg) / 1000.0)
+
+
+@pytest.mark.parametrize("rate", [3_000_000_000, 2**31 - 1])
+def test_a_wav_at_an_impossible_rate_is_refused_not_a_crash(rate: int) -> None:
+    # Past ffmpeg's int the header is refused by ffmpeg (422) but was read in-process and failed
+    # writing the MP3 (struct.error, a 500); at 2**31 - 1 ffmpeg decodes it but cannot encode it.
+    samples = bytes(2 * 2_000_000)  # long enough for a duration above 0 (1 ms) at either rate
+    with pytest.raises(Unprocessable):
+        convert_to_mp3(pcm16_wav(rate, 1, samples), max_duration_s=10)
