@@ -559,3 +559,28 @@ def test_span_distance_tells_the_same_sound_from_another() -> None:
     same = span_distance(features, (0.0, 0.3), (0.4, 0.7))  # the word, then the word again
     different = span_distance(features, (0.0, 0.3), (0.7, 0.95))
     assert same < 0.3 < 0.7 < different
+
+
+@needs_espeak
+def test_untimed_scoring_gives_the_timed_scorings_log_probabilities() -> None:
+    """tiny.en on espeak-ng speech: ``timed=False`` (CTranslate2's DTW over one encoder frame,
+    round 14) changes no log-probability, against the recording with and without the page as
+    context and against silence; only the word times are left out."""
+    from scipy.signal import resample_poly
+
+    from tests.synthetic.reading import Espeak
+
+    engine = Espeak.get()
+    samples, _ = engine.synthesize("The little dog ran to the park.", "en-us", 150)
+    audio = (resample_poly(samples.astype(np.float64), 16000, engine.sample_rate) / 32768).astype(np.float32)
+    aligner = ForcedAligner(device="cpu", context_pad_s=1.0)
+    speech = aligner.prepare(audio)
+    sequences = ["the little dog ran to the park".split(), "the little dog ran to the bark".split(),
+                 "the little dog dog ran to the park".split()]
+    for prepared, prompt in ((speech, None), (speech, ["a", "page"]), (aligner.silence(len(audio)), None)):
+        timed = aligner.score(prepared, sequences, prompt)
+        untimed = aligner.score(prepared, sequences, prompt, timed=False)
+        assert [s["logprob"] for s in untimed] == [s["logprob"] for s in timed]
+        assert [[w["logprob"] for w in s["words"]] for s in untimed] == [[w["logprob"] for w in s["words"]] for s in timed]
+        assert all(w["start"] is None and w["end"] is None for s in untimed for w in s["words"])
+        assert all(w["start"] is not None for s in timed for w in s["words"])
