@@ -1,5 +1,5 @@
 """Audio algorithms of the reading contract (docs/reading.md) and the upload conversion (pydub over
-ffmpeg; PyAV in-process where it gives the same samples).
+ffmpeg; PyAV in-process for 16-bit WAVs, MP3s and 16-bit codecs, all bounded by the duration limit).
 
 ``split_audio`` and ``split_silence`` return the ids of the cut files like the original;
 where the files go is the caller's choice (``save(mp3_bytes) -> id``), so the functions
@@ -12,10 +12,12 @@ import io
 import logging
 import math
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 from pydub import AudioSegment
+from pydub.audio_segment import extract_wav_headers
 from pydub.exceptions import CouldntEncodeError
 from pydub.silence import detect_nonsilent
 
@@ -26,6 +28,13 @@ logger = logging.getLogger(__name__)
 Save = Callable[[bytes], str]
 BUFFER_MS = 50
 INT_MAX = 2**31 - 1
+LIMIT_MARGIN_S = 0.01  # decoding stops this far past the limit: surely too long, whatever the rounding
+
+
+def too_long(duration: float | None, limit: float) -> Unprocessable:
+    """The contract's 422 for audio past the limit; ``duration`` None when decoding stopped early."""
+    told = f"{duration:.0f} s" if duration is not None else f"over {limit:.0f} s"
+    return Unprocessable(f"The audio is too long: {told}, the limit is {limit:.0f} s")
 
 
 def dbfs_to_fraction(dbfs: float) -> float:
@@ -47,15 +56,25 @@ def is_pcm16_wav(data: bytes) -> bool:
             and int.from_bytes(data[20:22], "little") == 1 and int.from_bytes(data[34:36], "little") == 16)
 
 
-def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False) -> AudioSegment:
+def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False,
+               max_duration_s: float | None = None) -> AudioSegment:
     """An AudioSegment from a path, bytes or an AudioSegment; 422 when undecodable.
 
-    Two shortcuts give the same samples without starting ffmpeg (pydub runs ffprobe, then
-    ffmpeg, for every file: about 0.15 s a file on this machine): a 16-bit PCM WAV given as
-    bytes is read in-process (ffmpeg would copy its samples), and ``mp3=True`` (a stored
-    recording, always the MP3 of :func:`convert_to_mp3`) is decoded in-process by PyAV with
-    ffmpeg's default MP3 decoder (``mp3float``) to 16-bit samples, as pydub's ffmpeg does. Either
-    falls back to pydub when it fails.
+    Shortcuts that need no ffmpeg process (pydub runs ffprobe, then ffmpeg, for every file: about
+    0.15 s a file on this machine): a 16-bit PCM WAV given as bytes is read in-process (ffmpeg
+    would copy its samples: the same samples); other bytes are decoded by PyAV when it finds an
+    MP3 or a codec of 16-bit samples (FLAC, PCM, ADPCM...), to 16-bit samples as pydub's ffmpeg
+    gives them; and ``mp3=True`` (a stored recording, always the MP3 of :func:`convert_to_mp3`) is
+    decoded by PyAV. Not always the same samples as ffmpeg's: PyAV bundles FFmpeg 8.1, the system's
+    ffmpeg is 5.1, and their MP3 decoders agree exactly at 16 kHz and the other rates checked
+    (8-48 kHz) except 24 kHz, where they differ within the decoder's rounding (up to 194/32768
+    mono, 3385/32768 stereo; equally close to the input). PCM and FLAC are lossless: the same
+    either way. Each shortcut falls back to pydub's ffmpeg when it fails; other codecs (Vorbis,
+    Opus, AAC, wider samples) stay ffmpeg's, which keeps their sample width.
+
+    With ``max_duration_s`` (uploads), decoding stops a little past the limit with the contract's
+    422 "The audio is too long": never more than the limit's worth of samples is held (a WAV's
+    duration is read from its header first; ffmpeg gets ``-t``), whatever the upload decodes to.
     """
     if isinstance(source, AudioSegment):
         return source
@@ -63,52 +82,121 @@ def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False) -> 
         if isinstance(source, bytes):
             if is_pcm16_wav(source):
                 try:
-                    return _read_pcm16_wav(source)
-                except Exception:  # an odd header: ffmpeg decides
+                    return _read_pcm16_wav(source, max_duration_s)
+                except _OddHeader:  # ffmpeg decides
                     logger.debug("in-process WAV read failed, decoding with ffmpeg")
-            return AudioSegment.from_file(io.BytesIO(source))
+            else:
+                try:
+                    return _decode_pyav(source, max_duration_s, only_16bit=True)
+                except _NotHere as exc:
+                    logger.debug("in-process decoding skipped (%s), decoding with ffmpeg", exc)
+            return _from_file_bounded(io.BytesIO(source), max_duration_s)
         if mp3:
             try:
-                return _decode_pyav(str(source))
-            except Exception:  # not an MP3 after all: ffmpeg probes it
+                return _decode_pyav(str(source), max_duration_s)
+            except _NotHere:  # not an MP3 after all: ffmpeg probes it
                 logger.debug("%s: in-process decoding failed, decoding with ffmpeg", source)
-        return AudioSegment.from_file(str(source))
+        return _from_file_bounded(str(source), max_duration_s)
+    except Unprocessable:
+        raise
     except Exception as exc:  # ffmpeg says why in stderr; the client only needs to know it failed
         logger.info("audio decode failed: %s", str(exc)[-300:])
         raise Unprocessable("Could not decode the audio file") from None
 
 
-def _read_pcm16_wav(data: bytes) -> AudioSegment:
+class _OddHeader(ValueError):
+    """A WAV header the in-process read leaves to ffmpeg."""
+
+
+class _NotHere(Exception):
+    """PyAV cannot (or should not) decode this input: ffmpeg does."""
+
+
+def _from_file_bounded(source: str | io.BytesIO, max_duration_s: float | None) -> AudioSegment:
+    """pydub's ffmpeg decoding; with a limit, ffmpeg stops a little past it (``-t``) and past the
+    limit is a 422."""
+    if max_duration_s is None:
+        return AudioSegment.from_file(source)
+    audio = AudioSegment.from_file(source, duration=max_duration_s + LIMIT_MARGIN_S)
+    if len(audio) / 1000.0 > max_duration_s:
+        raise too_long(None, max_duration_s)
+    return audio
+
+
+def _read_pcm16_wav(data: bytes, max_duration_s: float | None = None) -> AudioSegment:
     """A 16-bit PCM WAV's samples read in-process, as ffmpeg gives them: whole frames only (a
-    file cut inside a frame loses the part). Raises (ffmpeg then decides) for a header without a
-    sample rate or channels or with a rate past ffmpeg's int (ffmpeg refuses it: 422, not a
-    division by zero or a header the MP3 encoding cannot write later) and for a data
-    chunk without a whole frame (a streamed WAV's data size 0: ffmpeg reads on to the end)."""
-    audio = AudioSegment._from_safe_wav(io.BytesIO(data))
-    if not 0 < audio.frame_rate <= INT_MAX or audio.channels <= 0:  # ffmpeg's rate is an int
-        raise ValueError("no sample rate (or one past ffmpeg's) or no channels")
-    whole = len(audio.raw_data) - len(audio.raw_data) % audio.frame_width
-    if whole <= 0:
-        raise ValueError("no whole frame in the data chunk")
+    file cut inside a frame loses the part). Raises ``_OddHeader`` (ffmpeg then decides) for a
+    header without a sample rate or channels or with a rate past ffmpeg's int (ffmpeg refuses it:
+    422, not a division by zero or a header the MP3 encoding cannot write later) and for a data
+    chunk without a whole frame (a streamed WAV's data size 0: ffmpeg reads on to the end).
+    Past ``max_duration_s`` (the duration the header and the data present give) a 422, before any
+    sample is copied."""
+    try:
+        headers = extract_wav_headers(data)
+        fmt = next(h for h in headers if h.id == b"fmt ")
+        channels = int.from_bytes(data[fmt.position + 10:fmt.position + 12], "little")
+        rate = int.from_bytes(data[fmt.position + 12:fmt.position + 16], "little")
+        chunk = headers[-1]
+        if chunk.id != b"data":
+            raise _OddHeader("no data chunk last")
+    except (StopIteration, IndexError, ValueError) as exc:
+        raise _OddHeader(str(exc)) from None
+    if not 0 < rate <= INT_MAX or channels <= 0:  # ffmpeg's rate is an int
+        raise _OddHeader("no sample rate (or one past ffmpeg's) or no channels")
+    frames = min(chunk.size, len(data) - chunk.position - 8) // (2 * channels)
+    if frames <= 0:
+        raise _OddHeader("no whole frame in the data chunk")
+    if max_duration_s is not None and round(1000 * frames / rate) / 1000.0 > max_duration_s:
+        raise too_long(round(1000 * frames / rate) / 1000.0, max_duration_s)
+    try:
+        audio = AudioSegment._from_safe_wav(io.BytesIO(data))
+    except Exception as exc:
+        raise _OddHeader(str(exc)) from None
+    whole = frames * audio.frame_width
     return audio if whole == len(audio.raw_data) else audio._spawn(audio.raw_data[:whole])
 
 
-def _decode_pyav(path: str) -> AudioSegment:
+def _decode_pyav(source: str | bytes, max_duration_s: float | None = None,
+                 only_16bit: bool = False) -> AudioSegment:
     """An audio file's first audio stream as 16-bit samples at its own rate and channels (PyAV,
-    in-process): what pydub's ``ffmpeg -i path -acodec pcm_s16le -f wav -`` gives."""
+    in-process, streaming), as pydub's ``ffmpeg -i path -acodec pcm_s16le -f wav -`` gives them
+    within MP3 decoder rounding (identical at 16 kHz; see :func:`load_audio`). ``only_16bit``: only MP3s and codecs of 16-bit samples
+    (pydub keeps wider samples of other codecs). Past ``max_duration_s`` (+ 10 ms) decoding stops
+    with the 422; ``_NotHere`` when PyAV cannot decode it (ffmpeg then decides)."""
     import av
 
-    chunks: list[bytes] = []
-    with av.open(path, mode="r", metadata_errors="ignore") as container:
-        context = container.streams.audio[0].codec_context
-        rate, layout, channels = context.sample_rate, context.layout.name, context.channels
-        resampler = av.audio.resampler.AudioResampler(format="s16", layout=layout, rate=rate)
-        for frame in container.decode(audio=0):
-            chunks.extend(out.to_ndarray().tobytes() for out in resampler.resample(frame))
-        chunks.extend(out.to_ndarray().tobytes() for out in resampler.resample(None))
-    if not chunks:
-        raise ValueError(f"{path}: no audio frames")
-    return AudioSegment(data=b"".join(chunks), sample_width=2, frame_rate=rate, channels=channels)
+    limit = None if max_duration_s is None else max_duration_s + LIMIT_MARGIN_S
+    buffer = io.BytesIO()
+    frames = 0
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r",
+                     metadata_errors="ignore") as container:
+            context = container.streams.audio[0].codec_context
+            if only_16bit and not (context.name.startswith("mp3") or context.format.name in ("s16", "s16p")):
+                raise _NotHere(f"{context.name} ({context.format.name} samples)")
+            rate, layout, channels = context.sample_rate, context.layout.name, context.channels
+            resampler = av.audio.resampler.AudioResampler(format="s16", layout=layout, rate=rate)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    frames += out.samples
+                    buffer.write(out.to_ndarray().tobytes())
+                if limit is not None and frames > limit * rate:
+                    _DECODED.append(frames)
+                    raise too_long(None, max_duration_s)  # type: ignore[arg-type]
+            for out in resampler.resample(None):
+                frames += out.samples
+                buffer.write(out.to_ndarray().tobytes())
+    except (Unprocessable, _NotHere):
+        raise
+    except Exception as exc:
+        raise _NotHere(f"{exc.__class__.__name__}: {exc}") from None
+    _DECODED.append(frames)
+    if not frames:
+        raise _NotHere("no audio frames")
+    return AudioSegment(data=buffer.getvalue(), sample_width=2, frame_rate=rate, channels=channels)
+
+
+_DECODED: deque[int] = deque(maxlen=8)  # frames the last PyAV decodes ended with (for the tests)
 
 
 def _encode_pyav(audio: AudioSegment, bitrate: str) -> bytes:
@@ -230,13 +318,15 @@ def split_silence(
 
 
 def convert_to_mp3(data: bytes, max_duration_s: float) -> tuple[bytes, float]:
-    """Decode any audio ffmpeg knows, check its duration, return MP3 bytes and seconds."""
-    audio = load_audio(data)
+    """Decode any audio ffmpeg knows, check its duration, return MP3 bytes and seconds. The
+    decoding itself stops a little past ``max_duration_s`` (422): an upload that decodes to far
+    more than its size never comes whole into memory."""
+    audio = load_audio(data, max_duration_s=max_duration_s)
     duration = len(audio) / 1000.0
     if duration <= 0:
         raise Unprocessable("The audio file contains no sound")
     if duration > max_duration_s:
-        raise Unprocessable(f"The audio is too long: {duration:.0f} s, the limit is {max_duration_s:.0f} s")
+        raise too_long(duration, max_duration_s)
     try:
         return to_mp3(audio), duration
     except CouldntEncodeError as exc:  # decoded, but ffmpeg cannot make an MP3 of it (a rate past its resampler)

@@ -229,3 +229,91 @@ def test_a_wav_at_an_impossible_rate_is_refused_not_a_crash(rate: int) -> None:
     samples = bytes(2 * 2_000_000)  # long enough for a duration above 0 (1 ms) at either rate
     with pytest.raises(Unprocessable):
         convert_to_mp3(pcm16_wav(rate, 1, samples), max_duration_s=10)
+
+
+# -- the duration limit holds while decoding (round 14 hardening) ---------------------------------
+
+
+def long_upload(seconds: int, codec: str) -> bytes:
+    """``seconds`` of a quiet tone at 8 kHz mono, small: MP3 at 8 kb/s (PyAV) or Vorbis (ffmpeg)."""
+    import subprocess
+
+    if codec == "mp3":
+        import numpy as np
+
+        wave = (np.sin(np.arange(seconds * 8000) * 2 * np.pi * 440 / 8000) * 3000).astype(np.int16)
+        from percept.reading.audio import to_mp3
+
+        return to_mp3(AudioSegment(wave.tobytes(), sample_width=2, frame_rate=8000, channels=1), "8k")
+    return subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", f"sine=f=440:d={seconds}:sample_rate=8000",
+         "-c:a", "libvorbis", "-q:a", "0", "-f", "ogg", "-"], check=True, capture_output=True).stdout
+
+
+@pytest.mark.parametrize("codec", ["mp3", "vorbis"])
+def test_a_small_upload_that_decodes_past_the_limit_is_refused_while_decoding(codec: str) -> None:
+    # 600 s in ~0.6 MB: decoded whole (8 kHz, 16-bit MP3 / 32-bit Vorbis as pydub keeps it) 9.6 /
+    # 19.2 MB, and pydub's ffmpeg read held three copies of that at once (its output, a bytearray
+    # to mend the header, bytes again). Now decoding stops just past the 300 s limit: PyAV counts
+    # samples and holds one copy of at most the limit's worth; ffmpeg gets -t (pydub's three
+    # copies are of the limit's worth).
+    import tracemalloc
+
+    from percept.reading import audio as module
+
+    limit, width = 300, 2 if codec == "mp3" else 4
+    data = long_upload(2 * limit, codec)
+    assert len(data) < 1_500_000
+    limits_worth = limit * 8000 * width
+    module._DECODED.clear()
+    tracemalloc.start()
+    try:
+        with pytest.raises(Unprocessable, match=r"The audio is too long: over 300 s, the limit is 300 s"):
+            convert_to_mp3(data, max_duration_s=limit)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The whole decode is 2x the limit's worth: before, the peak was over 6x (three copies).
+    assert peak < (1.5 if codec == "mp3" else 3.5) * limits_worth, peak
+    if codec == "mp3":  # decoded in-process: stopped one MP3 frame past the limit (+ 10 ms)
+        assert list(module._DECODED) and module._DECODED[-1] <= (limit + 0.01) * 8000 + 2 * 576
+    else:
+        assert not module._DECODED  # Vorbis is ffmpeg's (pydub keeps its 32-bit samples)
+    # Under the limit the same upload is whole, as before.
+    mp3, duration = convert_to_mp3(data, max_duration_s=2 * limit + 1)
+    assert duration == pytest.approx(2 * limit, abs=0.1) and len(mp3) > 0
+
+
+def test_a_wav_past_the_limit_is_refused_from_its_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    from percept.reading import audio as module
+
+    wav = pcm16_wav(8000, 2, bytes(4 * 8000 * 12 + 2))  # 12 s of stereo, a stray byte after it
+
+    def no_read(*args: object) -> None:
+        raise AssertionError("samples read before the duration check")
+
+    monkeypatch.setattr(module.AudioSegment, "_from_safe_wav", no_read)
+    no_ffmpeg(monkeypatch)  # nor ffmpeg's decoding of it
+    with pytest.raises(Unprocessable, match=r"The audio is too long: 12 s, the limit is 10 s"):
+        convert_to_mp3(wav, max_duration_s=10)
+    monkeypatch.undo()
+    assert convert_to_mp3(wav, max_duration_s=12)[1] == 12.0
+
+
+def test_other_16bit_codecs_are_decoded_in_process_and_wider_ones_keep_ffmpegs_samples(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from percept.reading.audio import load_audio
+
+    def encode(*args: str) -> bytes:
+        return subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=440:d=1.5:sample_rate=22050",
+                               *args, "-"], check=True, capture_output=True).stdout
+
+    flac, wav24 = encode("-c:a", "flac", "-f", "flac"), encode("-c:a", "pcm_s24le", "-f", "wav")
+    by_ffmpeg = [AudioSegment.from_file(io.BytesIO(data)) for data in (flac, wav24)]
+    assert [a.sample_width for a in by_ffmpeg] == [2, 4]  # pydub widens 24-bit to 32
+    assert load_audio(wav24, max_duration_s=10).raw_data == by_ffmpeg[1].raw_data  # ffmpeg's (32-bit)
+    no_ffmpeg(monkeypatch)
+    here = load_audio(flac, max_duration_s=10)  # lossless: the same samples, no ffmpeg started
+    assert (here.raw_data, here.frame_rate, here.channels) == (by_ffmpeg[0].raw_data, 22050, 1)
