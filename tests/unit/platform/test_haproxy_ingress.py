@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -259,3 +260,73 @@ def test_the_wrapper_does_not_write_through_a_planted_link(tmp_path: Path) -> No
     assert victim.read_text() == "untouched\n"
     assert haproxy.MARK in config.read_text() and not config.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".percept-")) == []
+
+
+REPO_ROOT = Path(haproxy.WRAPPER).parent.parent
+RUN_SH = REPO_ROOT / "scripts" / "run.sh"
+
+
+def _run_sh(tmp_path: Path, ingress: str, python_c_fails: bool = False) -> subprocess.CompletedProcess[str]:
+    """scripts/run.sh in a copy of the tree with stand-ins: install.sh, the venv's activate, a
+    ``python`` whose ``--check`` passes, and a ``serve`` that prints the HAProxy switches it got."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(RUN_SH, tmp_path / "scripts" / "run.sh")
+    (tmp_path / "scripts" / "install.sh").write_text(f"touch {tmp_path}/installed\n")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "activate").write_text(f"export PATH={bin_dir}:$PATH\n")
+    # `python -m percept.haproxy --check` passes; `python -c ...node_env()` runs for real, or fails
+    python_c = 'echo "Traceback: node_env broke" >&2; exit 1' if python_c_fails else f'exec {sys.executable} "$@"'
+    (bin_dir / "python").write_text(f'#!/bin/sh\n[ "$1" = -m ] && exit 0\n{python_c}\n')
+    (bin_dir / "serve").write_text('#!/bin/sh\necho "serve run: HA=${RAY_SERVE_ENABLE_HA_PROXY:-unset} '
+                                   'BIN=${RAY_SERVE_HAPROXY_BINARY_PATH:-unset}"\n')
+    for name in ("python", "serve"):
+        (bin_dir / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}
+    env["PERCEPT_INGRESS"] = ingress
+    return subprocess.run(["bash", str(tmp_path / "scripts" / "run.sh")], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=REPO_ROOT)
+
+
+@pytest.mark.parametrize("ingress", ["haprxy", "HA-Proxy", "nginx"])
+def test_run_sh_refuses_an_unknown_ingress_before_installing(tmp_path: Path, ingress: str) -> None:
+    done = _run_sh(tmp_path, ingress)
+    assert done.returncode != 0 and "serve run" not in done.stdout
+    assert f"PERCEPT_INGRESS={ingress}: not an ingress" in done.stderr
+    assert not (tmp_path / "installed").exists()
+
+
+@pytest.mark.parametrize(("ingress", "ha"), [("HAProxy", "1"), ("haproxy", "1"), ("Serve", "unset"), ("", "unset")])
+def test_run_sh_takes_the_ingress_in_any_case(tmp_path: Path, ingress: str, ha: str) -> None:
+    done = _run_sh(tmp_path, ingress)
+    assert done.returncode == 0, done.stderr
+    assert f"serve run: HA={ha} " in done.stdout
+    assert ("ingress: Serve's HAProxy ingress" in done.stderr) == (ha == "1")
+
+
+def test_run_sh_falls_back_loudly_when_node_env_fails(tmp_path: Path) -> None:
+    """A failing ``python -c ... node_env()`` was eval'd as "" under set -e and run.sh then claimed
+    the HAProxy ingress with none of its variables set."""
+    done = _run_sh(tmp_path, "haproxy", python_c_fails=True)
+    assert done.returncode == 0, done.stderr
+    assert "serve run: HA=unset BIN=unset" in done.stdout
+    assert "ingress: Serve's HAProxy ingress" not in done.stderr
+    assert "node_env() failed" in done.stderr and "using Serve's Python proxy" in done.stderr
+
+
+def test_the_wrapper_does_not_import_from_its_working_directory(tmp_path: Path) -> None:
+    """``python -m`` puts the working directory first on sys.path: a ``percept`` package there
+    (Serve starts HAProxy in whatever directory its proxy manager runs in) must not be imported."""
+    planted = tmp_path / "cwd" / "percept"
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text("")
+    (planted / "haproxy.py").write_text(f"open({str(tmp_path / 'pwned')!r}, 'w').close()\n")
+    fake = tmp_path / "haproxy"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_serve_config(str(tmp_path)))
+    env = {**os.environ, "PERCEPT_PYTHON": sys.executable, haproxy.BINARY_ENV: str(fake)}
+    subprocess.run([haproxy.WRAPPER, "-db", "-f", str(config)], env=env, check=True, timeout=30, cwd=planted.parent)
+    assert not (tmp_path / "pwned").exists()
+    assert haproxy.MARK in config.read_text()
