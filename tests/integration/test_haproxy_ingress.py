@@ -42,7 +42,10 @@ from percept.testing import start_app
 ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
          runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "PERCEPT_LOG_JSON": "false"}})
 app = start_app(Path(tempfile.mkdtemp()), ["tagger"], int(sys.argv[1]), debug_routes=True,
-                admins=["user:hap-admin"])
+                admins=["user:hap-admin"],
+                # two loops create self-tests without pause (quota 2 + 2 per user), and the killed
+                # replica's tasks count until they go stale (60 s): a 429 is not what is tested here
+                task_quotas={"kinds": {"platform.selftest": {"max_running": 1000, "max_queued": 10000}}})
 print("READY", flush=True)
 sys.stdin.read()
 from ray import serve
@@ -77,6 +80,7 @@ def test_a_killed_ingress_replica_behind_haproxy(capsys: pytest.CaptureFixture[s
     port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **haproxy.node_env(),
            "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "percept.retry.proxy_middlewares"}  # the fallback proxy's
+    stop = threading.Event()
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(port)], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -95,7 +99,6 @@ def test_a_killed_ingress_replica_behind_haproxy(capsys: pytest.CaptureFixture[s
         after: dict[str, Counter[object]] = {k: Counter() for k in kinds}  # answers sent after the kill
         odd: list[tuple[str, int, dict[str, str], str]] = []
         killed = threading.Event()
-        stop = threading.Event()
 
         def loop(kind: str) -> None:
             with httpx.Client(base_url=url, timeout=120) as client:
@@ -123,7 +126,7 @@ def test_a_killed_ingress_replica_behind_haproxy(capsys: pytest.CaptureFixture[s
                     if sent_after:
                         after[kind][outcome] += 1
 
-        threads = [threading.Thread(target=loop, args=(k,)) for k in kinds]
+        threads = [threading.Thread(target=loop, args=(k,), daemon=True) for k in kinds]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 60  # each loop answered by the app before the kill
@@ -154,6 +157,7 @@ def test_a_killed_ingress_replica_behind_haproxy(capsys: pytest.CaptureFixture[s
             assert json.loads(text) == retry.unavailable_body("/platform/tasks/selftest")
         assert all(after[k][200] + after[k][202] > 3 for k in kinds), after  # the new replica answers
     finally:
+        stop.set()  # a failed assertion must not leave the loops spinning on a closed port
         if driver.stdin is not None:
             driver.stdin.close()
         try:
