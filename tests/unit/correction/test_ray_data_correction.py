@@ -77,12 +77,23 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
 
 def test_two_workers_run_two_tasks_at_once_from_the_start(two_cpus: None) -> None:
     _spans(2)  # warm: worker processes start and import
-    spans = _spans(2)
-    assert len(spans) == 6
     # Ray Data's default budget is zero until its first resource refresh (~1 s): before the
-    # fix the first tasks ran one after another, so none of the first two overlapped.
-    first, second = spans[0], spans[1]
-    assert second[0] < first[1], spans
+    # fix the first tasks ran one after another in every job, so none of the first two
+    # overlapped. In the full suite the shared session's other actors can delay the second
+    # worker once (seen in CI: it started 33 ms after the first task ended), so the job runs
+    # up to three times and one overlap of the first two tasks is required; without the fix
+    # no attempt overlaps.
+    attempts = []
+    for _ in range(3):
+        spans = _spans(2)
+        assert len(spans) == 6
+        assert _most_at_once(spans) <= 2, spans
+        attempts.append(spans)
+        first, second = spans[0], spans[1]
+        if second[0] < first[1]:
+            break
+    else:
+        raise AssertionError(f"the first two tasks never ran at once: {attempts}")
     assert _most_at_once(spans) == 2, spans
 
 
