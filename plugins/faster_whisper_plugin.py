@@ -86,7 +86,7 @@ class FasterWhisperPlugin:
     def process_audio(filename: str) -> AudioProcessingResult:
         if FasterWhisperPlugin.model is None:
             FasterWhisperPlugin.load()
-        from percept.reading.forced import decode_samples
+        from percept.reading.audio import decode_samples
 
         # Verbatim reading: no conditioning on earlier text, greedy decoding, no VAD cut. The
         # samples are faster-whisper's own decoding without its full garbage collection per file.

@@ -159,8 +159,7 @@ def test_decoding_for_whisper_keeps_faster_whispers_samples_without_a_full_colle
     import numpy as np
     from faster_whisper.audio import decode_audio
 
-    from percept.reading.audio import to_mp3
-    from percept.reading.forced import decode_samples
+    from percept.reading.audio import decode_samples, to_mp3
 
     path = tmp_path / "a.mp3"
     path.write_bytes(to_mp3(speechlike(1200, 2).set_frame_rate(44100)))
