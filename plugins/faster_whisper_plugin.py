@@ -9,12 +9,18 @@ faster-whisper pads every window to Whisper's 30 s; the encoder here sees only t
 the window plus ``PERCEPT_WHISPER_PAD_S`` seconds (default 3) of that padding, so a 5 s
 segment costs about a quarter of the encoding, decoding and word alignment
 (``PERCEPT_WHISPER_PAD_S=full``: the whole 30 s window).
+
+Each window's decode stops after :func:`token_cap` new tokens for the window's audio (at most
+Whisper's own limit): a short tail window that the model fills with a loop otherwise runs to
+224 tokens at every fallback temperature (``PERCEPT_WHISPER_TOKENS_PER_S``, ``none``: no cap).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import threading
 from typing import Any, ClassVar
 
 from percept.plugins import AudioChunk, AudioProcessingResult, WordTiming, register_plugin
@@ -29,19 +35,45 @@ def window_pad_s() -> float | None:
     return None if value in ("full", "none", "") else max(0.0, float(value))
 
 
-def short_window(features: Any, pad_s: float | None) -> Any:
-    """``features`` (``[..., mels, 3000]``, zero-padded past the audio by faster-whisper) cut to
-    the audio plus ``pad_s`` seconds of the padding (an even frame count, as the encoder's
-    stride-2 convolution wants)."""
+# New tokens a window's decode may generate: TOKEN_BASE + TOKENS_PER_S per second of its audio.
+# Reading aloud at 220 words a minute gives about 5 tokens a second with punctuation and
+# timestamps; the cap leaves twice that (see docs/reading.md, round 15).
+TOKENS_PER_S = 10.0
+TOKEN_BASE = 16
+
+
+def tokens_per_s() -> float | None:
+    """The cap's tokens per second of audio (``None``: no cap, Whisper's own limit)."""
+    value = os.environ.get("PERCEPT_WHISPER_TOKENS_PER_S", str(TOKENS_PER_S)).strip().lower()
+    return None if value in ("none", "") else max(0.0, float(value))
+
+
+def token_cap(seconds: float, per_s: float | None = TOKENS_PER_S) -> int | None:
+    """At most this many new tokens for a window of ``seconds`` of audio (``None``: no cap)."""
+    if per_s is None:
+        return None
+    return TOKEN_BASE + int(per_s * max(0.0, seconds) + 0.999)
+
+
+def content_frames(features: Any) -> int:
+    """Feature frames of audio in a window (``[..., mels, frames]``, zero-padded past the audio
+    by faster-whisper): up to the last frame with any non-zero value."""
     import numpy as np
 
+    frames = features.shape[-1]
+    heard = np.flatnonzero(np.any(np.asarray(features) != 0, axis=-2).reshape(-1, frames).any(axis=0))
+    return int(heard[-1]) + 1 if len(heard) else 0
+
+
+def short_window(features: Any, pad_s: float | None, content: int | None = None) -> Any:
+    """``features`` (``[..., mels, 3000]``, zero-padded past the audio by faster-whisper) cut to
+    the audio plus ``pad_s`` seconds of the padding (an even frame count, as the encoder's
+    stride-2 convolution wants); ``content``: its :func:`content_frames` when known."""
     from percept.reading.forced import encoder_window
 
     if pad_s is None or features.shape[-1] != FRAMES:
         return features
-    heard = np.flatnonzero(np.any(np.asarray(features) != 0, axis=-2).reshape(-1, FRAMES).any(axis=0))
-    content = int(heard[-1]) + 1 if len(heard) else 0
-    return features[..., :encoder_window(content, pad_s)]
+    return features[..., :encoder_window(content_frames(features) if content is None else content, pad_s)]
 
 
 @register_plugin
@@ -65,10 +97,24 @@ class FasterWhisperPlugin:
         compute = "float16" if device == "cuda" else "int8"
         threads = int(os.environ.get("PERCEPT_WHISPER_THREADS", "2"))
         pad_s = window_pad_s()
+        per_s = tokens_per_s()
+        window = threading.local()  # the audio seconds of the window this thread encoded last
 
         class ShortWindowWhisper(WhisperModel):  # type: ignore[misc]
             def encode(self, features: Any) -> Any:
-                return super().encode(short_window(features, pad_s))
+                content = content_frames(features)
+                window.seconds = content / 100.0  # 10 ms feature frames
+                return super().encode(short_window(features, pad_s, content))
+
+            def generate_with_fallback(self, encoder_output: Any, prompt: list[int], tokenizer: Any,
+                                       options: Any) -> Any:
+                # faster-whisper encodes each window right before decoding it, in the same thread
+                cap = token_cap(getattr(window, "seconds", 30.0), per_s)
+                if cap is not None:
+                    cap = min(cap, self.max_length - len(prompt))
+                    if options.max_new_tokens is None or cap < options.max_new_tokens:
+                        options = dataclasses.replace(options, max_new_tokens=cap)
+                return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
 
         # Greedy decoding falls back to sampling (temperature 0.2, 0.4, ...) on a window it decodes
         # poorly. CTranslate2 seeds each worker thread's generator once, on its first use, from

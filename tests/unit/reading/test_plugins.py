@@ -53,3 +53,60 @@ def test_whisper_plugin_encodes_the_audio_and_a_short_pad_not_the_30s_window(mon
     assert window_pad_s() is None
     monkeypatch.setenv("PERCEPT_WHISPER_PAD_S", "1.5")
     assert window_pad_s() == 1.5
+
+
+def test_whisper_decode_cap_grows_with_the_windows_audio(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    sys.path.insert(0, str(PLUGINS))
+    from faster_whisper_plugin import TOKEN_BASE, content_frames, token_cap, tokens_per_s
+
+    assert token_cap(1.2) == TOKEN_BASE + 12  # a looping 1.2 s tail window: 28 tokens, not 224
+    assert token_cap(0.0) == TOKEN_BASE
+    assert token_cap(5.0, None) is None
+    assert token_cap(2.05, 10.0) == TOKEN_BASE + 21  # rounded up
+    features = np.zeros((80, 3000), dtype=np.float32)
+    features[3, :437] = 0.5
+    assert content_frames(features) == 437
+    assert content_frames(np.zeros((1, 80, 3000), dtype=np.float32)) == 0
+    monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "none")
+    assert tokens_per_s() is None
+    monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "7.5")
+    assert tokens_per_s() == 7.5
+
+
+def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin's model (tiny.en) asks faster-whisper's decode for at most token_cap(window
+    seconds) new tokens: a 2.5 s recording's window gets 16 + 25, not Whisper's 224."""
+    import wave
+
+    import numpy as np
+    from faster_whisper import WhisperModel
+
+    sys.path.insert(0, str(PLUGINS))
+    from faster_whisper_plugin import FasterWhisperPlugin, token_cap
+
+    asked: list[int | None] = []
+    original = WhisperModel.generate_with_fallback
+
+    def spy(self, encoder_output, prompt, tokenizer, options):  # type: ignore[no-untyped-def]
+        asked.append(options.max_new_tokens)
+        return original(self, encoder_output, prompt, tokenizer, options)
+
+    monkeypatch.setattr(WhisperModel, "generate_with_fallback", spy)
+    monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S", raising=False)
+    monkeypatch.setattr(FasterWhisperPlugin, "model", None)  # loaded again: the cap is read at load
+    rng = np.random.default_rng(0)
+    t = np.arange(int(2.5 * 16000)) / 16000
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+               + 0.05 * rng.standard_normal(len(t)))
+    path = tmp_path / "tone.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((samples * 20000).astype(np.int16).tobytes())
+    FasterWhisperPlugin.process_audio(str(path))
+    assert asked, "faster-whisper decoded no window"
+    assert asked[0] == token_cap(2.5)
+    assert all(a is not None and a <= token_cap(2.5) for a in asked)  # type: ignore[operator]
