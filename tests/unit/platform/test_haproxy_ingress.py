@@ -60,6 +60,40 @@ class Handler(BaseHTTPRequestHandler):
 ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
 '''
 
+# Serve's Python proxy, the fallback server of Serve's template, with percept.retry's middleware as
+# Serve installs it (RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH): it sends a request to the ingress
+# replica; a replica that dies holding it raises (Serve's proxy: RayActorError) and the middleware
+# replays or answers 503; a refused connection plays Serve's router finding the new replica (the
+# proxy answers as "fallback"). Its answers carry x-via: proxy.
+PROXY = r'''
+import json, sys
+import httpx, uvicorn
+from percept.retry import ReplicaLossMiddleware
+PORT, UPSTREAM = int(sys.argv[2]), int(sys.argv[3])
+HOP = {b"host", b"content-length", b"transfer-encoding", b"connection"}
+async def app(scope, receive, send):
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    headers = [(k, v) for k, v in scope["headers"] if k not in HOP]
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.request(scope["method"], f"http://127.0.0.1:{UPSTREAM}{scope['path']}",
+                                     headers=headers, content=body)
+    except httpx.ConnectError:  # the replica is gone: the new one answers
+        status, out = 200, json.dumps({"server": "fallback", "body_len": len(body)}).encode()
+    else:
+        status, out = r.status_code, r.content
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode()),
+                            (b"x-via", b"proxy")]})
+    await send({"type": "http.response.body", "body": out})
+uvicorn.run(ReplicaLossMiddleware(app, backoff_s=(0.05,)), host="127.0.0.1", port=PORT, lifespan="off",
+            log_level="error")
+'''
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -67,8 +101,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(script: Path, name: str, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, str(script), name, str(port)], stderr=subprocess.DEVNULL)
+def _serve(script: Path, name: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, str(script), name, str(port), *extra], stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), 0.1).close()
@@ -79,7 +113,8 @@ def _serve(script: Path, name: str, port: int) -> subprocess.Popen[bytes]:
 
 
 class Rig:
-    """HAProxy (started through the wrapper, as Serve starts it) with one replica and the fallback."""
+    """HAProxy (started through the wrapper, as Serve starts it) with one replica and the fallback
+    (a stand-in for Serve's Python proxy with percept.retry's middleware, in front of the replica)."""
 
     def __init__(self, tmp: Path, patched: bool = True) -> None:
         from ray.serve._private.haproxy import BackendConfig, HAProxyApi, HAProxyConfig, ServerConfig
@@ -88,13 +123,15 @@ class Rig:
         self.tmp = tmp
         self.script = tmp / "replica.py"
         self.script.write_text(REPLICA)
+        (tmp / "proxy.py").write_text(PROXY)
         self.front, self.replica_port, self.fallback_port = _free_port(), _free_port(), _free_port()
         cfg = HAProxyConfig(socket_path=str(tmp / "admin.sock"), server_state_base=str(tmp),
                             server_state_file=str(tmp / "state"), metrics_socket_path=str(tmp / "metrics.sock"),
                             metrics_port=_free_port(), stats_port=_free_port(), is_head=True,
                             http_options=HTTPOptions(host="127.0.0.1", port=self.front),
                             retry_on=haproxy.SERVE_ENV["RAY_SERVE_HAPROXY_RETRY_ON"],
-                            retries=int(haproxy.SERVE_ENV["RAY_SERVE_HAPROXY_RETRIES"]))
+                            retries=int(haproxy.SERVE_ENV["RAY_SERVE_HAPROXY_RETRIES"]),
+                            bufsize=int(haproxy.SERVE_ENV["RAY_SERVE_HAPROXY_TUNE_BUFSIZE"]))
         backend = BackendConfig(name="percept", path_prefix="/", app_name="percept",
                                 servers=[ServerConfig(name="replica", host="127.0.0.1", port=self.replica_port)],
                                 fallback_server=ServerConfig(name="fallback", host="127.0.0.1",
@@ -102,7 +139,7 @@ class Rig:
         api = HAProxyApi(cfg, backend_configs={"percept": backend}, config_file_path=str(tmp / "haproxy.cfg"))
         api._generate_config_file_internal()  # Serve's own template
         self.config = tmp / "haproxy.cfg"
-        self.fallback = _serve(self.script, "fallback", self.fallback_port)
+        self.fallback = _serve(tmp / "proxy.py", "fallback", self.fallback_port, str(self.replica_port))
         self.replica = _serve(self.script, "replica", self.replica_port)
         binary = [haproxy.WRAPPER] if patched else [haproxy.real_binary()]
         env = {**os.environ, "PERCEPT_PYTHON": sys.executable}
@@ -148,11 +185,14 @@ CASES = [  # method, path, headers: what percept.retry.replayable says decides t
 
 
 def _dying_request(rig: Rig, method: str, path: str, headers: dict[str, str],
-                   size: int = 12_000) -> httpx.Response | None:
-    """The request sent to a replica that dies holding it, first on its connection; None: closed."""
+                   size: int = 12_000, reused: bool = False) -> httpx.Response | None:
+    """The request sent to a replica that dies holding it, first on its connection (``reused``:
+    after a GET answered on the same keep-alive connection); None: the connection closed."""
     body = b"x" * size if method == "POST" else b""
     try:
         with httpx.Client(base_url=rig.url, timeout=30) as client:
+            if reused:
+                assert client.get("/hello").status_code == 200
             return client.request(method, path, headers={"x-die": "1", **headers}, content=body)
     except httpx.RemoteProtocolError:
         return None
@@ -165,7 +205,8 @@ def _contract_kept(response: httpx.Response | None, method: str, path: str, head
     if response is None:
         return False
     body_len = size if method == "POST" else 0
-    if retry.replayable(method, path, [(k.encode(), v.encode()) for k, v in headers.items()]) and body_len <= 16_384:
+    replay_max = 16 * 2**20  # ReplicaLossMiddleware's default replay_max_bytes
+    if retry.replayable(method, path, [(k.encode(), v.encode()) for k, v in headers.items()]) and body_len <= replay_max:
         return response.status_code == 200 and response.json() == {"server": "fallback", "body_len": body_len}
     return (response.status_code == 503 and response.headers.get("retry-after") == "1"
             and response.headers.get("content-type") == "application/json"
@@ -179,6 +220,32 @@ def test_a_dying_replicas_request_is_replayed_or_answered_503(rig: Rig, method: 
                                                               headers: dict[str, str]) -> None:
     response = _dying_request(rig, method, path, headers)
     assert _contract_kept(response, method, path, headers), response and response.text
+
+
+@needs_haproxy
+@pytest.mark.parametrize(("method", "path", "headers", "size"),
+                         [(*case, 12_000) for case in CASES] + [("POST", "/process", {}, 100_000)])
+def test_a_dying_replicas_request_on_a_reused_connection_keeps_the_contract(
+        rig: Rig, method: str, path: str, headers: dict[str, str], size: int) -> None:
+    """Finding 28's gap closed: on a keep-alive connection HAProxy closes the connection of a request
+    it may not send again whose server died (abort_keep_alive). Those requests (and a replayable one
+    whose body it does not hold whole) go through Serve's Python proxy, whose middleware answers."""
+    response = _dying_request(rig, method, path, headers, size, reused=True)
+    assert _contract_kept(response, method, path, headers, size), response and response.text
+
+
+@needs_haproxy
+def test_replayable_requests_keep_the_direct_path_and_the_others_go_through_the_proxy(rig: Rig) -> None:
+    with httpx.Client(base_url=rig.url, timeout=30) as client:
+        direct = [client.get("/hello"), client.post("/process", content=b"x" * 12_000),
+                  client.post("/v1/image/process/task", headers={"idempotency-key": "k"}, content=b"{}")]
+        proxied = [client.post("/v1/image/process/task", content=b"{}"), client.get("/scrape"),
+                   client.post("/process", content=b"x" * 100_000),  # over HAProxy's buffer
+                   client.post("/process", content=iter([b"x" * 1000] * 3))]  # chunked
+    assert [(r.status_code, "x-via" in r.headers, r.json()["server"]) for r in direct] == [(200, False, "replica")] * 3
+    assert [(r.status_code, r.headers.get("x-via"), r.json()["server"]) for r in proxied] == \
+        [(200, "proxy", "replica")] * 4
+    assert [r.json()["body_len"] for r in proxied] == [2, 0, 100_000, 3000]
 
 
 @needs_haproxy
@@ -215,19 +282,29 @@ def test_the_applications_own_503_passes_unchanged(rig: Rig) -> None:
 
 
 @needs_haproxy
-def test_a_body_larger_than_haproxys_buffer_is_not_replayed(rig: Rig) -> None:
+def test_a_body_larger_than_haproxys_buffer_is_replayed_by_the_proxy(rig: Rig) -> None:
     response = httpx.post(f"{rig.url}/process", content=b"x" * 100_000, headers={"x-die": "1"}, timeout=30)
-    assert response.status_code == 503 and response.json() == retry.unavailable_body("/process")
+    assert response.status_code == 200 and response.json() == {"server": "fallback", "body_len": 100_000}
 
 
 @needs_haproxy
-def test_haproxy_closes_a_reused_connection_instead_of_the_503(rig: Rig) -> None:
+def test_with_the_proxy_down_haproxy_closes_a_reused_connection_instead_of_the_503(rig: Rig) -> None:
     """HAProxy's http_wait_for_response: a request that is not the first on its client connection
-    (TX_NOT_FIRST) and whose server closed without answering gets the connection closed, no response
-    ("the client is required to retry"), hard-coded. The reason the HAProxy ingress stays opt-in; if
-    this test fails, HAProxy changed and finding 28 should be revisited."""
+    (TX_NOT_FIRST), that it may not send again and whose server closed without answering gets the
+    connection closed, no response ("the client is required to retry"), hard-coded. Hence the route
+    through Serve's Python proxy (proxy_routes); with that proxy down (marked by its health check)
+    such a request goes to the replica directly rather than nowhere, and gets exactly that. If the
+    last assertion fails, HAProxy changed (finding 28)."""
+    rig.fallback.kill()
+    rig.fallback.wait()
+    deadline = time.monotonic() + 30
     with httpx.Client(base_url=rig.url, timeout=30) as client:
-        assert client.get("/hello").status_code == 200
+        while True:  # until the proxy is marked down: the unkeyed task creation goes direct
+            r = client.post("/v1/image/process/task", content=b"{}")
+            if r.status_code == 200 and "x-via" not in r.headers:
+                break
+            assert time.monotonic() < deadline, "the proxy was never marked down"
+            time.sleep(0.25)
         with pytest.raises(httpx.RemoteProtocolError):
             client.post("/v1/image/process/task", headers={"x-die": "1"}, content=b"{}")
 
