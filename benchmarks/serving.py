@@ -39,9 +39,10 @@ than the baseline runs (on CUDA both run the eager model).
                                            [--compare-placement] [--classifier-graph frozen|eager]
                                            [--ingress serve|haproxy]
 
-``--ingress haproxy`` runs every part behind Serve's HAProxy ingress with percept's replica-loss
-rules (``percept/haproxy.py``; opt-in, see docs/performance.md, finding 28) instead of Serve's
-Python proxy; ``/-/healthz`` is then answered by HAProxy itself.
+``--ingress haproxy`` (the default, as in ``scripts/run.sh``) runs every part behind Serve's HAProxy
+ingress with percept's replica-loss rules (``percept/haproxy.py``: requests HAProxy may not send
+twice go through Serve's Python proxy, docs/performance.md findings 28 and 30); ``/-/healthz`` is
+then answered by HAProxy itself. ``--ingress serve``: Serve's Python proxy alone.
 
 Run it under the shared lock (``flock /tmp/percept-ray.lock ...``): it starts Ray.
 """
@@ -1069,10 +1070,10 @@ def main() -> None:
     parser.add_argument("--compare-placement", action="store_true",
                         help="also measure /process with the classifier in the other place (its own replica on "
                              "the CPU, in the ingress on a GPU), in the same run, before the configured one")
-    parser.add_argument("--ingress", choices=("serve", "haproxy"), default="serve",
-                        help="serve: Serve's Python proxy with percept.retry's middleware (the default of scripts/run.sh); "
-                             "haproxy: Serve's HAProxy ingress with percept/haproxy.py's rules "
-                             "(PERCEPT_INGRESS=haproxy scripts/run.sh, opt-in: docs/performance.md, finding 28)")
+    parser.add_argument("--ingress", choices=("serve", "haproxy"), default="haproxy",
+                        help="haproxy (the default of scripts/run.sh): Serve's HAProxy ingress with "
+                             "percept/haproxy.py's rules; serve: Serve's Python proxy alone with percept.retry's "
+                             "middleware (PERCEPT_INGRESS=serve scripts/run.sh)")
     opts = parser.parse_args()
     if opts.ingress == "haproxy":
         from percept import haproxy

@@ -1,4 +1,4 @@
-"""Serve's HAProxy ingress (opt-in), with as much of ``percept.retry``'s replica-loss contract as it can keep.
+"""Serve's HAProxy ingress (the default of ``scripts/run.sh``), with ``percept.retry``'s replica-loss contract.
 
 Ray Serve 2.60 can replace its Python HTTP proxy by HAProxy (``RAY_SERVE_ENABLE_HA_PROXY=1`` with
 ``RAY_SERVE_ENABLE_DIRECT_INGRESS=1``): HAProxy, in C, forwards each request straight to an HTTP
@@ -28,13 +28,15 @@ same arguments: Serve finds its processes by the config path in ``/proc/<pid>/cm
   contract's ``Content-Language``; responses from the application pass unchanged;
 * the backends' ``http-reuse always`` becomes ``safe``.
 
-What it cannot keep (finding 28): HAProxy closes the client connection without any answer when
-a request that was not the first on its client connection (HTTP/1.1 keep-alive; every HTTP/2
-stream) loses its server mid-request and may not be retried ("the client is required to retry",
-``abort_keep_alive`` in HAProxy's ``http_ana.c``; no setting changes it). So a task creation without
-an ``Idempotency-Key`` on a reused connection gets a closed connection, not the 503 + Retry-After
-that Serve's Python proxy with ``percept.retry.ReplicaLossMiddleware`` answers. Hence opt-in
-(``PERCEPT_INGRESS=haproxy scripts/run.sh``).
+* a second backend per Serve app backend (:func:`proxy_routes`) whose one server is Serve's Python
+  proxy (Serve's fallback server, with ``percept.retry.ReplicaLossMiddleware``): every request HAProxy
+  may not send twice (not replayable, or a body it does not hold whole) goes there. HAProxy alone
+  closes the client connection without any answer when a request that was not the first on its
+  client connection (HTTP/1.1 keep-alive; every HTTP/2 stream) loses its server mid-request and may
+  not be retried ("the client is required to retry", ``abort_keep_alive`` in HAProxy's
+  ``http_ana.c``; no setting changes it: finding 28); through the proxy, HAProxy's server is the
+  proxy, which stays up and answers the contract's 503 + Retry-After (finding 30). Replayable
+  requests keep the direct path. With the proxy marked down, everything goes the direct way.
 
 ``python -m percept.haproxy --check`` renders Serve's own template with one backend, patches it and
 has the real HAProxy check it (``scripts/run.sh`` uses the HAProxy ingress only when this passes).

@@ -366,7 +366,8 @@ REPO_ROOT = Path(haproxy.WRAPPER).parent.parent
 RUN_SH = REPO_ROOT / "scripts" / "run.sh"
 
 
-def _run_sh(tmp_path: Path, ingress: str, python_c_fails: bool = False) -> subprocess.CompletedProcess[str]:
+def _run_sh(tmp_path: Path, ingress: str | None, python_c_fails: bool = False,
+            check_fails: bool = False) -> subprocess.CompletedProcess[str]:
     """scripts/run.sh in a copy of the tree with stand-ins: install.sh, the venv's activate, a
     ``python`` whose ``--check`` passes, and a ``serve`` that prints the HAProxy switches it got."""
     (tmp_path / "scripts").mkdir()
@@ -377,13 +378,16 @@ def _run_sh(tmp_path: Path, ingress: str, python_c_fails: bool = False) -> subpr
     (bin_dir / "activate").write_text(f"export PATH={bin_dir}:$PATH\n")
     # `python -m percept.haproxy --check` passes; `python -c ...node_env()` runs for real, or fails
     python_c = 'echo "Traceback: node_env broke" >&2; exit 1' if python_c_fails else f'exec {sys.executable} "$@"'
-    (bin_dir / "python").write_text(f'#!/bin/sh\n[ "$1" = -m ] && exit 0\n{python_c}\n')
+    check = 'echo "percept.haproxy: no HAProxy" >&2; exit 1' if check_fails else "exit 0"
+    (bin_dir / "python").write_text(f'#!/bin/sh\nif [ "$1" = -m ]; then {check}; fi\n{python_c}\n')
     (bin_dir / "serve").write_text('#!/bin/sh\necho "serve run: HA=${RAY_SERVE_ENABLE_HA_PROXY:-unset} '
                                    'BIN=${RAY_SERVE_HAPROXY_BINARY_PATH:-unset}"\n')
     for name in ("python", "serve"):
         (bin_dir / name).chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}
-    env["PERCEPT_INGRESS"] = ingress
+    env.pop("PERCEPT_INGRESS", None)
+    if ingress is not None:
+        env["PERCEPT_INGRESS"] = ingress
     return subprocess.run(["bash", str(tmp_path / "scripts" / "run.sh")], env=env, capture_output=True,
                           text=True, timeout=60, cwd=REPO_ROOT)
 
@@ -396,12 +400,22 @@ def test_run_sh_refuses_an_unknown_ingress_before_installing(tmp_path: Path, ing
     assert not (tmp_path / "installed").exists()
 
 
-@pytest.mark.parametrize(("ingress", "ha"), [("HAProxy", "1"), ("haproxy", "1"), ("Serve", "unset"), ("", "unset")])
+@pytest.mark.parametrize(("ingress", "ha"), [("HAProxy", "1"), ("haproxy", "1"), ("Serve", "unset"), ("serve", "unset"),
+                                             ("", "1"), (None, "1")])
 def test_run_sh_takes_the_ingress_in_any_case(tmp_path: Path, ingress: str, ha: str) -> None:
     done = _run_sh(tmp_path, ingress)
     assert done.returncode == 0, done.stderr
     assert f"serve run: HA={ha} " in done.stdout
     assert ("ingress: Serve's HAProxy ingress" in done.stderr) == (ha == "1")
+
+
+@pytest.mark.parametrize("ingress", [None, "haproxy"])
+def test_run_sh_falls_back_to_serves_proxy_when_the_check_fails(tmp_path: Path, ingress: str | None) -> None:
+    """The default is the HAProxy ingress, used only when ``python -m percept.haproxy --check`` passes."""
+    done = _run_sh(tmp_path, ingress, check_fails=True)
+    assert done.returncode == 0, done.stderr
+    assert "serve run: HA=unset BIN=unset" in done.stdout
+    assert "the check above failed: using Serve's Python proxy" in done.stderr
 
 
 def test_run_sh_falls_back_loudly_when_node_env_fails(tmp_path: Path) -> None:
