@@ -435,7 +435,8 @@ def main() -> None:  # noqa: C901 - one linear script
                                  prepared[id(reading)], time_shift=shift, added_threshold=added, weights=weights,
                                  false_start_logprob=false_start, omission_threshold=omission,
                                  repeat_threshold=repeat, prior_weight=knobs["prior"], onset_added_threshold=onset,
-                                 false_start_echo=echo, onset_omission_threshold=onset_omission)
+                                 false_start_echo=echo, onset_omission_threshold=onset_omission,
+                                 next_word_logprob=config.next_word_logprob)
             n_ref = len(tokenize(reading.reference))
             flags = report_flags(out["report"], n_ref, config.long_pause_s)
             baseline = diff_flags(segs, reading.reference)

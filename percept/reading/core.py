@@ -85,7 +85,8 @@ class ReadingCore:
                               prior_weight=self.config.prior_weight,
                               onset_added_threshold=self.config.onset_added_threshold,
                               false_start_echo=self.config.false_start_echo,
-                              onset_omission_threshold=self.config.onset_omission_threshold)
+                              onset_omission_threshold=self.config.onset_omission_threshold,
+                              next_word_logprob=self.config.next_word_logprob)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

@@ -330,7 +330,8 @@ def false_start_of(said: str, target: str, echo: list[float | None] | None, echo
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
               limits: dict[str, float], shift: float, weights: dict[str, float] | None = None,
               words: list[str] | None = None, prior_weight: float = 0.0,
-              echo_level: float | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
+              echo_level: float | None = None,
+              next_word_logprob: float | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
                                                        dict[int, tuple[float, float]]]:
     """Changes whose evidence clears the operating point of their kind (``limits``, see
     :func:`evidence_kind`), by global reference index: one change of a word
@@ -387,6 +388,22 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                     inserts[j] = [item]
             elif j not in change_at or margin(item) > margin(change_at[j]):
                 change_at[j] = item
+    # An added word whose own reading leaves the next reference word unheld by the audio (that
+    # word's forced log-probability in the reading with the added word, ``logprobs[2]``, below
+    # ``next_word_logprob``) was said instead of it: a substitution of that word (where a replaced
+    # word was accepted there too, the replacement stays), not an insertion before it.
+    if next_word_logprob is not None:
+        for j in sorted(inserts):
+            item = inserts[j][0]
+            lp = (item.get("logprobs") or [None, None, None])[2]
+            if lp is None or float(lp) >= next_word_logprob or not 0 <= j < len(words or []):
+                continue
+            said = normalise_word(item["word"])
+            if said in {normalise_word((words or [])[k]) for k in (j - 1, j) if k >= 0}:
+                continue  # a copy of a word around it: the repetition rules decide
+            del inserts[j]
+            if j not in change_at or change_at[j]["kind"] != "replace":
+                change_at[j] = {**item, "kind": "replace"}
     # One word read differently is one miscue: a replaced word and an added word before it
     # both accepted are two explanations of the same stretch of audio; the clearer one stays.
     for j in [j for j in change_at if change_at[j]["kind"] == "replace" and inserts.get(j)]:
@@ -436,7 +453,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    repeat_threshold: float | None = None, prior_weight: float = 0.0,
                    onset_added_threshold: float | None = None,
                    false_start_echo: float | None = None,
-                   onset_omission_threshold: float | None = None) -> dict[str, Any]:
+                   onset_omission_threshold: float | None = None,
+                   next_word_logprob: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -453,7 +471,9 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     silence the recogniser misses short first words ("The", "We") that were said, as it hears
     ones that were not. ``false_start_echo``: an added word
     whose audio is closer to the next word's than to the previous word's by at least minus this
-    is a false start of the next word (see :func:`_repetitions`). ``prior_weight`` takes the language model's share out of the
+    is a false start of the next word (see :func:`_repetitions`). ``next_word_logprob``: an added
+    word whose reading leaves the next word's forced log-probability below this was said instead
+    of that word (a substitution, see :func:`_accepted`). ``prior_weight`` takes the language model's share out of the
     evidence (see :func:`_accepted`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
@@ -468,7 +488,7 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
               "onset": added if onset_added_threshold is None else onset_added_threshold}
     limits["onset_delete"] = limits["delete"] if onset_omission_threshold is None else onset_omission_threshold
     change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
-                                             prior_weight, false_start_echo)
+                                             prior_weight, false_start_echo, next_word_logprob)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Segments where the recogniser heard no word and the voice activity detector no speech
     # (noise, beeps, a tone): scoring the page against sound that holds no speech is no

@@ -65,6 +65,11 @@ class ReadingSettings(ServiceSettings):
                     "(log-mel distances, 0 the same sound) by at least minus this was a false start of the next "
                     "word (self-correction), however the recogniser spelt it; null: off; chosen on the tuning "
                     "half of benchmarks/reading_miscues.py")
+    next_word_logprob: float | None = Field(
+        -10.0, ge=-50, le=0,
+        description="an added word whose reading leaves the next reference word's forced log-probability "
+                    "below this was said instead of that word: a substitution of it, not an insertion; null: "
+                    "off; chosen on the tuning half of benchmarks/reading_miscues.py (round 15)")
     evidence_weights: dict[str, float] | None = Field(
         None,
         description="optional evidence model (percept.reading.verdict.FEATURES -> weight): the thresholds then "

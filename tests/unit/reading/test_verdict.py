@@ -584,3 +584,28 @@ def test_untimed_scoring_gives_the_timed_scorings_log_probabilities() -> None:
         assert [[w["logprob"] for w in s["words"]] for s in untimed] == [[w["logprob"] for w in s["words"]] for s in timed]
         assert all(w["start"] is None and w["end"] is None for s in untimed for w in s["words"])
         assert all(w["start"] is not None for s in timed for w in s["words"])
+
+
+def test_an_added_word_that_leaves_the_next_word_unheld_is_a_substitution_of_it() -> None:
+    # "candle" heard before "long", and the reading with "candle" added leaves "long" unheld by
+    # the audio (forced log-probability -11.7): "candle" was said instead of "long".
+    reading = [segment("all day candle".split())]
+    reference = "All day long"
+
+    def kinds(next_logprob: float | None, level: float | None = -10.0, word: str = "candle",
+              replaced: float | None = None) -> list[tuple[int | None, str, str]]:
+        candidates = [{"kind": "insert", "ref": 2, "word": word, "norm": word, "llr": 9.0,
+                       "start": 0.9, "end": 1.2, "logprobs": [-0.2, -0.4, next_logprob]}]
+        if replaced is not None:
+            candidates.append({"kind": "replace", "ref": 2, "word": "can", "norm": "can", "llr": replaced})
+        result = assess_reading(reading, reference, [answer(3, candidates)], 5.0, added_threshold=1.0,
+                                next_word_logprob=level)
+        return [(w["index"], w["status"], w["spoken"]) for w in result["report"]["words"] if w["status"] != "correct"]
+
+    assert kinds(-11.7) == [(2, "substitution", "candle")]
+    assert kinds(-0.3) == [(None, "insertion", "candle")]  # "long" was said too: an added word
+    assert kinds(-11.7, level=None) == [(None, "insertion", "candle")]  # off
+    assert kinds(None) == [(None, "insertion", "candle")]  # nothing after it in the segment
+    assert kinds(-11.7, word="day") == [(1, "repetition", "day day")]  # a copy: the repetition rules decide
+    # a replacement of "long" accepted too: it stays, the added word goes (however far past its point)
+    assert kinds(-11.7, replaced=6.0) == [(2, "substitution", "can")]
