@@ -47,22 +47,19 @@ def mislabeled(state: JobState, action: str, cache: dict[str, Any]) -> dict[str,
         "suggested": {u: state.classes[m.suggested] for u, m in flagged.items()},
     }
     if action == "correct":
-        corrected, removed = [], []
+        corrected, removed, relabelled = [], [], {}
         for m in found:
             record = good[m.index]
             if m.confidence >= state.config.relabel_confidence:
                 record.current_class = state.classes[m.suggested]
                 corrected.append(record.item.uuid)
+                relabelled[record.item.uuid] = record
             else:
                 record.removed_by = record.removed_by or "correct_mislabeled_images"
                 removed.append(record.item.uuid)
         result.update(removed=removed, corrected=corrected,
-                      relabelled={u: good_by(state, u).current_class for u in corrected})
+                      relabelled={u: r.current_class for u, r in relabelled.items()})
     return result
-
-
-def good_by(state: JobState, uid: str) -> Any:
-    return next(r for r in state.good if r.item.uuid == uid)
 
 
 def class_splitting(state: JobState, action: str, cache: dict[str, Any]) -> dict[str, Any]:

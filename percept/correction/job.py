@@ -77,6 +77,10 @@ def run_job(
                      sink=sink, warnings=list(parsed.warnings))
     stages["records"] = time.monotonic() - mark
     # BLAS thread pools oversubscribe a shared machine badly (14 s instead of 1 s here).
+    # threadpoolctl limits only the libraries loaded when it is entered: scipy's own OpenBLAS
+    # (scikit-learn's neighbour search and LDA use it) is loaded with scikit-learn, so load
+    # them first — else the first job of a process ran them at the machine's thread count.
+    analysis.load_numeric_libraries()
     with threadpool_limits(1):
         return _analyse(parsed, state, kind, started, emit, stages)
 
@@ -153,13 +157,14 @@ def _probabilities(state: JobState, cache: dict[str, Any]) -> None:
         parts: dict[str, np.ndarray] = {}
         probs, small = analysis.out_of_sample_probabilities(
             feats, labels, len(state.classes), folds=state.config.folds, seed=state.config.seed,
-            knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced, parts=parts)
+            knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced, parts=parts, cache=cache)
         if "without_lda" in parts:  # the reference classes of the blur and lighting checks
             cache["reference_probs"] = parts["without_lda"]
         if state.config.label_passes >= 2:
             probs = analysis.relabelled_probabilities(
                 feats, labels, len(state.classes), probs, state.config.mislabel_margin, folds=state.config.folds,
-                seed=state.config.seed, knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced)
+                seed=state.config.seed, knn_weight=min(max(state.config.knn_weight, 0.0), 1.0), reduced=reduced,
+                cache=cache)
     else:
         probs = np.zeros((len(good), len(state.classes)))
         probs[np.arange(len(good)), labels] = 1.0
@@ -180,8 +185,9 @@ def _output(dataset: dict[str, Any], state: JobState, tasks: list[dict[str, Any]
     good = state.good
     mean, std = pooled_stats([_StatsView(r.row) for r in good])
     class_files: dict[str, dict[str, Any]] = {}
+    stats = state.parsed_stats()
     for r in state.records:
-        class_files.setdefault(r.item.cls, {})[r.item.path] = state.entry(r)
+        class_files.setdefault(r.item.cls, {})[r.item.path] = state.entry(r, stats.get(id(r)))
     out_dataset = {k: v for k, v in dataset.items() if k != "class_files"}
     out_dataset.update(classes=state.classes, mean=mean, std_dev=std, class_files=class_files)
     return {"dataset": out_dataset, "tasks": tasks}

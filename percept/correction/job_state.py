@@ -51,9 +51,16 @@ class JobState:
     working: dict[str, np.ndarray] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
 
+    _good: tuple[int, int, list[ImageRecord]] | None = field(default=None, init=False, repr=False, compare=False)
+
     @property
     def good(self) -> list[ImageRecord]:
-        return [r for r in self.records if r.ok]
+        """The readable images, in order (kept: the handlers ask for it ~50 times a job, and
+        rebuilding it cost ~7 ms each on 20,000 images; rebuilt if ``records`` is replaced
+        or grows)."""
+        if self._good is None or self._good[:2] != (id(self.records), len(self.records)):
+            self._good = (id(self.records), len(self.records), [r for r in self.records if r.ok])
+        return self._good[2]
 
     def class_index(self, name: str) -> int:
         return self.classes.index(name)
@@ -72,16 +79,31 @@ class JobState:
         if what not in record.corrections:
             record.corrections.append(what)
 
-    def entry(self, record: ImageRecord) -> dict[str, Any]:
-        """The spec's per-image output object."""
+    def parsed_stats(self) -> dict[int, tuple[Any, Any]]:
+        """``id(record)`` → (mean, std_dev) of every readable image, parsed from the rows'
+        JSON text in two ``json.loads`` calls (one per image cost ~0.25 s on 20,000)."""
+        good = self.good
+        try:
+            means = json.loads("[" + ",".join(str(r.row["mean"]) for r in good) + "]")
+            stds = json.loads("[" + ",".join(str(r.row["std_dev"]) for r in good) + "]")
+        except (ValueError, KeyError):  # not one JSON value a row: parsed one by one
+            return {}
+        if len(means) != len(good) or len(stds) != len(good):
+            return {}
+        return {id(r): (m, s) for r, m, s in zip(good, means, stds, strict=True)}
+
+    def entry(self, record: ImageRecord, stats: tuple[Any, Any] | None = None) -> dict[str, Any]:
+        """The spec's per-image output object (``stats``: its ``mean`` and ``std_dev`` already
+        parsed, see :meth:`parsed_stats`)."""
         out: dict[str, Any] = dict(record.item.meta)
         out["uuid"] = record.item.uuid
         out["current_class"] = record.current_class
         out["original_class"] = record.item.cls
         if record.ok:
             row = record.row
+            mean, std = stats if stats is not None else (json.loads(row["mean"]), json.loads(row["std_dev"]))
             out.update(width=int(row["width"]), height=int(row["height"]), channels=int(row["channels"]),
-                       mean=json.loads(row["mean"]), std_dev=json.loads(row["std_dev"]))
+                       mean=mean, std_dev=std)
             out["projections"] = {"pca": record.projection} if record.projection is not None else {}
             out["confidence_vectors"] = [record.probs] if record.probs else []
             out["sharpness"] = round(float(row["sharpness"]), 4)

@@ -1,0 +1,134 @@
+"""The speed work of issue 13 round 15 keeps the figures: the neighbour search done once for the
+two label passes, the folds run side by side in threads, the thread limits reaching every
+library the analysis loads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from percept.correction import analysis
+from percept.correction.job import run_job
+from percept.correction.sinks import DirSink
+from tests.synthetic.correction import SyntheticDataset
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _blobs(seed: int = 0, per_class: int = 60, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=(classes, 40))
+    labels = np.repeat(np.arange(classes), per_class)
+    features = centres[labels] + rng.normal(0, 1.5, size=(len(labels), 40))
+    flip = rng.choice(len(labels), 12, replace=False)
+    labels[flip] = (labels[flip] + 1) % classes
+    return features.astype(np.float32), labels
+
+
+def test_the_label_passes_find_the_neighbours_once(digits: SyntheticDataset, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both label passes vote with the same nearest neighbours (they do not depend on the labels):
+    the job searches them once over all its images (fails on the old code: two searches)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    searched: list[int] = []
+    original = NearestNeighbors.kneighbors
+
+    def counting(self: Any, X: Any = None, *args: Any, **kwargs: Any) -> Any:
+        searched.append(0 if X is None else len(X))
+        return original(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(NearestNeighbors, "kneighbors", counting)
+    request = digits.request(["diagnose_mislabeled_images"], label_passes=2)
+    out = run_job(request, job_id="nn-once", sink=DirSink(tmp_path / "out"))
+    images = out["job"]["images"] - out["job"]["failed_images"]
+    assert searched.count(images) == 1, searched
+
+
+def test_threaded_folds_give_the_same_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folds and the neighbour search run in several threads when the process has CPUs for
+    them, and the blend is the same to the last bit as one thread's (fails on the old code: one
+    thread only)."""
+    features, labels = _blobs()
+    used: set[int] = set()
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression.fit
+
+    def recording_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        used.add(threading.get_ident())
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", recording_fit)
+    results = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("PERCEPT_ANALYSIS_THREADS", threads)
+        used.clear()
+        first, _ = analysis.out_of_sample_probabilities(features, labels, 4)
+        both = analysis.relabelled_probabilities(features, labels, 4, first, 0.4)
+        results[threads] = (first, both, len(used))
+    assert results["1"][2] == 1
+    assert results["3"][2] > 1
+    assert np.array_equal(results["1"][0], results["3"][0])
+    assert np.array_equal(results["1"][1], results["3"][1])
+
+
+def test_a_fold_failure_is_raised_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    features, labels = _blobs(1)
+    from sklearn.linear_model import LogisticRegression
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("fold broke")
+
+    monkeypatch.setattr(LogisticRegression, "fit", broken)
+    for threads in ("1", "2"):
+        monkeypatch.setenv("PERCEPT_ANALYSIS_THREADS", threads)
+        with pytest.raises(RuntimeError, match="fold broke"):
+            analysis.out_of_sample_probabilities(features, labels, 4)
+
+
+PROBE = r"""
+import json, sys
+from pathlib import Path
+from threadpoolctl import threadpool_info
+from percept.correction import analysis
+from percept.correction.job import run_job
+from percept.correction.sinks import DirSink
+
+assert "sklearn" not in sys.modules, "the probe must start without scikit-learn"
+seen = []
+original = analysis.out_of_sample_probabilities
+
+def probe(*args, **kwargs):
+    seen.append([(i["internal_api"], i["filepath"].rsplit("/", 1)[-1], i["num_threads"]) for i in threadpool_info()])
+    return original(*args, **kwargs)
+
+analysis.out_of_sample_probabilities = probe
+request = json.loads(Path(sys.argv[1]).read_text())
+run_job(request, job_id="probe", sink=DirSink(Path(sys.argv[2])))
+print(json.dumps(seen[0]))
+"""
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 CPUs to tell limited from not")
+def test_the_first_job_of_a_process_runs_every_library_on_one_thread(digits: SyntheticDataset,
+                                                                      tmp_path: Path) -> None:
+    """threadpoolctl limits only the libraries loaded when it is entered; scikit-learn's OpenMP
+    and scipy's own OpenBLAS were loaded later, inside the job, so the first job of a process
+    that had not imported scikit-learn (a fresh Serve replica) ran them at the machine's thread
+    count (fails on the old code: OpenMP and scipy's OpenBLAS at 2 threads)."""
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(digits.request(["diagnose_mislabeled_images"], label_passes=1)))
+    done = subprocess.run([sys.executable, "-c", PROBE, str(request), str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=True)
+    libraries = json.loads(done.stdout.strip().splitlines()[-1])
+    assert any(api == "openmp" for api, _, _ in libraries), libraries
+    assert len([1 for api, _, _ in libraries if api == "openblas"]) >= 2, libraries
+    assert all(threads == 1 for _, _, threads in libraries), libraries
