@@ -513,7 +513,10 @@ def bench_app_args(root: Path, device: str, batching: bool, placement: str = "au
     args["plugins"] = {k: v for k, v in (args.get("plugins") or {}).items() if k == "rapidocr"}
     deployments = {k: dict(v) for k, v in (args.get("deployments") or {}).items()}
     classifier = deployments.setdefault("tagger_classifier", {})
-    classifier["user_config"] = {**(classifier.get("user_config") or {}), "batching": batching}
+    user_config = dict(classifier.get("user_config") or {})
+    # the row's batching on every device: a per-device override (devices.cuda.batching) would win
+    devices = {k: {kk: vv for kk, vv in v.items() if kk != "batching"} for k, v in (user_config.get("devices") or {}).items()}
+    classifier["user_config"] = {**user_config, "batching": batching, **({"devices": devices} if devices else {})}
     args["deployments"] = deployments
     section = dict(args.get("service_config") or {})
     section["reading"] = {**section.get("reading", {}), "rate_limit_per_minute": 1_000_000}

@@ -104,6 +104,7 @@ class DeviceBatchKnobs(BaseModel):
     max_batch_size: int | None = Field(None, ge=1)
     batch_wait_timeout_s: float | None = Field(None, ge=0)
     concurrent_batches: int | None = Field(None, ge=1)
+    batching: bool | None = None  # e.g. off on the CPU, on for a GPU (serve_config.yaml's classifier)
 
 
 class BatchKnobs(DeviceBatchKnobs):
