@@ -10,9 +10,12 @@ the window plus ``PERCEPT_WHISPER_PAD_S`` seconds (default 3) of that padding, s
 segment costs about a quarter of the encoding, decoding and word alignment
 (``PERCEPT_WHISPER_PAD_S=full``: the whole 30 s window).
 
-Each window's decode stops after :func:`token_cap` new tokens for the window's audio (at most
-Whisper's own limit): a short tail window that the model fills with a loop otherwise runs to
-224 tokens at every fallback temperature (``PERCEPT_WHISPER_TOKENS_PER_S``, ``none``: no cap).
+Opt-in (``PERCEPT_WHISPER_TOKENS_PER_S``, e.g. ``10``; default ``none``): each window's decode
+stops after :func:`token_cap` new tokens for the window's audio. A window the model fills with a
+loop otherwise runs to 224 tokens at every fallback temperature; but a loop cut short no longer
+looks repetitive to faster-whisper's compression-ratio check, so its prefix is taken as the
+window's transcript instead of falling back to sampling, and the rest of the window is lost (on
+the pooled tuning parts: miscue F1 0.8014 -> 0.7993; docs/reading.md, round 15). Off by default.
 """
 
 from __future__ import annotations
@@ -35,16 +38,17 @@ def window_pad_s() -> float | None:
     return None if value in ("full", "none", "") else max(0.0, float(value))
 
 
-# New tokens a window's decode may generate: TOKEN_BASE + TOKENS_PER_S per second of its audio.
-# Reading aloud at 220 words a minute gives about 5 tokens a second with punctuation and
-# timestamps; the cap leaves twice that (see docs/reading.md, round 15).
+# New tokens a window's decode may generate when capped: TOKEN_BASE + per_s per second of its
+# audio. Reading aloud at 220 words a minute gives about 5 tokens a second with punctuation and
+# timestamps; TOKENS_PER_S leaves twice that (see docs/reading.md, round 15).
 TOKENS_PER_S = 10.0
 TOKEN_BASE = 16
 
 
 def tokens_per_s() -> float | None:
-    """The cap's tokens per second of audio (``None``: no cap, Whisper's own limit)."""
-    value = os.environ.get("PERCEPT_WHISPER_TOKENS_PER_S", str(TOKENS_PER_S)).strip().lower()
+    """The cap's tokens per second of audio, ``PERCEPT_WHISPER_TOKENS_PER_S`` (default ``none``:
+    no cap, Whisper's own limit; off by default, see the module's docstring)."""
+    value = os.environ.get("PERCEPT_WHISPER_TOKENS_PER_S", "none").strip().lower()
     return None if value in ("none", "") else max(0.0, float(value))
 
 

@@ -69,6 +69,8 @@ def test_whisper_decode_cap_grows_with_the_windows_audio(monkeypatch: pytest.Mon
     features[3, :437] = 0.5
     assert content_frames(features) == 437
     assert content_frames(np.zeros((1, 80, 3000), dtype=np.float32)) == 0
+    monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S", raising=False)
+    assert tokens_per_s() is None  # off by default
     monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "none")
     assert tokens_per_s() is None
     monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "7.5")
@@ -76,8 +78,9 @@ def test_whisper_decode_cap_grows_with_the_windows_audio(monkeypatch: pytest.Mon
 
 
 def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The plugin's model (tiny.en) asks faster-whisper's decode for at most token_cap(window
-    seconds) new tokens: a 2.5 s recording's window gets 16 + 25, not Whisper's 224."""
+    """With the cap on (PERCEPT_WHISPER_TOKENS_PER_S=10) the plugin's model (tiny.en) asks
+    faster-whisper's decode for at most token_cap(window seconds) new tokens: a 2.5 s
+    recording's window gets 16 + 25, not Whisper's 224; off (the default), nothing is asked."""
     import wave
 
     import numpy as np
@@ -94,7 +97,7 @@ def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkey
         return original(self, encoder_output, prompt, tokenizer, options)
 
     monkeypatch.setattr(WhisperModel, "generate_with_fallback", spy)
-    monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S", raising=False)
+    monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "10")
     monkeypatch.setattr(FasterWhisperPlugin, "model", None)  # loaded again: the cap is read at load
     rng = np.random.default_rng(0)
     t = np.arange(int(2.5 * 16000)) / 16000
@@ -110,3 +113,8 @@ def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkey
     assert asked, "faster-whisper decoded no window"
     assert asked[0] == token_cap(2.5)
     assert all(a is not None and a <= token_cap(2.5) for a in asked)  # type: ignore[operator]
+    asked.clear()
+    monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S")
+    FasterWhisperPlugin.model = None
+    FasterWhisperPlugin.process_audio(str(path))
+    assert asked and all(a is None for a in asked)  # off by default
