@@ -132,3 +132,38 @@ def test_the_first_job_of_a_process_runs_every_library_on_one_thread(digits: Syn
     assert any(api == "openmp" for api, _, _ in libraries), libraries
     assert len([1 for api, _, _ in libraries if api == "openblas"]) >= 2, libraries
     assert all(threads == 1 for _, _, threads in libraries), libraries
+
+
+def test_a_large_batch_is_measured_in_slices_with_the_same_columns(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray Data pixel task takes a whole block (up to 4,096 images); the featurizer measures it
+    in slices (per-image CPU 112 µs at 4,096 against 78 at 512), and the columns are those of one
+    pass over the whole batch (fails on the old code: quality_measures saw all 20 images at once)."""
+    from PIL import Image
+
+    from percept.correction import features
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(20):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray((rng.random((32, 32)) * 255).astype(np.uint8)).save(path)
+        paths.append(str(path))
+    paths[5] = str(tmp_path / "missing.png")
+    batch = {"path": np.array(paths, dtype=object), "uuid": np.array([f"u{i}" for i in range(20)], dtype=object)}
+    featurizer = features.Featurizer("pixels")
+    whole = featurizer(batch)  # 20 ≤ 512: one pass
+    seen: list[int] = []
+    measure = features.quality_measures
+
+    def recording(grays: np.ndarray) -> np.ndarray:
+        seen.append(len(grays))
+        return measure(grays)
+
+    monkeypatch.setattr(features, "quality_measures", recording)
+    monkeypatch.setattr(features, "SLICE_IMAGES", 8, raising=False)
+    sliced = featurizer(batch)
+    assert max(seen) <= 8 and sum(seen) == 19
+    assert list(sliced) == list(whole)
+    for name, column in whole.items():
+        assert np.array_equal(np.asarray(column), np.asarray(sliced[name])), name
