@@ -10,12 +10,15 @@ the window plus ``PERCEPT_WHISPER_PAD_S`` seconds (default 3) of that padding, s
 segment costs about a quarter of the encoding, decoding and word alignment
 (``PERCEPT_WHISPER_PAD_S=full``: the whole 30 s window).
 
-Opt-in (``PERCEPT_WHISPER_TOKENS_PER_S``, e.g. ``10``; default ``none``): each window's decode
-stops after :func:`token_cap` new tokens for the window's audio. A window the model fills with a
-loop otherwise runs to 224 tokens at every fallback temperature; but a loop cut short no longer
-looks repetitive to faster-whisper's compression-ratio check, so its prefix is taken as the
-window's transcript instead of falling back to sampling, and the rest of the window is lost (on
-the pooled tuning parts: miscue F1 0.8014 -> 0.7993; docs/reading.md, round 15). Off by default.
+Each window's decode asks for at most :func:`token_cap` new tokens for the window's audio (16 +
+30 per second; ``PERCEPT_WHISPER_TOKENS_PER_S``, ``none``: no cap). CTranslate2's Whisper
+generation stops at about half its ``max_length`` (448 -> the 224 tokens a loop ran to; 20 -> 10),
+so that is 8 + 15 tokens a second, three times what reading aloud at 220 words a minute needs. A
+window the model fills with a loop otherwise runs to 224 tokens at every fallback temperature.
+A loop cut too short no longer looks repetitive to faster-whisper's compression-ratio check and
+its prefix is taken as the transcript (the rest of the window lost): 10 a second did that often
+enough to lower the pooled tuning F1 (0.8014 -> 0.7993), 30 a second did not (0.8036; docs/reading.md,
+round 15).
 """
 
 from __future__ import annotations
@@ -38,17 +41,17 @@ def window_pad_s() -> float | None:
     return None if value in ("full", "none", "") else max(0.0, float(value))
 
 
-# New tokens a window's decode may generate when capped: TOKEN_BASE + per_s per second of its
-# audio. Reading aloud at 220 words a minute gives about 5 tokens a second with punctuation and
-# timestamps; TOKENS_PER_S leaves twice that (see docs/reading.md, round 15).
-TOKENS_PER_S = 10.0
+# New tokens a window's decode may ask for: TOKEN_BASE + per_s per second of its audio (CTranslate2
+# generates about half of that at most). Reading aloud at 220 words a minute gives about 5 tokens
+# a second with punctuation and timestamps (see the module's docstring and docs/reading.md, round 15).
+TOKENS_PER_S = 30.0
 TOKEN_BASE = 16
 
 
 def tokens_per_s() -> float | None:
-    """The cap's tokens per second of audio, ``PERCEPT_WHISPER_TOKENS_PER_S`` (default ``none``:
-    no cap, Whisper's own limit; off by default, see the module's docstring)."""
-    value = os.environ.get("PERCEPT_WHISPER_TOKENS_PER_S", "none").strip().lower()
+    """The cap's tokens per second of audio, ``PERCEPT_WHISPER_TOKENS_PER_S`` (default
+    ``TOKENS_PER_S``; ``none``: no cap, Whisper's own limit)."""
+    value = os.environ.get("PERCEPT_WHISPER_TOKENS_PER_S", str(TOKENS_PER_S)).strip().lower()
     return None if value in ("none", "") else max(0.0, float(value))
 
 

@@ -61,7 +61,7 @@ def test_whisper_decode_cap_grows_with_the_windows_audio(monkeypatch: pytest.Mon
     sys.path.insert(0, str(PLUGINS))
     from faster_whisper_plugin import TOKEN_BASE, content_frames, token_cap, tokens_per_s
 
-    assert token_cap(1.2) == TOKEN_BASE + 12  # a looping 1.2 s tail window: 28 tokens, not 224
+    assert token_cap(1.2) == TOKEN_BASE + 36  # a looping 1.2 s tail window: 52 asked (~26 made), not 224
     assert token_cap(0.0) == TOKEN_BASE
     assert token_cap(5.0, None) is None
     assert token_cap(2.05, 10.0) == TOKEN_BASE + 21  # rounded up
@@ -70,7 +70,7 @@ def test_whisper_decode_cap_grows_with_the_windows_audio(monkeypatch: pytest.Mon
     assert content_frames(features) == 437
     assert content_frames(np.zeros((1, 80, 3000), dtype=np.float32)) == 0
     monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S", raising=False)
-    assert tokens_per_s() is None  # off by default
+    assert tokens_per_s() == 30.0  # on by default
     monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "none")
     assert tokens_per_s() is None
     monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "7.5")
@@ -78,9 +78,9 @@ def test_whisper_decode_cap_grows_with_the_windows_audio(monkeypatch: pytest.Mon
 
 
 def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the cap on (PERCEPT_WHISPER_TOKENS_PER_S=10) the plugin's model (tiny.en) asks
-    faster-whisper's decode for at most token_cap(window seconds) new tokens: a 2.5 s
-    recording's window gets 16 + 25, not Whisper's 224; off (the default), nothing is asked."""
+    """The plugin's model (tiny.en) asks faster-whisper's decode for at most token_cap(window
+    seconds) new tokens: a 2.5 s recording's window gets 16 + 75 by default, 16 + 25 at
+    PERCEPT_WHISPER_TOKENS_PER_S=10, no cap at 'none'."""
     import wave
 
     import numpy as np
@@ -97,7 +97,7 @@ def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkey
         return original(self, encoder_output, prompt, tokenizer, options)
 
     monkeypatch.setattr(WhisperModel, "generate_with_fallback", spy)
-    monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "10")
+    monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S", raising=False)
     monkeypatch.setattr(FasterWhisperPlugin, "model", None)  # loaded again: the cap is read at load
     rng = np.random.default_rng(0)
     t = np.arange(int(2.5 * 16000)) / 16000
@@ -111,10 +111,11 @@ def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkey
         out.writeframes((samples * 20000).astype(np.int16).tobytes())
     FasterWhisperPlugin.process_audio(str(path))
     assert asked, "faster-whisper decoded no window"
-    assert asked[0] == token_cap(2.5)
-    assert all(a is not None and a <= token_cap(2.5) for a in asked)  # type: ignore[operator]
-    asked.clear()
-    monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S")
-    FasterWhisperPlugin.model = None
-    FasterWhisperPlugin.process_audio(str(path))
-    assert asked and all(a is None for a in asked)  # off by default
+    assert asked[0] == token_cap(2.5, 30.0) == 16 + 75
+    assert all(a is not None and a <= token_cap(2.5, 30.0) for a in asked)  # type: ignore[operator]
+    for value, want in (("10", token_cap(2.5, 10.0)), ("none", None)):
+        asked.clear()
+        monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", value)
+        FasterWhisperPlugin.model = None
+        FasterWhisperPlugin.process_audio(str(path))
+        assert asked and asked[0] == want
