@@ -388,10 +388,22 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                     inserts[j] = [item]
             elif j not in change_at or margin(item) > margin(change_at[j]):
                 change_at[j] = item
+    from percept.reading.phonetic import distance
+
+    def heard_again(change: dict[str, Any] | None, added: dict[str, Any]) -> bool:
+        """``added`` sounds like the replacement ``change`` right before it (*marvel* for "the",
+        *marble* heard again before the next word): one word read differently (see below)."""
+        if not change or change["kind"] != "replace":
+            return False
+        said, extra = normalise_word(change["word"]), normalise_word(added["word"])
+        return bool(said and extra) and distance(said, extra) <= SELF_CORRECTION_DISTANCE
+
     # An added word whose own reading leaves the next reference word unheld by the audio (that
     # word's forced log-probability in the reading with the added word, ``logprobs[2]``, below
     # ``next_word_logprob``) was said instead of it: a substitution of that word (where a replaced
-    # word was accepted there too, the replacement stays), not an insertion before it.
+    # word was accepted there too, the replacement stays), not an insertion before it. Not an
+    # added word that sounds like a replacement of the word before that stays: the rule for a
+    # replaced word heard again (below) drops it.
     if next_word_logprob is not None:
         for j in sorted(inserts):
             item = inserts[j][0]
@@ -401,6 +413,10 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             said = normalise_word(item["word"])
             if said in {normalise_word((words or [])[k]) for k in (j - 1, j) if k >= 0}:
                 continue  # a copy of a word around it: the repetition rules decide
+            before = change_at.get(j - 1)
+            if heard_again(before, item) and (not inserts.get(j - 1) or max(
+                    margin(c) for c in inserts[j - 1]) <= margin(before)):
+                continue  # (the replacement stays there: an added word before it is less clear)
             del inserts[j]
             if j not in change_at or change_at[j]["kind"] != "replace":
                 change_at[j] = {**item, "kind": "replace"}
@@ -412,7 +428,6 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             reject(j, float(gone["llr"]), float(gone["limit"]))
         else:
             del inserts[j]
-    from percept.reading.phonetic import distance
 
     # So are a replaced word and an added word right after it that sounds like the replacement
     # (*marvel* for "the", and *marble* heard again before the next word): the replacement
@@ -421,8 +436,7 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
     # correctly (four pooled tuning parts at the shipped point: substitutions found 18 -> 19,
     # false insertions 16 -> 15, nothing else moved).
     for j in [j for j in change_at if change_at[j]["kind"] == "replace" and inserts.get(j + 1)]:
-        said, extra = normalise_word(change_at[j]["word"]), normalise_word(inserts[j + 1][0]["word"])
-        if not said or not extra or distance(said, extra) > SELF_CORRECTION_DISTANCE:
+        if not heard_again(change_at[j], inserts[j + 1][0]):
             continue
         gone = inserts.pop(j + 1)[0]
         reject(j + 1, float(gone["llr"]), float(gone["limit"]))

@@ -609,3 +609,27 @@ def test_an_added_word_that_leaves_the_next_word_unheld_is_a_substitution_of_it(
     assert kinds(-11.7, word="day") == [(1, "repetition", "day day")]  # a copy: the repetition rules decide
     # a replacement of "long" accepted too: it stays, the added word goes (however far past its point)
     assert kinds(-11.7, replaced=6.0) == [(2, "substitution", "can")]
+
+
+@needs_espeak
+def test_a_replacement_heard_again_is_dropped_before_the_next_word_rule_sees_it() -> None:
+    # "cat" read as "marvel", "marble" heard again before "sat", and the reading with "marble"
+    # added leaves "sat" unheld (-12): the re-heard replacement is one miscue with "marvel" (the
+    # rule for a replaced word heard again decides first), not a substitution of "sat".
+    reading = [segment("the marvel marble day".split())]
+
+    def kinds(level: float | None, word: str = "marble") -> list[tuple[int | None, str, str]]:
+        candidates = [
+            {"kind": "replace", "ref": 1, "word": "marvel", "norm": "marvel", "llr": 9.0,
+             "start": 0.5, "end": 0.8, "logprobs": [-0.2, -3.0, -1.0]},
+            {"kind": "insert", "ref": 2, "word": word, "norm": word, "llr": 8.0,
+             "start": 1.0, "end": 1.3, "logprobs": [-5.0, -3.0, -12.0]},
+        ]
+        result = assess_reading(reading, "The cat sat today", [answer(4, candidates)], 5.0,
+                                added_threshold=1.0, next_word_logprob=level)
+        return [(w["index"], w["status"], w["spoken"]) for w in result["report"]["words"] if w["status"] != "correct"]
+
+    assert kinds(None) == [(1, "substitution", "marvel")]
+    assert kinds(-10.0) == [(1, "substitution", "marvel")]
+    # an unrelated added word there still leaves "sat" unheld: a substitution of it
+    assert kinds(-10.0, word="very") == [(1, "substitution", "marvel"), (2, "substitution", "very")]
