@@ -11,9 +11,12 @@ segment costs about a quarter of the encoding, decoding and word alignment
 (``PERCEPT_WHISPER_PAD_S=full``: the whole 30 s window).
 
 Each window's decode asks for at most :func:`token_cap` new tokens for the window's audio (16 +
-30 per second; ``PERCEPT_WHISPER_TOKENS_PER_S``, ``none``: no cap). CTranslate2's Whisper
-generation stops at about half its ``max_length`` (448 -> the 224 tokens a loop ran to; 20 -> 10),
-so that is 8 + 15 tokens a second, three times what reading aloud at 220 words a minute needs. A
+30 per second; ``PERCEPT_WHISPER_TOKENS_PER_S``: ``none`` for no cap, else a finite number of at
+least 5; a bad value, or a bad ``PERCEPT_WHISPER_PAD_S``, fails :meth:`FasterWhisperPlugin.load`).
+faster-whisper passes CTranslate2 ``max_length = len(prompt) + cap``, and CTranslate2's Whisper
+generation makes at most about ``(len(prompt) + cap) / 2`` tokens of it (whisper.cc: ``max_length
+= min(total / 2, total - start_step)``; 448 -> the 224 tokens a loop ran to; 20 -> 10 measured),
+so that is about 8 + 15 tokens a second, three times what reading aloud at 220 words a minute needs. A
 window the model fills with a loop otherwise runs to 224 tokens at every fallback temperature.
 A loop cut too short no longer looks repetitive to faster-whisper's compression-ratio check and
 its prefix is taken as the transcript (the rest of the window lost): 10 a second did that often
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
 from typing import Any, ClassVar
@@ -35,31 +39,48 @@ from percept.reading.forced import WHISPER_FRAMES as FRAMES
 logger = logging.getLogger(__name__)
 
 
+def _number(variable: str, value: str, least: float, word: str) -> float:
+    """``value`` of the environment ``variable`` as a finite number of at least ``least``;
+    ``ValueError`` naming the variable otherwise."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < least:
+        raise ValueError(f"{variable}={value!r}: expected {word!r} or a finite number of at least {least:g}")
+    return number
+
+
 def window_pad_s() -> float | None:
-    """Seconds of padding the encoder sees after the audio (``None``: the whole 30 s window)."""
+    """Seconds of padding the encoder sees after the audio (``None``: the whole 30 s window),
+    ``PERCEPT_WHISPER_PAD_S``: ``full`` (or ``none``, empty) or a finite number of at least 0;
+    ``ValueError`` naming the variable otherwise."""
     value = os.environ.get("PERCEPT_WHISPER_PAD_S", "3").strip().lower()
-    return None if value in ("full", "none", "") else max(0.0, float(value))
+    return None if value in ("full", "none", "") else _number("PERCEPT_WHISPER_PAD_S", value, 0.0, "full")
 
 
 # New tokens a window's decode may ask for: TOKEN_BASE + per_s per second of its audio (CTranslate2
 # generates about half of that at most). Reading aloud at 220 words a minute gives about 5 tokens
 # a second with punctuation and timestamps (see the module's docstring and docs/reading.md, round 15).
 TOKENS_PER_S = 30.0
+TOKENS_PER_S_LEAST = 5.0  # an effective 2.5 a second: below what reading aloud needs
 TOKEN_BASE = 16
 
 
 def tokens_per_s() -> float | None:
     """The cap's tokens per second of audio, ``PERCEPT_WHISPER_TOKENS_PER_S`` (default
-    ``TOKENS_PER_S``; ``none``: no cap, Whisper's own limit)."""
+    ``TOKENS_PER_S``; ``none``: no cap, Whisper's own limit; else a finite number of at least
+    ``TOKENS_PER_S_LEAST``, ``ValueError`` naming the variable otherwise)."""
     value = os.environ.get("PERCEPT_WHISPER_TOKENS_PER_S", str(TOKENS_PER_S)).strip().lower()
-    return None if value in ("none", "") else max(0.0, float(value))
+    return None if value == "none" else _number("PERCEPT_WHISPER_TOKENS_PER_S", value, TOKENS_PER_S_LEAST, "none")
 
 
 def token_cap(seconds: float, per_s: float | None = TOKENS_PER_S) -> int | None:
-    """At most this many new tokens for a window of ``seconds`` of audio (``None``: no cap)."""
+    """At most this many new tokens for a window of ``seconds`` of audio (``None``: no cap),
+    rounded up (float noise below a millionth of a token aside)."""
     if per_s is None:
         return None
-    return TOKEN_BASE + int(per_s * max(0.0, seconds) + 0.999)
+    return TOKEN_BASE + math.ceil(round(per_s * max(0.0, seconds), 6))
 
 
 def content_frames(features: Any) -> int:
@@ -91,9 +112,17 @@ class FasterWhisperPlugin:
     device = "cpu"
     size = ""
     model: ClassVar[Any] = None
+    # the settings the model was loaded with (``None``: the whole 30 s window / no decode cap)
+    loaded_pad_s: ClassVar[float | None] = None
+    loaded_tokens_per_s: ClassVar[float | None] = None
 
     @staticmethod
     def load() -> None:
+        try:  # before anything is loaded: a bad setting fails the load, naming the variable
+            pad_s, per_s = window_pad_s(), tokens_per_s()
+        except ValueError as exc:
+            logger.error("faster-whisper not loaded: %s", exc)
+            raise
         from faster_whisper import WhisperModel
 
         from percept.models.weights import pick_device
@@ -103,8 +132,6 @@ class FasterWhisperPlugin:
         device = pick_device()
         compute = "float16" if device == "cuda" else "int8"
         threads = int(os.environ.get("PERCEPT_WHISPER_THREADS", "2"))
-        pad_s = window_pad_s()
-        per_s = tokens_per_s()
         window = threading.local()  # the audio seconds of the window this thread encoded last
 
         class ShortWindowWhisper(WhisperModel):  # type: ignore[misc]
@@ -133,6 +160,7 @@ class FasterWhisperPlugin:
         ctranslate2.set_random_seed(0)
         FasterWhisperPlugin.model = ShortWindowWhisper(path, device=device, compute_type=compute, cpu_threads=threads)
         FasterWhisperPlugin.device, FasterWhisperPlugin.size = device, size
+        FasterWhisperPlugin.loaded_pad_s, FasterWhisperPlugin.loaded_tokens_per_s = pad_s, per_s
         logger.info("faster-whisper %s loaded from %s on %s", size, path, device)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -75,6 +76,45 @@ def test_whisper_decode_cap_grows_with_the_windows_audio(monkeypatch: pytest.Mon
     assert tokens_per_s() is None
     monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "7.5")
     assert tokens_per_s() == 7.5
+    assert token_cap(0.20005, 10.0) == TOKEN_BASE + 3  # 2.0005 tokens: rounded up (int(x + 0.999) gave 2)
+    assert token_cap(0.1 * 3, 10.0) == TOKEN_BASE + 3  # 3.0000000000000004 (float noise): 3
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("PERCEPT_WHISPER_TOKENS_PER_S", "nan"), ("PERCEPT_WHISPER_TOKENS_PER_S", "0"),
+    ("PERCEPT_WHISPER_TOKENS_PER_S", "-5"), ("PERCEPT_WHISPER_TOKENS_PER_S", "inf"),
+    ("PERCEPT_WHISPER_TOKENS_PER_S", "abc"), ("PERCEPT_WHISPER_TOKENS_PER_S", "4.9"),
+    ("PERCEPT_WHISPER_TOKENS_PER_S", ""), ("PERCEPT_WHISPER_PAD_S", "nan"),
+    ("PERCEPT_WHISPER_PAD_S", "-1"), ("PERCEPT_WHISPER_PAD_S", "inf"), ("PERCEPT_WHISPER_PAD_S", "abc"),
+])
+def test_whisper_plugin_load_refuses_a_bad_setting(variable: str, value: str, monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A bad decode cap or encoder pad fails the load with a logged message that names the
+    variable (before: nan/0/-5 silently 0 tokens a second, inf an OverflowError on every decode,
+    'abc' a bare ValueError); nothing is loaded."""
+    sys.path.insert(0, str(PLUGINS))
+    from faster_whisper_plugin import FasterWhisperPlugin
+
+    monkeypatch.delenv("PERCEPT_WHISPER_TOKENS_PER_S", raising=False)
+    monkeypatch.delenv("PERCEPT_WHISPER_PAD_S", raising=False)
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(FasterWhisperPlugin, "model", None)
+    with caplog.at_level(logging.ERROR, logger="faster_whisper_plugin"), pytest.raises(ValueError, match=variable):
+        FasterWhisperPlugin.load()
+    assert variable in caplog.text
+    assert FasterWhisperPlugin.model is None
+
+
+@pytest.mark.parametrize(("tokens", "pad", "want"), [("5", "0", (5.0, 0.0)), ("NONE", "full", (None, None)),
+                                                     (" 12.5 ", "1.5", (12.5, 1.5))])
+def test_whisper_settings_accepted(tokens: str, pad: str, want: tuple[float | None, float | None],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(PLUGINS))
+    from faster_whisper_plugin import tokens_per_s, window_pad_s
+
+    monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", tokens)
+    monkeypatch.setenv("PERCEPT_WHISPER_PAD_S", pad)
+    assert (tokens_per_s(), window_pad_s()) == want
 
 
 def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,9 +153,13 @@ def test_whisper_plugin_decodes_each_window_under_its_cap(tmp_path: Path, monkey
     assert asked, "faster-whisper decoded no window"
     assert asked[0] == token_cap(2.5, 30.0) == 16 + 75
     assert all(a is not None and a <= token_cap(2.5, 30.0) for a in asked)  # type: ignore[operator]
-    for value, want in (("10", token_cap(2.5, 10.0)), ("none", None)):
+    assert FasterWhisperPlugin.loaded_tokens_per_s == 30.0  # what the benchmark's cache is keyed on
+    for value, want, loaded in (("10", token_cap(2.5, 10.0), 10.0), ("none", None, None)):
         asked.clear()
         monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", value)
         FasterWhisperPlugin.model = None
         FasterWhisperPlugin.process_audio(str(path))
         assert asked and asked[0] == want
+        assert FasterWhisperPlugin.loaded_tokens_per_s == loaded
+    monkeypatch.setenv("PERCEPT_WHISPER_TOKENS_PER_S", "10")  # the environment after the load
+    assert FasterWhisperPlugin.loaded_tokens_per_s is None
