@@ -166,11 +166,10 @@ class Pipeline:
         aligner redoes only its part), with the time taken; ``cache``: another suite's folder."""
         audio = wav_bytes(reading)
         folder = cache or self.cache
-        from faster_whisper_plugin import tokens_per_s, window_pad_s
-
-        pad_s = window_pad_s()
+        # the settings the plugin was loaded with (not the environment now)
+        pad_s = self.plugin.loaded_pad_s
         window = f"-pad{pad_s}".encode() if pad_s is not None else b""  # the plugin's encoder window
-        per_s = tokens_per_s()
+        per_s = self.plugin.loaded_tokens_per_s
         window += f"-tok{per_s}".encode() if per_s is not None else b""  # the plugin's decode cap
         asr_key = hashlib.sha1(audio + self.plugin.size.encode() + b"v9" + window).hexdigest()[:20]
         asr_path = folder / f"{reading.name}-{asr_key}.json"
