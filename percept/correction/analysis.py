@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,6 @@ def out_of_sample_probabilities(
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import KNeighborsClassifier
-    from threadpoolctl import threadpool_limits
-
     lda_weight = LDA_KNN_WEIGHT if lda_knn_weight is None else lda_knn_weight
     counts = np.bincount(labels, minlength=n_classes)
     small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < 2))]
@@ -135,8 +134,9 @@ def out_of_sample_probabilities(
         splits = list(splitter.split(idx, labels[idx]))
         tasks = len(splits) * (2 if lda_weight > 0 else 1) + int(find_neighbours)
         workers = min(analysis_threads(), tasks)
-        with (ThreadPoolExecutor(max_workers=workers) if workers > 1 else _Inline() as pool,
-              threadpool_limits(1, user_api="blas") if workers > 1 else contextlib.nullcontext()):
+        # The BLAS limit (process-wide, shared with any other job of the process) outside the
+        # pool: it is lifted only after every thread of the pool has finished.
+        with one_blas_thread() if workers > 1 else contextlib.nullcontext(), _pool(workers) as pool:
             if find_neighbours:  # the longest task first
                 searched = pool.submit(one_thread, nearest_neighbours, reduce_features(
                     features[idx], dims=30, seed=seed, reduced=x[idx]))
@@ -181,12 +181,30 @@ def load_numeric_libraries() -> None:
     import sklearn.neighbors  # noqa: F401
 
 
+_warned_threads: set[str] = set()
+
+
 def analysis_threads() -> int:
-    """Threads for the dataset-level analysis: the CPUs this process may use, at most
-    :data:`ANALYSIS_MAX_THREADS` (``PERCEPT_ANALYSIS_THREADS`` overrides; 1 runs inline)."""
-    configured = os.environ.get("PERCEPT_ANALYSIS_THREADS", "")
-    if configured.strip().isdigit() and int(configured) > 0:
-        return int(configured)
+    """Threads for the dataset-level analysis (1 runs it inline).
+
+    ``PERCEPT_ANALYSIS_THREADS`` (a whole number ≥ 1) when set; else ``OMP_NUM_THREADS`` when
+    set (Ray sets it in its workers to the CPUs the task or actor reserved, at least 1: a Serve
+    replica with ``num_cpus`` 0.05 gets 1, so the jobs of one replica do not multiply the
+    threads of what it reserved); else the CPUs this process may use. Both defaults at most
+    :data:`ANALYSIS_MAX_THREADS`. A bad ``PERCEPT_ANALYSIS_THREADS`` is logged once and ignored.
+    """
+    configured = os.environ.get("PERCEPT_ANALYSIS_THREADS", "").strip()
+    if configured:
+        threads = _whole_number(configured)
+        if threads is not None:
+            return threads
+        if configured not in _warned_threads:
+            _warned_threads.add(configured)
+            logger.warning("PERCEPT_ANALYSIS_THREADS=%r is not a whole number >= 1: ignored", configured)
+    # OMP_NUM_THREADS may list one count per nesting level ("4,2"): the first is this level's.
+    omp = _whole_number(os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip())
+    if omp is not None:
+        return min(omp, ANALYSIS_MAX_THREADS)
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
@@ -194,11 +212,69 @@ def analysis_threads() -> int:
     return max(1, min(cpus, ANALYSIS_MAX_THREADS))
 
 
+def _whole_number(text: str) -> int | None:
+    """``text`` as an int ≥ 1, else None ('abc', '-1', '0', '2.5', '²')."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS at one thread while any caller in the process is inside (reference-counted).
+
+    BLAS's thread count is process-wide, and ``threadpool_limits`` restores on exit what it
+    saw on entry: two jobs overlapping in one replica, each with its own, lifted the limit in
+    the middle of the other (the first to finish restored the machine's count) or left it on
+    for good (the last restored the other's 1). Here the first caller in sets it, the last out
+    restores it. The numeric libraries are loaded first, so that the limit reaches them.
+    """
+    global _blas_users, _blas_limit
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        if _blas_users == 0:
+            load_numeric_libraries()
+            _blas_limit = threadpool_limits(1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[ThreadPoolExecutor | _Inline]:
+    """A pool of ``workers`` threads (inline for 1); on an exception the tasks not yet started
+    are cancelled, and the running ones waited for."""
+    if workers <= 1:
+        yield _Inline()
+        return
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 def one_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` with this thread's OpenMP kept to one thread (scikit-learn's neighbour
     search uses OpenMP, whose thread count is set per calling thread: a pool's threads start
     at the machine's CPU count whatever the caller's ``threadpool_limits``). BLAS's count is
-    process-wide: the caller limits it."""
+    process-wide: the caller limits it (:func:`one_blas_thread`)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="openmp"):
@@ -218,7 +294,7 @@ class _Inline:
         future: Future[Any] = Future()
         try:
             future.set_result(fn(*args))
-        except BaseException as exc:  # re-raised by result(), as a pool would
+        except Exception as exc:  # re-raised by result(), as a pool would
             future.set_exception(exc)
         return future
 

@@ -77,11 +77,12 @@ def run_job(
                      sink=sink, warnings=list(parsed.warnings))
     stages["records"] = time.monotonic() - mark
     # BLAS thread pools oversubscribe a shared machine badly (14 s instead of 1 s here).
-    # threadpoolctl limits only the libraries loaded when it is entered: scipy's own OpenBLAS
-    # (scikit-learn's neighbour search and LDA use it) is loaded with scikit-learn, so load
-    # them first — else the first job of a process ran them at the machine's thread count.
-    analysis.load_numeric_libraries()
-    with threadpool_limits(1):
+    # BLAS's thread count is process-wide: one_blas_thread keeps it at 1 while any job of the
+    # process is inside (reference-counted, so overlapping jobs of one replica do not lift
+    # each other's limit) and loads scipy's own OpenBLAS and scikit-learn's OpenMP first
+    # (threadpoolctl reaches only the libraries already loaded). OpenMP's count is per
+    # calling thread: limited here for this one.
+    with analysis.one_blas_thread(), threadpool_limits(1, user_api="openmp"):
         return _analyse(parsed, state, kind, started, emit, stages)
 
 
