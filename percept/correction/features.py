@@ -116,12 +116,13 @@ class Featurizer:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         n = len(batch["path"])
-        if n > SLICE_IMAGES:
+        if n > SLICE_IMAGES and self.kind == "pixels":
             # Large batches (a Ray Data pixel task takes a whole block, up to 4,096 images) in
             # slices: the per-image CPU grows with the slice, as the batch's temporaries leave
             # the CPU caches (measured, 32x32 grey: 78 µs an image in slices of 256-512, 91 at
             # 2,500, 112 at 4,096). Every image is measured on its own, so the columns are the
-            # same either way.
+            # same either way. Pixel features only: an embedding model's batches are the
+            # job's batch size, chosen for the model (its actor pool's), and stay whole.
             parts = [self._call({k: v[s:s + SLICE_IMAGES] for k, v in batch.items()})
                      for s in range(0, n, SLICE_IMAGES)]
             return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}

@@ -167,3 +167,62 @@ def test_a_large_batch_is_measured_in_slices_with_the_same_columns(tmp_path: Pat
     assert list(sliced) == list(whole)
     for name, column in whole.items():
         assert np.array_equal(np.asarray(column), np.asarray(sliced[name])), name
+
+
+def test_an_embedding_batch_is_not_sliced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slices are for the pixel features only: an embedding model's batch (the job's batch
+    size, chosen for the model) reaches it whole (fails on the old code: sliced as pixels)."""
+    from PIL import Image
+
+    from percept.correction import features
+
+    class FakeModel:
+        def __init__(self) -> None:
+            self.batches: list[int] = []
+
+        def embed(self, images: list[Any]) -> np.ndarray:
+            self.batches.append(len(images))
+            return np.zeros((len(images), features.FEATURE_DIMS["imagenet"]), np.float32)
+
+    paths = []
+    for i in range(20):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((32, 32, 3), 10 * i, np.uint8)).save(path)
+        paths.append(str(path))
+    featurizer = features.Featurizer("pixels")
+    featurizer.kind, featurizer.model = "imagenet", FakeModel()
+    monkeypatch.setattr(features, "SLICE_IMAGES", 8, raising=False)
+    featurizer({"path": np.array(paths, dtype=object), "uuid": np.array([str(i) for i in range(20)], dtype=object)})
+    assert featurizer.model.batches == [20]
+
+
+def test_a_constant_reference_leaves_the_tone_unchanged() -> None:
+    """A class whose typical quantiles are all one value gives no tone curve to fit: the fit
+    returns the identity (gain 1, offset 0, gamma 1). The code before this round's speed work
+    solved each gamma by lstsq and kept a gain of ~5e-16 at gamma 0.2 (every pixel mapped to
+    the reference value); pinned so that the choice stays deliberate."""
+    from percept.correction.images import fit_tone_curve
+
+    own = np.linspace(0.1, 0.9, 20)
+    assert fit_tone_curve(own, np.full(20, 0.5)) == (1.0, 0.0, 1.0)
+    gain, offset, gamma = fit_tone_curve(own, 0.8 * own ** 0.5 + 0.05)  # a real curve still fits
+    assert abs(gain - 0.8) < 0.05 and abs(offset - 0.05) < 0.05 and abs(gamma - 0.5) < 0.05
+
+
+def test_the_kept_good_images_are_a_tuple_rebuilt_when_records_change(digits: SyntheticDataset) -> None:
+    """JobState.good is kept between calls: a tuple (no caller can change the kept copy; fails on
+    the old code: a list), rebuilt when the records list is replaced or grows."""
+    from percept.correction.job_state import ImageRecord, JobState
+    from percept.correction.request import JobConfig, parse_request
+
+    parsed = parse_request(digits.request(["diagnose_image_blur"]))
+    records = [ImageRecord(item=item, row={} if i % 3 else {"error": "bad"}, current_class=item.cls,
+                           features=np.zeros(2, np.float32)) for i, item in enumerate(parsed.items[:6])]
+    state = JobState(job_id="t", classes=list(parsed.classes), records=records, config=JobConfig(), sink=None)  # type: ignore[arg-type]
+    good = state.good
+    assert isinstance(good, tuple) and [r.item.uuid for r in good] == [r.item.uuid for r in records if r.ok]
+    assert state.good is good  # kept
+    state.records.append(ImageRecord(item=parsed.items[6], row={}, current_class="x", features=np.zeros(2)))
+    assert len(state.good) == len(good) + 1
+    state.records = state.records[:2]
+    assert len(state.good) == 1
