@@ -122,8 +122,9 @@ def test_the_first_job_of_a_process_runs_every_library_on_one_thread(digits: Syn
                                                                       tmp_path: Path) -> None:
     """threadpoolctl limits only the libraries loaded when it is entered; scikit-learn's OpenMP
     and scipy's own OpenBLAS were loaded later, inside the job, so the first job of a process
-    that had not imported scikit-learn (a fresh Serve replica) ran them at the machine's thread
-    count (fails on the old code: OpenMP and scipy's OpenBLAS at 2 threads)."""
+    that had not imported scikit-learn (a fresh Serve replica) could run them at the machine's
+    thread count (fails on the old code, 81fea2b~1: scikit-learn's libgomp at 2 threads; scipy's
+    OpenBLAS was already at 1 when the probabilities started)."""
     request = tmp_path / "request.json"
     request.write_text(json.dumps(digits.request(["diagnose_mislabeled_images"], label_passes=1)))
     done = subprocess.run([sys.executable, "-c", PROBE, str(request), str(tmp_path / "out")], cwd=ROOT,
