@@ -41,8 +41,10 @@ than the baseline runs (on CUDA both run the eager model).
 
 ``--ingress haproxy`` (the default, as in ``scripts/run.sh``) runs every part behind Serve's HAProxy
 ingress with percept's replica-loss rules (``percept/haproxy.py``: requests HAProxy may not send
-twice go through Serve's Python proxy, docs/performance.md findings 28 and 30); ``/-/healthz`` is
-then answered by HAProxy itself. ``--ingress serve``: Serve's Python proxy alone.
+twice go to the replica over a server connection of their own, docs/performance.md findings 28 and
+30); ``/-/healthz`` is then answered by HAProxy itself. ``--ingress serve``: Serve's Python proxy
+alone. When ``python -m percept.haproxy --check`` fails, a warning and Serve's Python proxy (as in
+``scripts/run.sh``); the first line printed names the ingress measured.
 
 Run it under the shared lock (``flock /tmp/percept-ray.lock ...``): it starts Ray.
 """
@@ -55,6 +57,7 @@ import base64
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import statistics
@@ -69,6 +72,7 @@ from typing import Any
 
 import yaml
 
+logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GOAL_TEST_OVER_PROXY_MS = 2.0  # issue 14: GET /test at most 2 ms (p50) over the proxy's own /-/healthz
@@ -1057,6 +1061,21 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
             print(f"    {label:60s} {cores:6.3f} {gib:6.2f}")
 
 
+def choose_ingress(wanted: str) -> str:
+    """The ingress to measure (``NODE_ENV`` set for it): HAProxy only when ``python -m percept.haproxy
+    --check`` passes; else, as ``scripts/run.sh`` does, Serve's Python proxy with a warning."""
+    if wanted != "haproxy":
+        return wanted
+    from percept import haproxy
+
+    if haproxy.check() != 0:
+        logger.warning("the HAProxy ingress is not usable here (python -m percept.haproxy --check says why "
+                       "above): measuring Serve's Python proxy instead")
+        return "serve"
+    NODE_ENV.update(haproxy.node_env())
+    return "haproxy"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
@@ -1078,13 +1097,8 @@ def main() -> None:
                              "percept/haproxy.py's rules; serve: Serve's Python proxy alone with percept.retry's "
                              "middleware (PERCEPT_INGRESS=serve scripts/run.sh)")
     opts = parser.parse_args()
-    if opts.ingress == "haproxy":
-        from percept import haproxy
-
-        if haproxy.check() != 0:
-            parser.error("the HAProxy ingress is not usable here (python -m percept.haproxy --check says why)")
-        NODE_ENV.update(haproxy.node_env())
-    print(f"ingress: {opts.ingress} ({', '.join(f'{k}={v}' for k, v in sorted(NODE_ENV.items()))})")
+    opts.ingress = choose_ingress(opts.ingress)
+    print(f"ingress measured: {opts.ingress} ({', '.join(f'{k}={v}' for k, v in sorted(NODE_ENV.items()))})")
     device = pick_device(opts.device)
     samples: Samples | None = None
     info: dict[str, Any] = {}
