@@ -19,13 +19,14 @@ bash scripts/install.sh
 export RAY_USAGE_STATS_ENABLED=0
 # Serve's proxy sends a request again when its ingress replica dies (safe requests only; else
 # 503 + Retry-After instead of a bare 500): percept/retry.py, docs/architecture.md. Behind HAProxy
-# it still serves every request HAProxy may not send twice.
+# it is HAProxy's backup server, used only while no ingress replica is up.
 export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=${RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH:-percept.retry.proxy_middlewares}
-# PERCEPT_INGRESS=haproxy (the default): Serve's HAProxy ingress in front of its Python proxy, with
-# percept/haproxy.py's rules: requests safe to send twice go straight to the ingress replica (one
-# Python hop less) and are replayed when it dies; the others go through Serve's Python proxy, whose
-# middleware answers 503 + Retry-After in the contract's shape (docs/performance.md, findings 28
-# and 30). PERCEPT_INGRESS=serve: Serve's Python proxy alone. Falls back to Serve's proxy, logged,
+# PERCEPT_INGRESS=haproxy (the default): Serve's HAProxy ingress with percept/haproxy.py's rules:
+# every request goes straight to the ingress replica (one Python hop less); those safe to send
+# twice are replayed when it dies, the others (each over a server connection of its own) get
+# 503 + Retry-After in the contract's shape (docs/performance.md, findings 28 and 33). Serve's
+# Python proxy is HAProxy's backup while no ingress replica is up; with it down as well, HAProxy
+# answers 503 + Retry-After. PERCEPT_INGRESS=serve: Serve's Python proxy alone. Falls back to Serve's proxy, logged,
 # when the HAProxy binary or Serve's template does not check out, or when node_env() fails: never
 # "ingress: HAProxy" without its variables set.
 if [ "$ingress" = haproxy ]; then
