@@ -30,12 +30,43 @@ Save = Callable[[bytes], str]
 BUFFER_MS = 50
 INT_MAX = 2**31 - 1
 LIMIT_MARGIN_S = 0.01  # decoding stops this far past the limit: surely too long, whatever the rounding
+# The widest upload accepted (422 past it): 192 kHz, the highest rate recorders commonly offer, and
+# 8 channels (7.1). Within the duration limit an upload then decodes to at most
+# max_duration_s x DECODED_BYTES_PER_S (16-bit samples), whatever its header says.
+MAX_RATE_HZ = 192_000
+MAX_CHANNELS = 8
+DECODED_BYTES_PER_S = MAX_RATE_HZ * MAX_CHANNELS * 2
 
 
 def too_long(duration: float | None, limit: float) -> Unprocessable:
     """The contract's 422 for audio past the limit; ``duration`` None when decoding stopped early."""
     told = f"{duration:.0f} s" if duration is not None else f"over {limit:.0f} s"
     return Unprocessable(f"The audio is too long: {told}, the limit is {limit:.0f} s")
+
+
+def too_wide(channels: int, rate: int) -> Unprocessable:
+    """The contract's 422 for audio of more channels or a higher rate than accepted."""
+    return Unprocessable(f"The audio has {channels} channels at {rate} Hz; at most {MAX_CHANNELS} channels "
+                         f"and {MAX_RATE_HZ} Hz are accepted")
+
+
+def check_shape(channels: int, rate: int) -> None:
+    """422 (:func:`too_wide`) past ``MAX_CHANNELS`` or ``MAX_RATE_HZ``."""
+    if channels > MAX_CHANNELS or rate > MAX_RATE_HZ:
+        logger.info("audio refused before decoding: %d channels at %d Hz", channels, rate)
+        raise too_wide(channels, rate)
+
+
+def decoded_bytes_cap(max_duration_s: float) -> int:
+    """The most decoded bytes an upload may come to: the duration limit (+ the margin) at the
+    widest accepted shape, 16-bit."""
+    return int((max_duration_s + LIMIT_MARGIN_S) * DECODED_BYTES_PER_S)
+
+
+def too_large(cap: int) -> Unprocessable:
+    """The contract's 422 for an upload whose decoding passed :func:`decoded_bytes_cap`."""
+    return Unprocessable(f"The audio decodes to over {cap / 1e6:.0f} MB; at most {MAX_CHANNELS} channels "
+                         f"and {MAX_RATE_HZ} Hz for the duration limit are accepted")
 
 
 def dbfs_to_fraction(dbfs: float) -> float:
@@ -76,6 +107,10 @@ def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False,
     With ``max_duration_s`` (uploads), decoding stops a little past the limit with the contract's
     422 "The audio is too long": never more than the limit's worth of samples is held (a WAV's
     duration is read from its header first; ffmpeg gets ``-t``), whatever the upload decodes to.
+    Uploads of more than ``MAX_CHANNELS`` channels or a rate past ``MAX_RATE_HZ`` get a 422
+    (:func:`too_wide`) from their header (the WAV header; the stream PyAV opens, for ffmpeg's
+    inputs too) before any sample is decoded, and PyAV's decoding stops past
+    :func:`decoded_bytes_cap` (a 422 as well) should the stream grow past its header.
     """
     if isinstance(source, AudioSegment):
         return source
@@ -86,12 +121,14 @@ def load_audio(source: str | Path | AudioSegment | bytes, mp3: bool = False,
                     return _read_pcm16_wav(source, max_duration_s)
                 except _OddHeader:  # ffmpeg decides
                     logger.debug("in-process WAV read failed, decoding with ffmpeg")
+                probe = True
             else:
                 try:
                     return _decode_pyav(source, max_duration_s, only_16bit=True)
                 except _NotHere as exc:
                     logger.debug("in-process decoding skipped (%s), decoding with ffmpeg", exc)
-            return _from_file_bounded(io.BytesIO(source), max_duration_s)
+                    probe = not exc.shape_checked
+            return _from_file_bounded(io.BytesIO(source), max_duration_s, probe)
         if mp3:
             try:
                 return _decode_pyav(str(source), max_duration_s)
@@ -110,15 +147,43 @@ class _OddHeader(ValueError):
 
 
 class _NotHere(Exception):
-    """PyAV cannot (or should not) decode this input: ffmpeg does."""
+    """PyAV cannot (or should not) decode this input: ffmpeg does. ``shape_checked``: the
+    stream's channels and rate passed :func:`check_shape` already."""
+
+    def __init__(self, message: str, shape_checked: bool = False) -> None:
+        super().__init__(message)
+        self.shape_checked = shape_checked
 
 
-def _from_file_bounded(source: str | io.BytesIO, max_duration_s: float | None) -> AudioSegment:
+def _probe_shape(source: str | io.BytesIO) -> tuple[int, int] | None:
+    """Channels and rate of the first audio stream as PyAV opens it (headers and the first
+    packets, not the whole decoding); None when PyAV cannot open it (ffmpeg then decides)."""
+    import av
+
+    try:
+        with av.open(source, mode="r", metadata_errors="ignore") as container:
+            context = container.streams.audio[0].codec_context
+            return int(context.channels), int(context.sample_rate)
+    except Exception as exc:
+        logger.debug("probe before ffmpeg failed: %s", exc)
+        return None
+    finally:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+
+
+def _from_file_bounded(source: str | io.BytesIO, max_duration_s: float | None,
+                       probe: bool = True) -> AudioSegment:
     """pydub's ffmpeg decoding; with a limit, ffmpeg stops a little past it (``-t``) and past the
-    limit is a 422."""
+    limit is a 422, as is a stream wider than accepted (:func:`check_shape`, from PyAV's look at
+    the header when ``probe``, before ffmpeg starts; with ``-t`` that bounds what ffmpeg outputs)."""
     if max_duration_s is None:
         return AudioSegment.from_file(source)
+    shape = _probe_shape(source) if probe else None
+    if shape is not None:
+        check_shape(*shape)
     audio = AudioSegment.from_file(source, duration=max_duration_s + LIMIT_MARGIN_S)
+    check_shape(audio.channels, audio.frame_rate)  # ffmpeg's reading, where PyAV could not tell
     if len(audio) / 1000.0 > max_duration_s:
         raise too_long(None, max_duration_s)
     return audio
@@ -131,7 +196,7 @@ def _read_pcm16_wav(data: bytes, max_duration_s: float | None = None) -> AudioSe
     422, not a division by zero or a header the MP3 encoding cannot write later) and for a data
     chunk without a whole frame (a streamed WAV's data size 0: ffmpeg reads on to the end).
     Past ``max_duration_s`` (the duration the header and the data present give) a 422, before any
-    sample is copied."""
+    sample is copied; with a limit, so is a header wider than accepted (:func:`check_shape`)."""
     try:
         headers = extract_wav_headers(data)
         fmt = next(h for h in headers if h.id == b"fmt ")
@@ -144,6 +209,8 @@ def _read_pcm16_wav(data: bytes, max_duration_s: float | None = None) -> AudioSe
         raise _OddHeader(str(exc)) from None
     if not 0 < rate <= INT_MAX or channels <= 0:  # ffmpeg's rate is an int
         raise _OddHeader("no sample rate (or one past ffmpeg's) or no channels")
+    if max_duration_s is not None:
+        check_shape(channels, rate)
     frames = min(chunk.size, len(data) - chunk.position - 8) // (2 * channels)
     if frames <= 0:
         raise _OddHeader("no whole frame in the data chunk")
@@ -162,18 +229,25 @@ def _decode_pyav(source: str | bytes, max_duration_s: float | None = None,
     in-process, streaming), as pydub's ``ffmpeg -i path -acodec pcm_s16le -f wav -`` gives them
     within MP3 decoder rounding (identical at 16 kHz; see :func:`load_audio`). ``only_16bit``: only MP3s and codecs of 16-bit samples
     (pydub keeps wider samples of other codecs). Past ``max_duration_s`` (+ 10 ms) decoding stops
-    with the 422; ``_NotHere`` when PyAV cannot decode it (ffmpeg then decides)."""
+    with the 422; ``_NotHere`` when PyAV cannot decode it (ffmpeg then decides). With a limit, a
+    stream wider than accepted is a 422 before decoding (:func:`check_shape`, the stream's
+    channels and rate), and decoding stops past :func:`decoded_bytes_cap` (a 422)."""
     import av
 
     limit = None if max_duration_s is None else max_duration_s + LIMIT_MARGIN_S
+    cap = None if max_duration_s is None else decoded_bytes_cap(max_duration_s)
+    checked = False
     buffer = io.BytesIO()
     frames = 0
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r",
                      metadata_errors="ignore") as container:
             context = container.streams.audio[0].codec_context
+            if max_duration_s is not None:
+                check_shape(context.channels, context.sample_rate)
+                checked = True
             if only_16bit and not (context.name.startswith("mp3") or context.format.name in ("s16", "s16p")):
-                raise _NotHere(f"{context.name} ({context.format.name} samples)")
+                raise _NotHere(f"{context.name} ({context.format.name} samples)", shape_checked=checked)
             rate, layout, channels = context.sample_rate, context.layout.name, context.channels
             resampler = av.audio.resampler.AudioResampler(format="s16", layout=layout, rate=rate)
             for frame in container.decode(audio=0):
@@ -183,6 +257,9 @@ def _decode_pyav(source: str | bytes, max_duration_s: float | None = None,
                 if limit is not None and frames > limit * rate:
                     _DECODED.append(frames)
                     raise too_long(None, max_duration_s)  # type: ignore[arg-type]
+                if cap is not None and buffer.tell() > cap:
+                    _DECODED.append(frames)
+                    raise too_large(cap)
             for out in resampler.resample(None):
                 frames += out.samples
                 buffer.write(out.to_ndarray().tobytes())
