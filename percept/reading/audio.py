@@ -31,11 +31,12 @@ BUFFER_MS = 50
 INT_MAX = 2**31 - 1
 LIMIT_MARGIN_S = 0.01  # decoding stops this far past the limit: surely too long, whatever the rounding
 # The widest upload accepted (422 past it): 192 kHz, the highest rate recorders commonly offer, and
-# 8 channels (7.1). Within the duration limit an upload then decodes to at most
-# max_duration_s x DECODED_BYTES_PER_S (16-bit samples), whatever its header says.
+# 8 channels (7.1). What an upload may decode to is smaller: the duration limit's worth of 48 kHz
+# stereo 16-bit samples (DECODED_BYTES_PER_S; 345 MB at the default 1800 s), whatever its header
+# says, so a wide upload is accepted only while it is short enough (a 422 past it).
 MAX_RATE_HZ = 192_000
 MAX_CHANNELS = 8
-DECODED_BYTES_PER_S = MAX_RATE_HZ * MAX_CHANNELS * 2
+DECODED_BYTES_PER_S = 48_000 * 2 * 2
 
 
 def too_long(duration: float | None, limit: float) -> Unprocessable:
@@ -58,15 +59,24 @@ def check_shape(channels: int, rate: int) -> None:
 
 
 def decoded_bytes_cap(max_duration_s: float) -> int:
-    """The most decoded bytes an upload may come to: the duration limit (+ the margin) at the
-    widest accepted shape, 16-bit."""
+    """The most decoded bytes an upload may come to: the duration limit (+ the margin) of 48 kHz
+    stereo, 16-bit (``DECODED_BYTES_PER_S``)."""
     return int((max_duration_s + LIMIT_MARGIN_S) * DECODED_BYTES_PER_S)
 
 
 def too_large(cap: int) -> Unprocessable:
     """The contract's 422 for an upload whose decoding passed :func:`decoded_bytes_cap`."""
-    return Unprocessable(f"The audio decodes to over {cap / 1e6:.0f} MB; at most {MAX_CHANNELS} channels "
-                         f"and {MAX_RATE_HZ} Hz for the duration limit are accepted")
+    return Unprocessable(f"The audio decodes to over {cap / 1e6:.1f} MB of samples, the most accepted "
+                         f"(the duration limit at 48 kHz stereo): send it shorter, with fewer channels "
+                         f"or at a lower rate")
+
+
+def seconds_within_cap(channels: int, rate: int, max_duration_s: float) -> float:
+    """How far ffmpeg decodes ``channels`` x ``rate`` 16-bit samples: a little past what fits
+    :func:`decoded_bytes_cap` (so that an upload longer than that passes the cap: a 422, never a
+    silent cut), and no further than a little past the duration limit."""
+    fits = decoded_bytes_cap(max_duration_s) / (2 * max(1, channels) * max(1, rate))
+    return min(max_duration_s, fits) + LIMIT_MARGIN_S
 
 
 def dbfs_to_fraction(dbfs: float) -> float:
@@ -180,12 +190,16 @@ def _from_file_bounded(source: str | io.BytesIO, max_duration_s: float | None,
     if max_duration_s is None:
         return AudioSegment.from_file(source)
     shape = _probe_shape(source) if probe else None
+    seconds = max_duration_s + LIMIT_MARGIN_S
     if shape is not None:
         check_shape(*shape)
-    audio = AudioSegment.from_file(source, duration=max_duration_s + LIMIT_MARGIN_S)
+        seconds = seconds_within_cap(*shape, max_duration_s)  # ffmpeg's output bounded by the cap too
+    audio = AudioSegment.from_file(source, duration=seconds)
     check_shape(audio.channels, audio.frame_rate)  # ffmpeg's reading, where PyAV could not tell
     if len(audio) / 1000.0 > max_duration_s:
         raise too_long(None, max_duration_s)
+    if len(audio.raw_data) // audio.sample_width * 2 > decoded_bytes_cap(max_duration_s):
+        raise too_large(decoded_bytes_cap(max_duration_s))
     return audio
 
 
@@ -216,6 +230,9 @@ def _read_pcm16_wav(data: bytes, max_duration_s: float | None = None) -> AudioSe
         raise _OddHeader("no whole frame in the data chunk")
     if max_duration_s is not None and round(1000 * frames / rate) / 1000.0 > max_duration_s:
         raise too_long(round(1000 * frames / rate) / 1000.0, max_duration_s)
+    if max_duration_s is not None and frames * 2 * channels > decoded_bytes_cap(max_duration_s):
+        logger.info("audio refused before copying: %d frames of %d channels at %d Hz", frames, channels, rate)
+        raise too_large(decoded_bytes_cap(max_duration_s))
     # The samples straight from the data chunk the headers above found (pydub's WAV reader would
     # parse the headers again and copy the samples once more for a file cut inside a frame).
     start = chunk.position + 8
