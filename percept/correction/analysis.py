@@ -709,15 +709,6 @@ LIGHTING_THRESHOLD = 0.45
 LIGHTING_MODEL_FILE = Path(__file__).with_name("lighting_model.npz")
 HOPELESS_RANGE = 0.04  # less than ~10 grey levels of tonal range left: nothing to restore
 HOPELESS_CLIPPED = 0.95  # (nearly) every pixel clipped beyond what the class shows
-# A second opinion for images the trees nearly flag (issue 13, round 7): P(ok) under
-# FG_DIM_P_OK, the tones darker than the class (lighting_direction), and the foreground's dim
-# share (images.FG_MEASURES) FG_DIM_Z or more of its class's robust spreads above the class
-# median -> dark. Chosen on the tuning kinds only (photos, textures, seeds 100-107 and the
-# graded-stroke layout, seeds 100-103; docs/correction.md, round 7): mean lighting F1 0.9058 ->
-# 0.9088, dark recall 0.874 -> 0.888 on the plain seeds, the graded layout unchanged (0.767, 0.724).
-FG_DIM_Z = 6.0
-FG_DIM_P_OK = 0.7
-FG_DIM_FLOOR = 0.02
 TONE_SUM_FLOOR = 1.0  # the class spread of the tone sum is at least this (z units)
 LEVEL_SUM_FLOOR = 0.5
 
@@ -905,10 +896,8 @@ def find_badly_lit(measures: np.ndarray, groups: np.ndarray, threshold: float = 
     z = group_robust_z(measures, groups, floors)
     x = lighting_inputs(z, blur_scores(z), measures, groups)
     p_ok = 1.0 - lighting_bad_probability(x)
-    darker = lighting_direction(x) < 0
-    dim = class_scaled(measures[:, MEASURES.index("fg_dim")], groups, FG_DIM_FLOOR) >= FG_DIM_Z
-    bad = (p_ok < threshold) | ((p_ok < FG_DIM_P_OK) & darker & dim)
-    dark = bad & darker
+    bad = p_ok < threshold
+    dark = bad & (lighting_direction(x) < 0)
     bright = bad & ~dark
     col = {name: measures[:, MEASURES.index(name)] for name in MEASURES}
     # Clipping a flat background loses nothing; an image is beyond repair when its tones are

@@ -102,11 +102,7 @@ BLUR_MEASURES = ("lapvar", "hf", "steep", "gratio")
 # median of each ("ink" and "paper" on a near-binary image, whatever their pixel shares) and
 # how two-toned the image is (Otsu's between-part variance over the variance, 1 = two flat tones).
 LEVEL_MEASURES = ("lo_level", "hi_level", "bimodal")
-# The share of an image's foreground (pixels above 5 % of its 1st-percentile-to-maximum range)
-# that lies below 30 % of that range (issue 13, round 7): a gamma darkening keeps a stroke's
-# peak and pushes its anti-aliased fringe down into this band.
-FG_MEASURES = ("fg_dim",)
-MEASURES = LIGHT_MEASURES + BLUR_MEASURES + LEVEL_MEASURES + FG_MEASURES
+MEASURES = LIGHT_MEASURES + BLUR_MEASURES + LEVEL_MEASURES
 LEVEL_BINS = 64
 MEASURE_SIDE = 256  # larger images are measured with their short side brought down to this
 
@@ -182,8 +178,7 @@ def quality_measures(grays: np.ndarray) -> np.ndarray:
     high-frequency energy (image minus its σ=1 blur) over the variance, log edge steepness
     (99th percentile gradient over the tonal range, the inverse of an edge width) and log
     of the gradient energy kept by a σ=1 blur (near 0 for an image already blurred); then
-    the two tone levels and the bimodality (:func:`two_levels`); then the foreground's dim
-    share (:data:`FG_MEASURES`).
+    the two tone levels and the bimodality (:func:`two_levels`).
     Returns float64 (B, len(MEASURES)).
     """
     g = np.ascontiguousarray(grays, dtype=np.float32)
@@ -202,9 +197,6 @@ def quality_measures(grays: np.ndarray) -> np.ndarray:
     out[:, 9] = (flat >= 0.99).mean(axis=1)
     span = q[-1] - q[0]
     out[:, 10] = span
-    r = (flat - q[0][:, None]) / np.maximum(ordered[:, -1] - q[0], 1e-3)[:, None]
-    fg = r > 0.05
-    out[:, MEASURES.index("fg_dim")] = (fg & (r < 0.3)).sum(axis=1) / np.maximum(fg.sum(axis=1), 1)
     if h < 3 or w < 3:
         return out
     var = flat.var(axis=1).astype(np.float64) + 1e-6
