@@ -327,15 +327,6 @@ class Mislabel:
     suggested: int
     confidence: float
 
-def knn_label_distribution(features: np.ndarray, labels: np.ndarray, n_classes: int, k: int = 10,
-                           seed: int = 0, reduced: np.ndarray | None = None) -> np.ndarray:
-    """Per image, the label histogram of its ``k`` nearest other images (out-of-sample)."""
-    if min(k, len(labels) - 1) < 1:
-        return np.zeros((len(labels), n_classes))
-    space = reduce_features(features, dims=30, seed=seed, reduced=reduced)
-    return label_histograms(nearest_neighbours(space, k), labels, n_classes)
-
-
 def nearest_neighbours(space: np.ndarray, k: int = 10) -> np.ndarray:
     """(n, k) indices of each row's ``k`` nearest other rows (Euclidean; never the row itself)."""
     from sklearn.neighbors import NearestNeighbors
