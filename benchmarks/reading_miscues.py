@@ -61,7 +61,7 @@ SWEEP_PASSES = 4  # coordinate-ascent passes over the per-kind points, at most (
 FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
 ECHO_GRID: list[float | None] = [None] + [round(-0.4 + 0.025 * k, 3) for k in range(21)]  # false_start_echo
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
-ASSESS_VERSION = b"assess-8"  # bump when the aligner's answers change
+ASSESS_VERSION = b"assess-8"  # bump when the aligner's answers change (the probe, when on, adds its own key)
 
 
 def cpu_seconds() -> float:
@@ -158,7 +158,8 @@ class Pipeline:
         self.core = ReadingCore(self.blobs, config)
         started = time.perf_counter()
         FasterWhisperPlugin.load()
-        self.aligner = ForcedAligner(context_pad_s=config.aligner_context_pad_s)
+        self.aligner = ForcedAligner(context_pad_s=config.aligner_context_pad_s, probe_words=config.probe_words,
+                                     probe_margin=config.probe_margin)
         self.load_s = time.perf_counter() - started
 
     def run(self, reading: SuiteReading, fresh: bool, cache: Path | None = None) -> dict[str, Any]:
@@ -175,6 +176,8 @@ class Pipeline:
         asr_path = folder / f"{reading.name}-{asr_key}.json"
         pad = self.aligner.context_pad_s
         version = ASSESS_VERSION + (f"-pad{pad}".encode() if pad is not None else b"")
+        if self.aligner.probe_words:  # the words the probe offers (round 16; off: the answers of before)
+            version += f"-probe{self.aligner.probe_words}:{self.aligner.probe_margin}".encode()
         # the aligner's answers depend on the transcript too
         key = hashlib.sha1(audio + self.plugin.size.encode() + version + window + asr_key.encode()).hexdigest()[:20]
         path = folder / f"{reading.name}-{key}-assess.json"
@@ -337,6 +340,8 @@ def main() -> None:  # noqa: C901 - one linear script
                              "(likelihood ratios, pronunciation scores, phonetic distance) fitted on the tuning part")
     parser.add_argument("--context-pad", type=float, default=None,
                         help="the aligner's aligner_context_pad_s (default: the settings'; negative: the 30 s window)")
+    parser.add_argument("--probe-words", type=int, default=None,
+                        help="the aligner's probe_words (default: the settings'; 0: off, the candidates of round 15)")
     parser.add_argument("--prior-weights", default="0,0.25,0.5,0.75,1",
                         help="shares of the language model's opinion taken out of the evidence, tried on the tuning part")
     parser.add_argument("--clean-cap", type=float, default=0.05,
@@ -368,6 +373,8 @@ def main() -> None:  # noqa: C901 - one linear script
     config = ReadingSettings()
     if opts.context_pad is not None:
         config = ReadingSettings(aligner_context_pad_s=opts.context_pad if opts.context_pad >= 0 else None)
+    if opts.probe_words is not None:
+        config = config.model_copy(update={"probe_words": opts.probe_words})
     cache = Path(opts.cache)
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -76,7 +76,8 @@ class ReadingAlignerDeployment(ModelDeployment[ForcedAligner]):
         self.blobs = BlobStore(args.blob_url or str(args.data_dir / "blobs"))
         settings = READING.load_settings(args)
         self.load(lambda: ForcedAligner(self.models_path, context_pad_s=settings.aligner_context_pad_s,
-                                        score_prior=settings.prior_weight > 0))
+                                        score_prior=settings.prior_weight > 0, probe_words=settings.probe_words,
+                                        probe_margin=settings.probe_margin))
 
     def _assess(self, key: str, reference: list[str], transcript: list[str], long_pause_s: float) -> dict[str, Any]:
         with self.blobs.local_path(key) as path:

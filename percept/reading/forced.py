@@ -78,8 +78,12 @@ def find_whisper_model(models_path: str | Path | None = None) -> tuple[str, str]
 class ForcedAligner:
     """Scores given words against a recording (at most 30 s) with a Whisper model."""
 
+    probe_words = 0  # see __init__
+    probe_margin = 0.5
+
     def __init__(self, models_path: str | Path | None = None, device: str | None = None, threads: int = 2,
-                 context_pad_s: float | None = None, score_prior: bool = True) -> None:
+                 context_pad_s: float | None = None, score_prior: bool = True, probe_words: int = 0,
+                 probe_margin: float = 0.5) -> None:
         from faster_whisper import WhisperModel
 
         from percept.models.weights import pick_device
@@ -91,6 +95,11 @@ class ForcedAligner:
         # The encoder sees the recording plus this much silence (seconds) instead of Whisper's
         # whole 30 s window (None): the encoder and every forced scoring cost in proportion.
         self.context_pad_s = context_pad_s
+        # Per segment, at most this many words Whisper prefers at a reference word (given the page's
+        # words before it) become candidates too (:meth:`probe`; 0: off), when it prefers them by
+        # more than ``probe_margin`` nats.
+        self.probe_words = probe_words
+        self.probe_margin = probe_margin
         # Score every candidate against silence too (``llr_prior``; the setting prior_weight uses
         # it): one more forced scoring per candidate.
         self.score_prior = score_prior
@@ -203,6 +212,52 @@ class ForcedAligner:
             scored.append({"logprob": round(float(logp.sum()), 4), "words": per_word})
         return scored
 
+    def probe(self, prepared: dict[str, Any], reference: list[str], most: int | None = None) -> dict[int, str]:
+        """Per reference word where Whisper, teacher-forced through the words before it (no
+        context), ranks another word's first token above the word's own by more than
+        ``probe_margin`` nats: that token's text (a word-initial token: a whole short word, or the
+        start of a longer one). At most ``most`` (default ``probe_words``) words, the clearest
+        first. One decoder pass over the page: CTranslate2 returns the vocabulary's scores at
+        every forced token."""
+        import numpy as np
+
+        most = self.probe_words if most is None else most
+        tokenizer = self._tokenizer()
+        start = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+        tokens: list[int] = []
+        firsts: list[int] = []
+        for word in reference:
+            firsts.append(len(tokens))
+            tokens.extend(tokenizer.encode(" " + word.strip()))
+        if not tokens or most <= 0:
+            return {}
+        prompt = start + tokens
+        # (CTranslate2 stops near half of max_length, the forced tokens included: past Whisper's
+        # 448 a long page's last words are not probed)
+        limit = min(int(self.model.max_length), 2 * len(prompt) + 4)
+        result = self.model.model.generate(prepared["encoded"], [prompt], beam_size=1, max_length=limit,
+                                           return_logits_vocab=True, suppress_blank=False, suppress_tokens=[-1])[0]
+        steps = result.logits[0] if result.logits else []
+        suspects: list[tuple[float, int, int]] = []
+        for j, at in enumerate(firsts):
+            if at >= len(steps):
+                break
+            logits = np.asarray(steps[at], dtype=np.float64).ravel()
+            logits = logits - (np.log(np.exp(logits - logits.max()).sum()) + logits.max())
+            best = int(logits.argmax())
+            margin = float(logits[best] - logits[tokens[at]])
+            text = tokenizer.decode([best]) if best < tokenizer.eot else ""
+            if best != tokens[at] and margin > self.probe_margin and text.startswith(" ") and text.strip().isalpha():
+                suspects.append((margin, j, best))
+        found: dict[int, str] = {}
+        for _margin, j, best in sorted(suspects, reverse=True)[:most]:
+            # The token as the word: a greedy continuation glues on the next word's tokens
+            # ("worm" + "son" for "worm sun"), and most short words are one token.
+            text = tokenizer.decode([best]).strip()
+            if text.lower() != reference[j].strip().lower().strip(".,;:!?"):
+                found[j] = text
+        return found
+
     def assess(self, source: str | Any, reference: list[str], transcript: list[str],
                long_pause_s: float = 1.0, prime: bool = True) -> dict[str, Any]:
         """The acoustic evidence about one segment (at most 30 s) of a reading.
@@ -228,6 +283,15 @@ class ForcedAligner:
                 key = (change["kind"], change["ref"], change["norm"])
                 found.setdefault(key, {**change, "source": origin})
         candidates = [c for c in found.values() if not (c["source"] == "prompted" and _in_long_gap(c, found))]
+        # What Whisper would have written at each reference word given the page's words before it
+        # (teacher-forced, no context): where it prefers another word, that word is a candidate too.
+        alternatives = self.probe(prepared, reference) if self.probe_words and reference else {}
+        for j, word in alternatives.items():
+            for change in changes_between(reference[:j] + [word] + reference[j + 1:], reference):
+                key = (change["kind"], change["ref"], change["norm"])
+                if change["kind"] == "replace" and key not in found:
+                    found[key] = {**change, "source": "probe"}
+                    candidates.append(found[key])
         # Both transcripts usually collapse a repeated word into one: every word's repetition
         # is tested against the audio (one more forced scoring per word).
         candidates += repetition_hypotheses(reference, found)

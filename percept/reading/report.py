@@ -420,6 +420,13 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             del inserts[j]
             if j not in change_at or change_at[j]["kind"] != "replace":
                 change_at[j] = {**item, "kind": "replace"}
+    # A word Whisper preferred at a reference word given the page's words before it (the
+    # aligner's probe, see :meth:`percept.reading.forced.ForcedAligner.probe`) presumes those
+    # words were read as written: next to an accepted change before it, that presumption is gone.
+    for j in [j for j in change_at if change_at[j].get("source") == "probe"]:
+        if (j - 1) in change_at:
+            gone = change_at.pop(j)
+            reject(j, float(gone["llr"]), float(gone["limit"]))
     # One word read differently is one miscue: a replaced word and an added word before it
     # both accepted are two explanations of the same stretch of audio; the clearer one stays.
     for j in [j for j in change_at if change_at[j]["kind"] == "replace" and inserts.get(j)]:

@@ -55,6 +55,15 @@ class ReadingSettings(ServiceSettings):
         3.0, ge=0, le=30,
         description="the aligner's encoder sees each segment plus this much silence instead of Whisper's whole "
                     "30 s window (null): encoding and every forced scoring cost in proportion")
+    probe_words: int = Field(
+        6, ge=0, le=50,
+        description="per segment, at most this many reference words where Whisper, teacher-forced through the "
+                    "page's words before the word (no context), prefers another word's first token by more than "
+                    "probe_margin nats: that word becomes a candidate reading too (scored like the transcripts' "
+                    "differences); 0: off; chosen on the tuning half of benchmarks/reading_miscues.py (round 16)")
+    probe_margin: float = Field(
+        0.5, ge=0, le=20,
+        description="nats by which Whisper must prefer the other word's first token (probe_words)")
     false_start_logprob: float | None = Field(
         -2.0, ge=-50, le=0,
         description="a repetition whose first copy the audio holds below this forced log-probability was a "

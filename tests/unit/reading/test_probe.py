@@ -1,0 +1,157 @@
+"""The aligner's probe: words Whisper prefers at a reference word, given the page's words before it."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import numpy as np
+import pytest
+
+from percept.reading.forced import ForcedAligner
+from percept.reading.report import assess_reading
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+class _Result:
+    def __init__(self, ids: list[int], logits: list[Any] | None = None) -> None:
+        self.sequences_ids = [ids]
+        self.logits = [logits] if logits is not None else []
+
+
+class _FakeWhisper:
+    """Teacher-forced ranks and greedy continuations as CTranslate2's ``generate`` returns them:
+    the tokens after the start-of-transcript prompt, with one log-probability row per token."""
+
+    is_multilingual = False
+
+    def __init__(self, aligner: ForcedAligner, prefer: dict[int, tuple[int, float]]) -> None:
+        self.start = len(aligner._tokenizer().sot_sequence) + 1
+        self.vocab = aligner._tokenizer().eot + 1
+        self.prefer = prefer  # token position -> (preferred token, its margin over the page's token)
+        self.calls: list[dict[str, Any]] = []
+
+    def generate(self, _encoded: Any, prompts: list[list[int]], **options: Any) -> list[_Result]:
+        self.calls.append(options)
+        forced = prompts[0][self.start:]
+        rows = []
+        for k, token in enumerate(forced):
+            row = np.full(self.vocab, -20.0, dtype=np.float32)
+            row[token] = 0.0
+            if k in self.prefer:
+                other, margin = self.prefer[k]
+                row[other] = margin
+            rows.append(row)
+        return [_Result(forced, rows)]
+
+
+def _aligner(prefer_word: str | None, margin: float, at_word: int, words: int = 3,
+             probe_margin: float = 0.5) -> tuple[ForcedAligner, list[str], _FakeWhisper]:
+    aligner = ForcedAligner(device="cpu", probe_words=words, probe_margin=probe_margin)
+    tokenizer = aligner._tokenizer()
+    reference = ["The", "cat", "sat", "down"]
+    at = sum(len(tokenizer.encode(" " + w)) for w in reference[:at_word])
+    prefer = {at: (tokenizer.encode(prefer_word)[0], margin)} if prefer_word else {}
+    fake = _FakeWhisper(aligner, prefer)
+    aligner.model.model = fake
+    return aligner, reference, fake
+
+
+def test_the_probe_offers_the_word_whisper_prefers_given_the_words_before_it() -> None:
+    aligner, reference, fake = _aligner(" hut", 2.0, at_word=1)
+    assert aligner.probe({"encoded": None}, reference) == {1: "hut"}
+    assert len(fake.calls) == 1 and fake.calls[0]["return_logits_vocab"]  # one pass over the page
+
+
+def test_the_probe_keeps_what_whisper_prefers_by_more_than_its_margin() -> None:
+    aligner, reference, _ = _aligner(" hut", 0.3, at_word=1)
+    assert aligner.probe({"encoded": None}, reference) == {}  # 0.3 nats: not past the 0.5 margin
+    aligner, reference, _ = _aligner(" hut", 0.3, at_word=1, probe_margin=0.2)
+    assert aligner.probe({"encoded": None}, reference) == {1: "hut"}
+    aligner, reference, fake = _aligner(" hut", 2.0, at_word=1, words=0)
+    assert aligner.probe({"encoded": None}, reference) == {} and fake.calls == []  # off
+
+
+def test_the_probe_offers_words_only() -> None:
+    # Whisper preferring punctuation there, or the middle of a word, is no other word read
+    for token in (",", "ing"):
+        aligner, reference, _ = _aligner(token, 3.0, at_word=2)
+        assert aligner.probe({"encoded": None}, reference) == {}
+    aligner, reference, _ = _aligner(" sat", 3.0, at_word=2)  # the page's own word: nothing else
+    assert aligner.probe({"encoded": None}, reference) == {}
+    # at most ``probe_words`` words, the clearest first
+    aligner, reference, fake = _aligner(" hut", 2.0, at_word=1, words=1)
+    tokenizer = aligner._tokenizer()
+    fake.prefer[len(tokenizer.encode(" The cat"))] = (tokenizer.encode(" mat")[0], 4.0)
+    assert aligner.probe({"encoded": None}, reference) == {2: "mat"}
+
+
+def segment(words: list[str], step: float = 0.5) -> dict[str, Any]:
+    timed = [{"word": " " + w, "start": k * step, "end": k * step + 0.3, "probability": 0.9}
+             for k, w in enumerate(words)]
+    return {"start": 0.0, "end": step * len(words), "text": "".join(w["word"] for w in timed), "words": timed,
+            "file": "f0"}
+
+
+def answer(base: int, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"base": [{"start": 0.1 + 0.5 * k, "end": 0.4 + 0.5 * k, "logprob": -0.1} for k in range(base)],
+            "candidates": candidates, "prompted": "", "pauses": []}
+
+
+@needs_espeak
+def test_a_probed_word_next_to_a_change_before_it_is_not_a_miscue() -> None:
+    # The probe presumes the words before its word were read as written: "rocket" accepted for
+    # "old" leaves the probe's "bat" for "barn" after it without that presumption.
+    reading = [segment("near the rocket barn".split())]
+    probed = {"kind": "replace", "ref": 3, "word": "bat", "norm": "bat", "llr": 20.0, "source": "probe",
+              "start": 1.5, "end": 1.8}
+    before = {"kind": "replace", "ref": 2, "word": "rocket", "norm": "rocket", "llr": 30.0, "source": "transcript",
+              "start": 1.0, "end": 1.3}
+
+    def flagged(candidates: list[dict[str, Any]]) -> list[tuple[int | None, str, str]]:
+        words = assess_reading(reading, "near the old barn", [answer(4, candidates)], 14.0)["report"]["words"]
+        return [(w["index"], w["status"], w["spoken"]) for w in words if w["status"] != "correct"]
+
+    assert flagged([probed]) == [(3, "substitution", "bat")]
+    assert flagged([before, probed]) == [(2, "substitution", "rocket")]
+    # a transcript's difference there is not the probe's: it keeps its own verdict
+    assert flagged([before, {**probed, "source": "transcript"}]) == [(2, "substitution", "rocket"),
+                                                                    (3, "substitution", "bat")]
+
+
+@needs_espeak
+def test_a_misread_word_no_transcript_wrote_is_found_by_the_probe() -> None:
+    """tiny.en on espeak-ng speech: "candle" read for "scarf", a free transcript that wrote the
+    page's word there and no second decode (the two transcripts, the only other source of
+    candidates, both miss it): the probe offers "candle", whose evidence clears the shipped
+    operating point; without the probe the word passes as read."""
+    from scipy.signal import resample_poly
+
+    from percept.reading.report import prepare_assessment
+    from percept.reading.settings import ReadingSettings
+    from tests.synthetic.reading import Espeak
+
+    engine = Espeak.get()
+    config = ReadingSettings()
+    reference = "Grandma knitted a blue scarf for me."
+    samples, _ = engine.synthesize(reference.replace("scarf", "candle"), "en-us", 150)
+    audio = (resample_poly(samples.astype(np.float64), 16000, engine.sample_rate) / 32768).astype(np.float32)
+    seg = {"start": 0.0, "end": len(audio) / 16000, "text": " Grandma knitted a blue scarf for me",
+           "words": [], "file": "f"}
+    state = prepare_assessment([seg], reference)
+    ask = state.requests()[0]
+
+    def statuses(words: int) -> list[tuple[str, str, str]]:
+        aligner = ForcedAligner(device="cpu", context_pad_s=config.aligner_context_pad_s, probe_words=words,
+                                probe_margin=config.probe_margin)
+        assessed = [aligner.assess(audio, ask["reference"], ask["transcript"], prime=False)]
+        report = assess_reading([seg], reference, assessed, config.miscue_threshold, prepared=state,
+                                added_threshold=config.added_word_threshold,
+                                omission_threshold=config.omission_threshold, repeat_threshold=config.repeat_threshold,
+                                prior_weight=config.prior_weight, onset_added_threshold=config.onset_added_threshold,
+                                onset_omission_threshold=config.onset_omission_threshold)["report"]
+        return [(w["word"], w["status"], w["spoken"]) for w in report["words"] if w["status"] != "correct"]
+
+    assert statuses(config.probe_words) == [("scarf", "substitution", "candle")]
+    assert statuses(0) == []
