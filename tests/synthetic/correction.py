@@ -12,6 +12,8 @@ Nothing here is used by the service. Two generators:
   gains; offsets; crushed shadows and blown highlights), 5–15 % label noise of two kinds
   (uniform, and confusion with one fixed look-alike class) and one class merged into
   another. The clean image of every corrupted one is kept, so restorations can be scored.
+  A fifth kind, ``shapes`` (line shapes drawn by code: light strokes of graded tone on black,
+  small grey images), is a tuning kind only (issue 13, round 8), never a report kind.
 
 Clean images vary naturally (each gets a gain in [0.9, 1], a black level in [0, 0.03] and a
 gamma in [0.95, 1.05]), so a detector has to tell a corruption from ordinary variation.
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("digits", "photos", "textures", "glyphs")
+KINDS = ("digits", "photos", "textures", "glyphs", "shapes")
 
 # name -> (direction, low, high): the strength is drawn uniformly in [low, high].
 LIGHTING = {
@@ -288,13 +290,96 @@ def _glyphs(rng: np.random.Generator, per_class: int) -> tuple[list[np.ndarray],
     return images, labels
 
 
+SHAPES = ("bar", "slash", "ring", "box", "plus", "ell", "tee", "zigzag", "arc", "wedge")
+
+
+def _shape_strokes(name: str, r: float) -> list[list[tuple[float, float]]]:
+    """The polylines of one line shape, centred on 0, in units of its half-size ``r``."""
+    if name == "bar":
+        return [[(0, -r), (0, r)]]
+    if name == "slash":
+        return [[(-0.6 * r, r), (0.6 * r, -r)]]
+    if name == "ring":
+        return [[(r * 0.8 * math.cos(a), r * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 25)]]
+    if name == "box":
+        s = 0.75 * r
+        return [[(-s, -s), (s, -s), (s, s), (-s, s), (-s, -s)]]
+    if name == "plus":
+        return [[(-r, 0), (r, 0)], [(0, -r), (0, r)]]
+    if name == "ell":
+        return [[(-0.5 * r, -r), (-0.5 * r, r), (0.6 * r, r)]]
+    if name == "tee":
+        return [[(-0.7 * r, -r), (0.7 * r, -r)], [(0, -r), (0, r)]]
+    if name == "zigzag":
+        return [[(-0.7 * r, -r), (0.7 * r, -0.35 * r), (-0.7 * r, 0.35 * r), (0.7 * r, r)]]
+    if name == "arc":
+        return [[(r * 0.8 * math.cos(a), r * math.sin(a)) for a in np.linspace(0.25 * math.pi, 1.75 * math.pi, 19)]]
+    return [[(-0.7 * r, r), (0, -r), (0.7 * r, r)]]  # wedge
+
+
+def _shape(rng: np.random.Generator, name: str) -> np.ndarray:
+    """One line shape, light strokes of graded tone on black, 32x32 grey (HxWx1).
+
+    Made by code, not from any report kind: the shape's strokes are drawn segment by segment,
+    each segment at its own level (0.6–1 of the image's peak, the peak 0.9–1), either on a
+    coarse grid (8–16 px, enlarged by pixel replication, as low-resolution scans) or finely
+    (128 px, anti-aliased, shrunk), then softened a little. Sizes, stroke widths, positions and
+    rotations vary, so a class's images differ in how many pixels are lit (stroke share) as
+    well as in shape.
+    """
+    import cv2
+
+    fine = rng.random() < 0.5
+    side = 128 if fine else int(rng.choice([8, 10, 12, 16]))
+    canvas = np.zeros((side, side), np.float32)
+    unit = side / 32.0
+    r = rng.uniform(8, 13) * unit
+    cx, cy = side / 2 + rng.uniform(-3, 3) * unit, side / 2 + rng.uniform(-3, 3) * unit
+    angle = math.radians(rng.uniform(-20, 20))
+    ca, sa = math.cos(angle), math.sin(angle)
+    width = max(1, int(round(rng.uniform(1.5, 7.0) * unit)))
+    peak = float(rng.uniform(0.9, 1.0))
+    graded = rng.random() < 0.5
+    segments = [((cx + ca * x0 - sa * y0, cy + sa * x0 + ca * y0), (cx + ca * x1 - sa * y1, cy + sa * x1 + ca * y1))
+                for line in _shape_strokes(name, r) for (x0, y0), (x1, y1) in zip(line[:-1], line[1:], strict=True)]
+    # Graded: each segment at its own level, one of them (at least) at the peak, as a scan's
+    # brightest stroke saturates.
+    levels = rng.uniform(0.6, 1.0, len(segments)) if graded else np.ones(len(segments))
+    levels[int(rng.integers(len(segments)))] = 1.0
+    for ((x0, y0), (x1, y1)), share in zip(segments, levels.tolist(), strict=True):
+        seg = np.zeros_like(canvas)
+        if fine:  # sub-pixel end points (4 fractional bits), anti-aliased
+            cv2.line(seg, (int(round(x0 * 16)), int(round(y0 * 16))), (int(round(x1 * 16)), int(round(y1 * 16))),
+                     1.0, width, lineType=cv2.LINE_AA, shift=4)
+        else:
+            cv2.line(seg, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), 1.0, width)
+        canvas = np.maximum(canvas, seg * (peak * share))
+    if fine:
+        out = cv2.resize(canvas, (32, 32), interpolation=cv2.INTER_AREA)
+    else:
+        out = cv2.resize(canvas, (32, 32), interpolation=cv2.INTER_NEAREST)
+    out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, 0.7)))
+    return np.clip(out, 0, 1)[..., None]
+
+
+def _shapes(rng: np.random.Generator, per_class: int) -> tuple[list[np.ndarray], list[str]]:
+    """Line shapes drawn by code (a tuning kind: small grey images on a black background)."""
+    images, labels = [], []
+    for name in SHAPES:
+        for _ in range(per_class):
+            images.append(_shape(rng, name))
+            labels.append(name)
+    return images, labels
+
+
 MAKERS: dict[str, Callable[[np.random.Generator, int], tuple[list[np.ndarray], list[str]]]] = {
     "digits": lambda rng, n: _digits(rng, n),
     "photos": _photos,
     "textures": _textures,
     "glyphs": _glyphs,
+    "shapes": _shapes,
 }
-DEFAULT_PER_CLASS = {"digits": 180, "photos": 120, "textures": 130, "glyphs": 130}
+DEFAULT_PER_CLASS = {"digits": 180, "photos": 120, "textures": 130, "glyphs": 130, "shapes": 120}
 
 
 def two_tone_of(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
