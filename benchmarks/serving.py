@@ -706,6 +706,7 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
         info["graph"] = (f"{models['tagger_classifier'].get('graph')} (the app reports), {bare.core.graph} (bare), "
                          f"{classifier_graph(opts)} (configured)")
         info["largest_batch"] = models["tagger_classifier"].get("largest_batch")
+        info["pass_threads"] = models["tagger_classifier"].get("pass_threads")
         for r in range(rounds):
             with worker_priority(), timed("OCR"):
                 samples.add("ocr-bare", bare_ocr(ocr_plugin, str(page_path), 2 if opts.quick else 6))
@@ -1028,6 +1029,9 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
               f"(of {list(info.get('bare_sizes', ()))}); "
               f"bare single-image threads chosen: {info.get('bare_threads')}; classifier graph: {info.get('graph')}; "
               f"errors: {errors or 'none'}")
+        # PassThreads (percept/tagger/threads.py): the width a pass alone got, over the whole run
+        print(f"classifier threads per pass (narrow / wide when alone, the mean wall ms of passes alone per "
+              f"width, passes per width): {info.get('pass_threads') or 'off (one width)'}")
     if idle is not None:
         bare = idle["bare"]
         for other in idle.get("app_runs", [])[:-1]:  # a comparison's other placement first

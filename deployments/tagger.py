@@ -4,7 +4,10 @@
 named in ``service_config.tagger.classifier``); every frame is one ``classify`` call and
 ``@serve.batch`` groups the frames of one request and of concurrent requests. Knobs in
 ``user_config``: ``max_batch_size``, ``batch_wait_timeout_s``, ``batching`` (false: one
-forward pass per call). ``tagger_detector`` batches images the same way (grouped by
+forward pass per call). Opt-in (``PERCEPT_CLASSIFIER_WIDE_THREADS=auto`` or a count, in the
+replica's environment): on the CPU a pass started while no other request is in flight takes
+more threads while that measures faster than one (``percept.tagger.threads.PassThreads``;
+off by default, docs/performance.md finding 34). ``tagger_detector`` batches images the same way (grouped by
 threshold and image size inside a batch) and loads a transformers COCO detector from the
 models directory; without it the replica stays healthy and reports detection unavailable,
 and it looks for the weights again (at most every few seconds) when asked.
@@ -29,7 +32,7 @@ from percept.tagger.aggregate import Detection
 from percept.tagger.classifier import load_classifier, top_k
 from percept.tagger.detector import load_detector
 from percept.tagger.process import MediaCounter, MediaLabeller
-from percept.tagger.threads import apply_threads, threads_for
+from percept.tagger.threads import PassThreads, apply_threads, run_with_threads, threads_for, wide_threads
 from percept.tagger.usage import usage
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,10 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         self.batches = 0
         self.largest_batch = 0
         self.threads: dict[str, int] = {}
+        self.pass_threads: PassThreads | None = None  # per-pass width on the CPU (batches_configured)
+        self._documents = 0  # tag() calls under way (decoding, or waiting for their passes)
+        self._passes = 0  # forward passes under way (or waiting for a thread)
+        self._entered = 0  # tag() and classify() calls begun so far: a pass ran alone if none began meanwhile
         # Passes may overlap (up to MAX_PARALLEL); user_config's concurrent_batches says how many do.
         self.load(core_factory or (lambda: load_classifier(settings, self.models_path, parallel=MAX_PARALLEL)))
         self.labeller = MediaLabeller(settings, self.classify)
@@ -76,30 +83,63 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         return EAGER_MAX_PASSES if getattr(self.core, "graph", None) == "eager" else None
 
     def batches_configured(self, knobs: Any) -> None:
-        """Thread pools sized from the replica's CPU share, split over the concurrent passes."""
+        """Thread pools sized from the replica's CPU share, split over the concurrent passes; on
+        the CPU a pass that runs alone may take every core (:class:`PassThreads`)."""
         if in_replica():  # a test process keeps its own settings
-            self.threads = apply_threads(threads_for(replica_cpus(), self.concurrent_batches))
+            narrow = threads_for(replica_cpus(), self.concurrent_batches)
+            self.threads = apply_threads(narrow)
+            self.use_pass_threads(narrow, wide_threads(narrow))
+
+    def use_pass_threads(self, narrow: int, wide: int) -> None:
+        """Choose each CPU pass's threads from the passes in flight (off on other devices, or
+        when ``wide`` is not above ``narrow``)."""
+        chooser = PassThreads(narrow, wide)
+        self.pass_threads = chooser if chooser.enabled and self.batch_device() == "cpu" else None
+
+    async def _predict(self, core: Any, images: list[np.ndarray]) -> np.ndarray:
+        """``core.predict(images)`` in a thread, on the width :class:`PassThreads` picks."""
+        chooser = self.pass_threads
+        if chooser is None:
+            return await asyncio.to_thread(core.predict, images)
+        self._passes += 1
+        crowd = max(self._passes, self._documents)
+        entered = self._entered
+        threads = chooser.pick(crowd)
+        started = time.perf_counter()
+        try:
+            probs = await asyncio.to_thread(run_with_threads, threads, core.predict, images)
+        finally:
+            self._passes -= 1
+        if crowd <= 1 and self._entered == entered:  # alone from start to end
+            chooser.record(threads, time.perf_counter() - started)
+        return probs
 
     @serve.batch
     async def _predict_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:
         core = self.require()
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(images))
-        probs = await asyncio.to_thread(core.predict, images)
+        probs = await self._predict(core, images)
         return list(probs)
 
     async def classify(self, image: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable labels of one RGB image."""
         core = self.require()
+        self._entered += 1
         if self.batching:
             probs = await self._predict_batched(image)
         else:
-            probs = (await asyncio.to_thread(core.predict, [image]))[0]
+            probs = (await self._predict(core, [image]))[0]
         return top_k(probs, core.labels, k)
 
     async def tag(self, data: bytes, kind: str, num_labels: int) -> dict[str, Any]:
         """Decode one document here and label it: its frames go through the batch queue."""
-        return await self.labeller.tag(data, kind, num_labels)
+        self._documents += 1
+        self._entered += 1
+        try:
+            return await self.labeller.tag(data, kind, num_labels)
+        finally:
+            self._documents -= 1
 
     def usage(self) -> dict[str, float]:
         """RAM and GPU memory of this replica (GiB)."""
@@ -109,7 +149,8 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         """Availability plus batching figures (batches run, largest batch seen, threads)."""
         return {**super().status(), "batching": self.batching, "batches": self.batches,
                 "largest_batch": self.largest_batch, "concurrent_batches": self.concurrent_batches,
-                "threads": self.threads, "graph": getattr(self.core, "graph", None)}
+                "threads": self.threads, "graph": getattr(self.core, "graph", None),
+                "pass_threads": self.pass_threads.state() if self.pass_threads is not None else None}
 
 
 class TaggerDetector(Batching, ModelDeployment[Any]):
