@@ -551,7 +551,8 @@ def main() -> None:
               "pixels, or on the same pixel+HOG features the job computes); cleanlab on our probabilities "
               "compares only the flagging rule, the probabilities being ours.")
     if results["tune"]:
-        print_tables(results["tune"], f"TUNING kinds {TUNE_KINDS + tuple(SEED_OFFSET)} (thresholds and weights chosen here)")
+        tuned = tuple(dict.fromkeys(r["kind"] for r in results["tune"]))
+        print_tables(results["tune"], f"TUNING kinds {tuned} (thresholds and weights chosen here)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, default=str, indent=1))
 
