@@ -177,7 +177,8 @@ class Pipeline:
         pad = self.aligner.context_pad_s
         version = ASSESS_VERSION + (f"-pad{pad}".encode() if pad is not None else b"")
         if self.aligner.probe_words:  # the words the probe offers (round 16; off: the answers of before)
-            version += f"-probe{self.aligner.probe_words}:{self.aligner.probe_margin}".encode()
+            # ("-w": words only, punctuation around them not forced, review M2)
+            version += f"-probe{self.aligner.probe_words}:{self.aligner.probe_margin}-w".encode()
         # the aligner's answers depend on the transcript too
         key = hashlib.sha1(audio + self.plugin.size.encode() + version + window + asr_key.encode()).hexdigest()[:20]
         path = folder / f"{reading.name}-{key}-assess.json"

@@ -78,9 +78,6 @@ def find_whisper_model(models_path: str | Path | None = None) -> tuple[str, str]
 class ForcedAligner:
     """Scores given words against a recording (at most 30 s) with a Whisper model."""
 
-    probe_words = 0  # see __init__
-    probe_margin = 0.5
-
     def __init__(self, models_path: str | Path | None = None, device: str | None = None, threads: int = 2,
                  context_pad_s: float | None = None, score_prior: bool = True, probe_words: int = 0,
                  probe_margin: float = 0.5) -> None:
@@ -221,14 +218,24 @@ class ForcedAligner:
         every forced token."""
         import numpy as np
 
+        from percept.reading.text import normalise_word
+
         most = self.probe_words if most is None else most
         tokenizer = self._tokenizer()
         start = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
         tokens: list[int] = []
-        firsts: list[int] = []
-        for word in reference:
-            firsts.append(len(tokens))
-            tokens.extend(tokenizer.encode(" " + word.strip()))
+        firsts: dict[int, int] = {}  # reference index -> position of its first forced token
+        for j, word in enumerate(reference):
+            # The word as said: punctuation around it ('"Hello,"', "(It") is not forced (its first
+            # token would be a quote or a bracket, where Whisper prefers any word), and a word of
+            # no letters ("-", "...") is neither forced nor probed.
+            spoken = _letters_span(word)
+            if not normalise_word(spoken):
+                continue
+            piece = tokenizer.encode(" " + spoken)
+            if piece and tokenizer.decode(piece[:1]).strip().isalpha():
+                firsts[j] = len(tokens)
+            tokens.extend(piece)
         if not tokens or most <= 0:
             return {}
         prompt = start + tokens
@@ -238,8 +245,8 @@ class ForcedAligner:
         result = self.model.model.generate(prepared["encoded"], [prompt], beam_size=1, max_length=limit,
                                            return_logits_vocab=True, suppress_blank=False, suppress_tokens=[-1])[0]
         steps = result.logits[0] if result.logits else []
-        suspects: list[tuple[float, int, int]] = []
-        for j, at in enumerate(firsts):
+        suspects: list[tuple[float, int, str]] = []
+        for j, at in firsts.items():
             if at >= len(steps):
                 break
             logits = np.asarray(steps[at], dtype=np.float64).ravel()
@@ -247,16 +254,13 @@ class ForcedAligner:
             best = int(logits.argmax())
             margin = float(logits[best] - logits[tokens[at]])
             text = tokenizer.decode([best]) if best < tokenizer.eot else ""
-            if best != tokens[at] and margin > self.probe_margin and text.startswith(" ") and text.strip().isalpha():
-                suspects.append((margin, j, best))
-        found: dict[int, str] = {}
-        for _margin, j, best in sorted(suspects, reverse=True)[:most]:
             # The token as the word: a greedy continuation glues on the next word's tokens
-            # ("worm" + "son" for "worm sun"), and most short words are one token.
-            text = tokenizer.decode([best]).strip()
-            if text.lower() != reference[j].strip().lower().strip(".,;:!?"):
-                found[j] = text
-        return found
+            # ("worm" + "son" for "worm sun"), and most short words are one token. The page's own
+            # word in another case ("It" for "it") is no other word.
+            if (best != tokens[at] and margin > self.probe_margin and text.startswith(" ")
+                    and text.strip().isalpha() and normalise_word(text) != normalise_word(reference[j])):
+                suspects.append((margin, j, text.strip()))
+        return {j: text for _margin, j, text in sorted(suspects, reverse=True)[:most]}
 
     def assess(self, source: str | Any, reference: list[str], transcript: list[str],
                long_pause_s: float = 1.0, prime: bool = True) -> dict[str, Any]:
@@ -414,6 +418,13 @@ def repetition_hypotheses(reference: list[str], found: dict[tuple[str, int, str]
         word = written[:1].lower() + written[1:] if j == 0 and written[1:2].islower() else written
         result.append({"kind": "insert", "ref": j + 1, "word": word, "norm": norm, "source": "repeat"})
     return result
+
+
+def _letters_span(word: str) -> str:
+    """``word`` without the characters before its first letter and after its last ('"Hello,"' ->
+    "Hello", "(It" -> "It", "Don't." -> "Don't"); "" when it holds no letter."""
+    letters = [k for k, ch in enumerate(word) if ch.isalpha()]
+    return word[letters[0]:letters[-1] + 1] if letters else ""
 
 
 def _in_long_gap(change: dict[str, Any], found: dict[tuple[str, int, str], dict[str, Any]]) -> bool:

@@ -422,9 +422,13 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
                 change_at[j] = {**item, "kind": "replace"}
     # A word Whisper preferred at a reference word given the page's words before it (the
     # aligner's probe, see :meth:`percept.reading.forced.ForcedAligner.probe`) presumes those
-    # words were read as written: next to an accepted change before it, that presumption is gone.
+    # words were read as written: next to an accepted change before it (the word before changed,
+    # or a word added before that one), that presumption is gone. The probe starts afresh at every
+    # segment: a change in the segment before does not count. (A word added right before the
+    # probed one is another explanation of the same audio: the rule below keeps the clearer.)
+    first_of = {j: a for a, b in plan for j in range(a, b)}
     for j in [j for j in change_at if change_at[j].get("source") == "probe"]:
-        if (j - 1) in change_at:
+        if first_of.get(j, 0) <= j - 1 and ((j - 1) in change_at or inserts.get(j - 1)):
             gone = change_at.pop(j)
             reject(j, float(gone["llr"]), float(gone["limit"]))
     # One word read differently is one miscue: a replaced word and an added word before it

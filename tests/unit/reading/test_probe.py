@@ -155,3 +155,106 @@ def test_a_misread_word_no_transcript_wrote_is_found_by_the_probe() -> None:
 
     assert statuses(config.probe_words) == [("scarf", "substitution", "candle")]
     assert statuses(0) == []
+
+
+def test_the_probe_forces_and_probes_the_words_not_the_punctuation_around_them() -> None:
+    """A page's words as written ('"Hello,"', "(It", "-"): only their letters are forced (the
+    first token of '"Hello,"' would be a quote, where Whisper prefers any word), a word of no
+    letters is skipped, and the page's own word in another case is no other word (nor does it
+    take one of the ``probe_words`` places)."""
+    aligner, _, fake = _aligner(None, 0.0, at_word=0, words=1)
+    tokenizer = aligner._tokenizer()
+    bare = tokenizer.encode(" Hello said Tom")
+    fake.prefer = {0: (tokenizer.encode(" hello")[0], 5.0),
+                   len(tokenizer.encode(" Hello said")): (tokenizer.encode(" mat")[0], 2.0)}
+    assert aligner.probe({"encoded": None}, ['"Hello,"', "said", "-", "(Tom."]) == {3: "mat"}
+    calls: list[list[int]] = []
+    generate = fake.generate
+    fake.generate = lambda encoded, prompts, **options: calls.append(prompts[0]) or generate(encoded, prompts, **options)
+    aligner.probe({"encoded": None}, ['"Hello,"', "said", "-", "(Tom."])
+    assert calls[0][fake.start:] == bare
+
+
+@needs_espeak
+def test_a_clean_punctuated_reading_is_not_probed_for_its_punctuation_nor_flagged() -> None:
+    """tiny.en on espeak-ng speech of a page with quotes, a bracket and dashes, read as written:
+    the probe offers the same words (at the same words) whether it is given the page's words with
+    their punctuation or without, and the report flags nothing. (Before the fix, given the
+    punctuation, four of its five offers were the words after a quote, a bracket or a dash.)"""
+    from scipy.signal import resample_poly
+
+    from percept.reading.report import prepare_assessment
+    from percept.reading.settings import ReadingSettings
+    from percept.reading.text import normalise_word
+    from tests.synthetic.reading import Espeak
+
+    engine = Espeak.get()
+    config = ReadingSettings()
+    reference = '"Hello," said Tom. (It was - he thought - a fine day.)'
+    samples, _ = engine.synthesize(reference, "en-us", 150)
+    audio = (resample_poly(samples.astype(np.float64), 16000, engine.sample_rate) / 32768).astype(np.float32)
+    aligner = ForcedAligner(device="cpu", context_pad_s=config.aligner_context_pad_s, probe_words=config.probe_words,
+                            probe_margin=config.probe_margin)
+    prepared = aligner.prepare(audio)
+    free = aligner.decode(prepared, None)  # tiny.en's own free transcript of the reading
+    seg = {"start": 0.0, "end": len(audio) / 16000, "text": " " + free.strip(), "words": [], "file": "f"}
+    state = prepare_assessment([seg], reference)
+    ask = state.requests()[0]
+    written = reference.split()
+    lettered = [k for k, w in enumerate(written) if normalise_word(w)]
+    assert [normalise_word(written[k]) for k in lettered] == [normalise_word(w) for w in ask["reference"]]
+    with_punctuation = aligner.probe(prepared, written, most=20)
+    assert {lettered.index(k): w for k, w in with_punctuation.items()} == aligner.probe(prepared, ask["reference"],
+                                                                                        most=20)
+    assert all(normalise_word(w) != normalise_word(written[k]) for k, w in with_punctuation.items())
+    assessed = [aligner.assess(audio, ask["reference"], ask["transcript"])]
+    out = assess_reading([seg], reference, assessed, config.miscue_threshold, prepared=state,
+                         added_threshold=config.added_word_threshold, omission_threshold=config.omission_threshold,
+                         repeat_threshold=config.repeat_threshold, prior_weight=config.prior_weight,
+                         onset_added_threshold=config.onset_added_threshold,
+                         onset_omission_threshold=config.onset_omission_threshold,
+                         false_start_logprob=config.false_start_logprob, false_start_echo=config.false_start_echo,
+                         next_word_logprob=config.next_word_logprob)
+    assert out["errors"] == []
+    assert [w["word"] for w in out["report"]["words"] if w["status"] != "correct"] == []
+
+
+def segment_at(words: list[str], start: float, step: float = 0.5) -> dict[str, Any]:
+    timed = [{"word": " " + w, "start": start + k * step, "end": start + k * step + 0.3, "probability": 0.9}
+             for k, w in enumerate(words)]
+    return {"start": start, "end": start + step * len(words), "text": "".join(w["word"] for w in timed),
+            "words": timed, "file": "f0"}
+
+
+@needs_espeak
+def test_a_probed_word_after_an_added_word_before_the_word_before_it_is_not_a_miscue() -> None:
+    # "big" accepted as added before "old": the words before "barn" were not read as written
+    # either, so the probe's "bat" for "barn" (given "near the old") lost its premise.
+    reading = [segment("near the big old barn".split())]
+    added = {"kind": "insert", "ref": 2, "word": "big", "norm": "big", "llr": 30.0, "source": "transcript",
+             "start": 1.0, "end": 1.3}
+    probed = {"kind": "replace", "ref": 3, "word": "bat", "norm": "bat", "llr": 20.0, "source": "probe",
+              "start": 2.0, "end": 2.3}
+
+    def flagged(candidates: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        words = assess_reading(reading, "near the old barn", [answer(4, candidates)], 14.0)["report"]["words"]
+        return [(w["status"], w["spoken"]) for w in words if w["status"] != "correct"]
+
+    assert ("substitution", "bat") in flagged([probed])
+    assert flagged([added, probed]) == [("insertion", "big")]
+
+
+@needs_espeak
+def test_a_change_in_the_segment_before_leaves_a_probed_word_its_verdict() -> None:
+    # The probe starts afresh at every segment (teacher-forced through that segment's words
+    # only): "rocket" accepted at the last word of the first segment says nothing about the
+    # probe's "bat" at the first word of the next.
+    reading = [segment_at("near the rocket".split(), 0.0), segment_at(["barn"], 3.0)]
+    before = {"kind": "replace", "ref": 2, "word": "rocket", "norm": "rocket", "llr": 30.0, "source": "transcript",
+              "start": 1.0, "end": 1.3}
+    probed = {"kind": "replace", "ref": 0, "word": "bat", "norm": "bat", "llr": 20.0, "source": "probe",
+              "start": 0.0, "end": 0.3}
+    words = assess_reading(reading, "near the old barn", [answer(3, [before]), answer(1, [probed])],
+                           14.0)["report"]["words"]
+    assert [(w["index"], w["status"], w["spoken"]) for w in words if w["status"] != "correct"] == [
+        (2, "substitution", "rocket"), (3, "substitution", "bat")]

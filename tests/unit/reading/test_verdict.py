@@ -496,7 +496,7 @@ def test_hopeless_repetitions_are_not_scored_against_silence_and_silence_is_enco
     from percept.reading.forced import PRIOR_FLOOR
 
     aligner = ForcedAligner.__new__(ForcedAligner)
-    aligner.context_pad_s, aligner.score_prior = 3.0, True
+    aligner.context_pad_s, aligner.score_prior, aligner.probe_words = 3.0, True, 0
     encoded: list[str] = []
     silent_batches: list[list[list[str]]] = []
 
