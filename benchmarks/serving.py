@@ -700,13 +700,13 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
             info["placements"].append(hosted)
             info.setdefault("start_s", {})[hosted] = time.perf_counter() - started
             _tagger_rounds(opts, port, rounds, hosted, placement, placement == placements[-1], samples, bare,
-                           root, device, body, jpeg, sizes, n_noop, n1, n_conc, tagged)
+                           root, device, body, jpeg, sizes, n_noop, n1, n_conc, tagged,
+                           info.setdefault("pass_threads", {}))
         info["bare_threads"] = bare.chosen
         models = __import__("httpx").get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
         info["graph"] = (f"{models['tagger_classifier'].get('graph')} (the app reports), {bare.core.graph} (bare), "
                          f"{classifier_graph(opts)} (configured)")
         info["largest_batch"] = models["tagger_classifier"].get("largest_batch")
-        info["pass_threads"] = models["tagger_classifier"].get("pass_threads")
         for r in range(rounds):
             with worker_priority(), timed("OCR"):
                 samples.add("ocr-bare", bare_ocr(ocr_plugin, str(page_path), 2 if opts.quick else 6))
@@ -722,8 +722,10 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
 def _tagger_rounds(opts: argparse.Namespace, port: int, rounds: int, hosted: str, placement: str, noop: bool,
                    samples: Samples, bare: BareTagger, root: Path, device: str, body: Request, jpeg: bytes,
                    sizes: tuple[int, ...], n_noop: int, n1: int, n_conc: int,
-                   tagged: Callable[[int, bytes], bool]) -> None:
-    """The /process rows (and, with ``noop``, the no-op rows) of one classifier placement."""
+                   tagged: Callable[[int, bytes], bool], pass_threads: dict[str, Any] | None = None) -> None:
+    """The /process rows (and, with ``noop``, the no-op rows) of one classifier placement; the
+    classifier's PassThreads figures of each batching mode go into ``pass_threads`` (mode: state),
+    read at the end of that mode (each redeploy builds a new chooser)."""
     refused_ids = [doc["id"] for doc in json.loads(refused_request(body)[2])["documents"]]
 
     def refused(status: int, data: bytes) -> bool:  # the floor counts only requests the route refused
@@ -756,6 +758,9 @@ def _tagger_rounds(opts: argparse.Namespace, port: int, rounds: int, hosted: str
             for c in (4, 16):
                 samples.add(f"c{c}-{mode}", asyncio.run(closed_loop(port, body, tagged, c, n_conc, 60)))
             samples.replicas.append(f"{mode} round {r + 1}: {replica_counts()}")
+        if pass_threads is not None:
+            models = __import__("httpx").get(f"http://127.0.0.1:{port}/platform/models", timeout=10).json()["models"]
+            pass_threads[mode] = models["tagger_classifier"].get("pass_threads")
 
 
 def replica_counts() -> dict[str, int]:
@@ -1029,9 +1034,11 @@ def report(device: str, samples: Samples | None, info: dict[str, Any], idle: dic
               f"(of {list(info.get('bare_sizes', ()))}); "
               f"bare single-image threads chosen: {info.get('bare_threads')}; classifier graph: {info.get('graph')}; "
               f"errors: {errors or 'none'}")
-        # PassThreads (percept/tagger/threads.py): the width a pass alone got, over the whole run
-        print(f"classifier threads per pass (narrow / wide when alone, the mean wall ms of passes alone per "
-              f"width, passes per width): {info.get('pass_threads') or 'off (one width)'}")
+        # PassThreads (percept/tagger/threads.py): the width a pass alone got, per batching mode
+        # (each mode's redeploy starts a new chooser, so each figure covers that mode only)
+        for mode, state in (info.get("pass_threads") or {"all modes": None}).items():
+            print(f"classifier threads per pass, batching {mode} (narrow / wide when alone, the mean wall ms "
+                  f"of passes alone per width, passes per width): {state or 'off (one width)'}")
     if idle is not None:
         bare = idle["bare"]
         for other in idle.get("app_runs", [])[:-1]:  # a comparison's other placement first

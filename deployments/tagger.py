@@ -106,13 +106,20 @@ class TaggerClassifier(Batching, ModelDeployment[Any]):
         entered = self._entered
         threads = chooser.pick(crowd)
         started = time.perf_counter()
-        try:
-            probs = await asyncio.to_thread(run_with_threads, threads, core.predict, images)
-        finally:
-            self._passes -= 1
+        # the pass counts as under way until its thread returns, even if the request that started
+        # it is cancelled meanwhile (shield: the pass runs on; a later pass is not judged alone)
+        work = asyncio.ensure_future(asyncio.to_thread(run_with_threads, threads, core.predict, images))
+        work.add_done_callback(self._pass_done)
+        probs = await asyncio.shield(work)
         if crowd <= 1 and self._entered == entered:  # alone from start to end
             chooser.record(threads, time.perf_counter() - started)
         return probs
+
+    def _pass_done(self, work: asyncio.Future[Any]) -> None:
+        """A pass's thread returned (on the event loop)."""
+        self._passes -= 1
+        if not work.cancelled():
+            work.exception()  # retrieved: a cancelled request's failed pass is not logged as never retrieved
 
     @serve.batch
     async def _predict_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -10,10 +10,12 @@ runs at once; throughput beyond one core comes from running passes in parallel (
 
 An opt-in exception (:class:`PassThreads`, the classifier on the CPU,
 ``PERCEPT_CLASSIFIER_WIDE_THREADS``): a pass that runs alone may take more threads while that
-measures faster than one, as it does on idle cores (the bare model's best single image is its
-2-thread figure); torch keeps the count per calling thread, so the other passes keep theirs
-(:func:`run_with_threads`). Off by default: on the loaded 2-core machine it cost throughput at
-c=4 and c=16 (docs/performance.md, finding 34).
+measures faster than one (the bare model's best single image, on the main thread with the cores
+free, was its 2-thread figure; inside the classifier, on an executor thread, 2-thread passes
+measured 13.4-15.4 ms against 12.7-13.7 with one thread even with the cores free); torch keeps
+the count per calling thread, so the other passes keep theirs (:func:`run_with_threads`). Off by
+default: on the loaded 2-core machine it cost CPU and throughput at c=1, c=4 and c=16
+(docs/performance.md, finding 34).
 """
 
 from __future__ import annotations
@@ -96,7 +98,9 @@ def run_with_threads(threads: int, fn: Any, *args: Any) -> Any:
 
     torch's OpenMP backend keeps the count per calling thread (OpenMP's ``nthreads`` of the
     thread; oneDNN reads the same), so passes on other threads keep theirs. Set only on a
-    change: ``torch.set_num_threads`` also resizes torch's process-wide pthreadpool."""
+    change: ``torch.set_num_threads`` also writes the process-wide default that threads starting
+    later pick up, and rebuilds torch's (caffe2) pthreadpool under a mutex on every width change
+    (a negligible cost as measured here, docs/performance.md finding 34)."""
     import torch
 
     if torch.get_num_threads() != threads:
@@ -108,10 +112,13 @@ class PassThreads:
     """Intra-op threads per forward pass, from the passes in flight and what each width measured.
 
     Several passes in flight: ``narrow`` threads each (one per pass, so concurrent passes do not
-    oversubscribe the cores). One pass alone: ``wide`` threads (every core), the bare model's
-    best on an idle machine (EfficientNet-Lite0 on 2 cores: ~12.5 ms against ~18-20 with one
-    thread), unless passes alone have measured slower wide than narrow: with other processes on
-    the cores an OpenMP team waits at every operator for a thread that is not running (2 threads
+    oversubscribe the cores). One pass alone: ``wide`` threads (every core), unless passes alone
+    have measured slower wide than narrow. Measured (docs/performance.md finding 34), one
+    EfficientNet-Lite0 image on the 2-core machine with the cores nearly free: the bare pass on the
+    main thread 11.0-12.5 ms at 2 threads in a quiet window, and in one later look 9.3 ms once and
+    17.3-18.5 ms twice against 13.8-14.9 ms at 1 thread; inside the classifier (an executor
+    thread) 2-thread passes gave 13.4-15.4 ms p50 per request against 12.7-13.7 with 1. With other
+    processes on the cores an OpenMP team waits at every operator for a thread that is not running (2 threads
     5-10x slower than 1 under load, module docstring). So the width of a pass alone is chosen by
     the exponentially weighted mean of each width's recent wall times over passes that ran
     alone, the loser tried again every ``probe_every`` passes alone (its figure replaced by the

@@ -177,3 +177,116 @@ def test_off_outside_a_replica_and_on_other_devices(tmp_path: Path) -> None:
     core.device = "cuda"
     deployment.use_pass_threads(1, 2)
     assert deployment.pass_threads is None and deployment.status()["pass_threads"] is None
+
+
+def test_unset_means_one_width_for_every_pass_in_a_replica(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opt-in promise through the deployment: in a replica with the variable unset there is no
+    chooser and every pass runs on the replica's thread count, alone or not (as before the lever)."""
+    import os
+
+    import torch
+
+    import deployments.tagger as tagger_module
+
+    before = torch.get_num_threads()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # apply_threads writes them
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setattr(tagger_module, "in_replica", lambda: True)
+    monkeypatch.setattr(tagger_module, "replica_cpus", lambda: 1.0)
+    core = ThreadsSeen(pass_s=0.02)
+    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
+    jpeg = encode_image(solid((200, 30, 30)), "JPEG")
+
+    async def requests() -> None:
+        for _ in range(4):
+            await deployment.tag(jpeg, "image", 1)
+        await asyncio.gather(*(deployment.tag(jpeg, "image", 1) for _ in range(4)))
+
+    try:
+        monkeypatch.setenv("PERCEPT_CLASSIFIER_WIDE_THREADS", "2")
+        deployment.reconfigure({"batching": False})
+        assert deployment.pass_threads is not None  # the same replica with the variable set: on
+        monkeypatch.delenv("PERCEPT_CLASSIFIER_WIDE_THREADS")
+        deployment.reconfigure({"batching": False})
+        assert deployment.pass_threads is None and deployment.status()["pass_threads"] is None
+        asyncio.run(requests())
+        assert core.seen == [deployment.threads["threads"]] * 8 == [1] * 8
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batched_passes_take_the_width_from_the_requests_in_flight(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batching on: a request alone goes through the batch queue to a wide pass; a burst's
+    batches run narrow."""
+    import torch
+    from ray.serve import batching
+
+    # the queue's only replica-bound call: a warning about max_ongoing_requests (as test_serving_path)
+    monkeypatch.setattr(batching._BatchQueue, "_warn_if_max_batch_size_exceeds_max_ongoing_requests",
+                        lambda self: None)
+    before = torch.get_num_threads()
+    core = ThreadsSeen(pass_s=0.02)
+    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
+    deployment.reconfigure({"batching": True})
+    deployment.use_pass_threads(1, 3)
+    jpeg = encode_image(solid((200, 30, 30)), "JPEG")
+
+    async def one_at_a_time(n: int) -> None:
+        for _ in range(n):
+            assert (await deployment.tag(jpeg, "image", 1))["content"][0]["label"] == "a"
+
+    async def at_once(n: int) -> None:
+        await asyncio.gather(*(deployment.tag(jpeg, "image", 1) for _ in range(n)))
+
+    try:
+        async def both() -> None:  # one event loop: Serve's batch queue belongs to the loop it started on
+            await one_at_a_time(4)
+            seen.extend(core.seen)
+            core.seen.clear()
+            await at_once(8)
+
+        seen: list[int] = []
+        asyncio.run(both())
+        burst, core.seen = core.seen, seen
+        # alone: wide first (nothing measured yet), the narrow width once for its figure (which width
+        # wins after that is wall-time dependent, pinned without batching above)
+        assert core.seen[:2] == [3, 1] and set(core.seen) <= {1, 3}
+        assert deployment.largest_batch > 1 and burst and set(burst) == {1}  # the burst: narrow
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_cancelled_requests_pass_still_counts_until_its_thread_returns(tmp_path: Path) -> None:
+    """A request cancelled while its pass runs (a client gone) leaves the pass running on the
+    cores: a request that comes meanwhile is not alone and gets the narrow count; once the pass
+    has returned, a request alone goes wide again."""
+    import torch
+
+    before = torch.get_num_threads()
+    core = ThreadsSeen(pass_s=0.2)  # wide (2 threads) 0.1 s, narrow 0.2 s
+    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
+    deployment.reconfigure({"batching": False})
+    deployment.use_pass_threads(1, 2)
+    jpeg = encode_image(solid((200, 30, 30)), "JPEG")
+
+    async def scenario() -> list[int]:
+        for _ in range(4):  # both widths measured alone: wide is the faster
+            await deployment.tag(jpeg, "image", 1)
+        assert deployment.pass_threads is not None and deployment.pass_threads.preferred() == 2
+        core.seen.clear()
+        first = asyncio.create_task(deployment.tag(jpeg, "image", 1))
+        await asyncio.sleep(0.04)  # its wide pass is running
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await deployment.tag(jpeg, "image", 1)  # while the cancelled pass still runs
+        await asyncio.sleep(0.15)  # every pass has returned
+        await deployment.tag(jpeg, "image", 1)
+        return list(core.seen)
+
+    try:
+        assert asyncio.run(scenario()) == [2, 1, 2]
+        assert deployment._passes == 0
+    finally:
+        torch.set_num_threads(before)
