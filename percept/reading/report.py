@@ -414,7 +414,7 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             if said in {normalise_word((words or [])[k]) for k in (j - 1, j) if k >= 0}:
                 continue  # a copy of a word around it: the repetition rules decide
             before = change_at.get(j - 1)
-            if heard_again(before, item) and (not inserts.get(j - 1) or max(
+            if before is not None and heard_again(before, item) and (not inserts.get(j - 1) or max(
                     margin(c) for c in inserts[j - 1]) <= margin(before)):
                 continue  # (the replacement stays there: an added word before it is less clear)
             del inserts[j]

@@ -87,16 +87,23 @@ def test_the_probe_offers_words_only() -> None:
     assert aligner.probe({"encoded": None}, reference) == {2: "mat"}
 
 
-def segment(words: list[str], step: float = 0.5) -> dict[str, Any]:
-    timed = [{"word": " " + w, "start": k * step, "end": k * step + 0.3, "probability": 0.9}
+def segment(words: list[str], start: float = 0.0, step: float = 0.5) -> dict[str, Any]:
+    timed = [{"word": " " + w, "start": start + k * step, "end": start + k * step + 0.3, "probability": 0.9}
              for k, w in enumerate(words)]
-    return {"start": 0.0, "end": step * len(words), "text": "".join(w["word"] for w in timed), "words": timed,
-            "file": "f0"}
+    return {"start": start, "end": start + step * len(words), "text": "".join(w["word"] for w in timed),
+            "words": timed, "file": "f0"}
 
 
 def answer(base: int, candidates: list[dict[str, Any]]) -> dict[str, Any]:
     return {"base": [{"start": 0.1 + 0.5 * k, "end": 0.4 + 0.5 * k, "logprob": -0.1} for k in range(base)],
             "candidates": candidates, "prompted": "", "pauses": []}
+
+
+def flagged(reading: list[dict[str, Any]], answers: list[dict[str, Any]],
+            page: str = "near the old barn") -> list[tuple[int | None, str, str]]:
+    """(index, status, spoken) of every word the report does not call correct."""
+    words = assess_reading(reading, page, answers, 14.0)["report"]["words"]
+    return [(w["index"], w["status"], w["spoken"]) for w in words if w["status"] != "correct"]
 
 
 @needs_espeak
@@ -108,16 +115,11 @@ def test_a_probed_word_next_to_a_change_before_it_is_not_a_miscue() -> None:
               "start": 1.5, "end": 1.8}
     before = {"kind": "replace", "ref": 2, "word": "rocket", "norm": "rocket", "llr": 30.0, "source": "transcript",
               "start": 1.0, "end": 1.3}
-
-    def flagged(candidates: list[dict[str, Any]]) -> list[tuple[int | None, str, str]]:
-        words = assess_reading(reading, "near the old barn", [answer(4, candidates)], 14.0)["report"]["words"]
-        return [(w["index"], w["status"], w["spoken"]) for w in words if w["status"] != "correct"]
-
-    assert flagged([probed]) == [(3, "substitution", "bat")]
-    assert flagged([before, probed]) == [(2, "substitution", "rocket")]
+    assert flagged(reading, [answer(4, [probed])]) == [(3, "substitution", "bat")]
+    assert flagged(reading, [answer(4, [before, probed])]) == [(2, "substitution", "rocket")]
     # a transcript's difference there is not the probe's: it keeps its own verdict
-    assert flagged([before, {**probed, "source": "transcript"}]) == [(2, "substitution", "rocket"),
-                                                                    (3, "substitution", "bat")]
+    assert flagged(reading, [answer(4, [before, {**probed, "source": "transcript"}])]) == [
+        (2, "substitution", "rocket"), (3, "substitution", "bat")]
 
 
 @needs_espeak
@@ -219,13 +221,6 @@ def test_a_clean_punctuated_reading_is_not_probed_for_its_punctuation_nor_flagge
     assert [w["word"] for w in out["report"]["words"] if w["status"] != "correct"] == []
 
 
-def segment_at(words: list[str], start: float, step: float = 0.5) -> dict[str, Any]:
-    timed = [{"word": " " + w, "start": start + k * step, "end": start + k * step + 0.3, "probability": 0.9}
-             for k, w in enumerate(words)]
-    return {"start": start, "end": start + step * len(words), "text": "".join(w["word"] for w in timed),
-            "words": timed, "file": "f0"}
-
-
 @needs_espeak
 def test_a_probed_word_after_an_added_word_before_the_word_before_it_is_not_a_miscue() -> None:
     # "big" accepted as added before "old": the words before "barn" were not read as written
@@ -235,13 +230,9 @@ def test_a_probed_word_after_an_added_word_before_the_word_before_it_is_not_a_mi
              "start": 1.0, "end": 1.3}
     probed = {"kind": "replace", "ref": 3, "word": "bat", "norm": "bat", "llr": 20.0, "source": "probe",
               "start": 2.0, "end": 2.3}
-
-    def flagged(candidates: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        words = assess_reading(reading, "near the old barn", [answer(4, candidates)], 14.0)["report"]["words"]
-        return [(w["status"], w["spoken"]) for w in words if w["status"] != "correct"]
-
-    assert ("substitution", "bat") in flagged([probed])
-    assert flagged([added, probed]) == [("insertion", "big")]
+    assert (3, "substitution", "bat") in flagged(reading, [answer(4, [probed])])
+    assert [(status, spoken) for _, status, spoken in flagged(reading, [answer(4, [added, probed])])] == [
+        ("insertion", "big")]
 
 
 @needs_espeak
@@ -249,12 +240,10 @@ def test_a_change_in_the_segment_before_leaves_a_probed_word_its_verdict() -> No
     # The probe starts afresh at every segment (teacher-forced through that segment's words
     # only): "rocket" accepted at the last word of the first segment says nothing about the
     # probe's "bat" at the first word of the next.
-    reading = [segment_at("near the rocket".split(), 0.0), segment_at(["barn"], 3.0)]
+    reading = [segment("near the rocket".split()), segment(["barn"], start=3.0)]
     before = {"kind": "replace", "ref": 2, "word": "rocket", "norm": "rocket", "llr": 30.0, "source": "transcript",
               "start": 1.0, "end": 1.3}
     probed = {"kind": "replace", "ref": 0, "word": "bat", "norm": "bat", "llr": 20.0, "source": "probe",
               "start": 0.0, "end": 0.3}
-    words = assess_reading(reading, "near the old barn", [answer(3, [before]), answer(1, [probed])],
-                           14.0)["report"]["words"]
-    assert [(w["index"], w["status"], w["spoken"]) for w in words if w["status"] != "correct"] == [
+    assert flagged(reading, [answer(3, [before]), answer(1, [probed])]) == [
         (2, "substitution", "rocket"), (3, "substitution", "bat")]
