@@ -135,32 +135,40 @@ class ThreadsSeen:
         return np.tile(np.array([[0.75, 0.25]], dtype=np.float32), (len(images), 1))
 
 
+JPEG = encode_image(solid((200, 30, 30)), "JPEG")
+
+
+def _deployment(tmp_path: Path, core: ThreadsSeen, batching: bool, wide: int) -> TaggerClassifier:
+    """The classifier deployment on ``core`` with a chooser of 1 or ``wide`` threads per pass."""
+    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
+    deployment.reconfigure({"batching": batching})
+    deployment.use_pass_threads(1, wide)
+    return deployment
+
+
+async def _one_at_a_time(deployment: TaggerClassifier, n: int) -> None:
+    for _ in range(n):
+        assert (await deployment.tag(JPEG, "image", 1))["content"][0]["label"] == "a"
+
+
+async def _at_once(deployment: TaggerClassifier, n: int) -> None:
+    await asyncio.gather(*(deployment.tag(JPEG, "image", 1) for _ in range(n)))
+
+
 def test_the_classifier_goes_wide_for_one_request_and_narrow_for_many(tmp_path: Path) -> None:
     import torch
 
     before = torch.get_num_threads()
     core = ThreadsSeen(pass_s=0.06)
-    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
-    deployment.reconfigure({"batching": False})
-    deployment.use_pass_threads(1, 3)
-    jpeg = encode_image(solid((200, 30, 30)), "JPEG")
-
-    async def one_at_a_time(n: int) -> None:
-        for _ in range(n):
-            answer = await deployment.tag(jpeg, "image", 1)
-            assert answer["content"][0]["label"] == "a"
-
-    async def at_once(n: int) -> None:
-        await asyncio.gather(*(deployment.tag(jpeg, "image", 1) for _ in range(n)))
-
+    deployment = _deployment(tmp_path, core, batching=False, wide=3)
     try:
-        asyncio.run(one_at_a_time(6))
+        asyncio.run(_one_at_a_time(deployment, 6))
         alone = list(core.seen)
         assert alone.count(3) >= 4 and set(alone) <= {1, 3}  # wide, bar the narrow width's measurement
         state = deployment.status()["pass_threads"]
         assert state["wide"] == 3 and set(state["mean_ms"]) == {"1", "3"}
         core.seen.clear()
-        asyncio.run(at_once(8))
+        asyncio.run(_at_once(deployment, 8))
         # the first of a burst started alone (the others had not arrived): wide; the rest one thread
         # each; the wide pass overlapped others, so its time is not counted as a pass alone
         assert core.seen[1:] == [1] * 7
@@ -227,24 +235,13 @@ def test_batched_passes_take_the_width_from_the_requests_in_flight(tmp_path: Pat
                         lambda self: None)
     before = torch.get_num_threads()
     core = ThreadsSeen(pass_s=0.02)
-    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
-    deployment.reconfigure({"batching": True})
-    deployment.use_pass_threads(1, 3)
-    jpeg = encode_image(solid((200, 30, 30)), "JPEG")
-
-    async def one_at_a_time(n: int) -> None:
-        for _ in range(n):
-            assert (await deployment.tag(jpeg, "image", 1))["content"][0]["label"] == "a"
-
-    async def at_once(n: int) -> None:
-        await asyncio.gather(*(deployment.tag(jpeg, "image", 1) for _ in range(n)))
-
+    deployment = _deployment(tmp_path, core, batching=True, wide=3)
     try:
         async def both() -> None:  # one event loop: Serve's batch queue belongs to the loop it started on
-            await one_at_a_time(4)
+            await _one_at_a_time(deployment, 4)
             seen.extend(core.seen)
             core.seen.clear()
-            await at_once(8)
+            await _at_once(deployment, 8)
 
         seen: list[int] = []
         asyncio.run(both())
@@ -265,14 +262,11 @@ def test_a_cancelled_requests_pass_still_counts_until_its_thread_returns(tmp_pat
 
     before = torch.get_num_threads()
     core = ThreadsSeen(pass_s=0.2)  # wide (2 threads) 0.1 s, narrow 0.2 s
-    deployment = TaggerClassifier(AppArgs(models_path=tmp_path), core_factory=lambda: core)
-    deployment.reconfigure({"batching": False})
-    deployment.use_pass_threads(1, 2)
-    jpeg = encode_image(solid((200, 30, 30)), "JPEG")
+    deployment = _deployment(tmp_path, core, batching=False, wide=2)
+    jpeg = JPEG
 
     async def scenario() -> list[int]:
-        for _ in range(4):  # both widths measured alone: wide is the faster
-            await deployment.tag(jpeg, "image", 1)
+        await _one_at_a_time(deployment, 4)  # both widths measured alone: wide is the faster
         assert deployment.pass_threads is not None and deployment.pass_threads.preferred() == 2
         core.seen.clear()
         first = asyncio.create_task(deployment.tag(jpeg, "image", 1))
