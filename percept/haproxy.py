@@ -65,9 +65,14 @@ SERVE_ENV = {
     # mid-request); never on a status (the app's own 503 is an answer). Per-request off for
     # the requests that are not safe to send twice (the frontend rules below).
     "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
-    # a dead replica is marked down after 3 observed connection errors (Serve's
-    # observe layer4 default), then a retry goes to a live replica or Serve's fallback proxy
-    "RAY_SERVE_HAPROXY_RETRIES": "6",
+    # a dead replica is marked down after 3 observed connection errors (Serve's observe layer4
+    # default), then a retry goes to a live replica or Serve's fallback proxy. The mark-down is not
+    # immediate: with `option redispatch 1` each retry is sent at once (no turn-around timer), and
+    # the request in flight when the replica died used 5-6 retries on the dead server before the
+    # backup took it (HAProxy's logs, 4 kills under load, docs/performance.md finding 37); with 6 a
+    # CI run's replayable /process ran out and lost its client connection. 20: room for the
+    # scheduling, and a dead host is still bounded by the health check (fastinter 250 ms, fall 2).
+    "RAY_SERVE_HAPROXY_RETRIES": "20",
     # HAProxy replays a body only if it holds all of it in one buffer (Serve's default: 16 KiB,
     # under the 19 KB of one 224x224 JPEG in a tagger /process): 64 KiB. A larger body is not
     # replayed: it goes to the replica over a connection of its own (direct_routes), 503 if the
