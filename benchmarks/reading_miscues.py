@@ -61,7 +61,7 @@ SWEEP_PASSES = 4  # coordinate-ascent passes over the per-kind points, at most (
 FALSE_START_GRID: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -8.0, -10.0]
 ECHO_GRID: list[float | None] = [None] + [round(-0.4 + 0.025 * k, 3) for k in range(21)]  # false_start_echo
 LOGIT_GRID = [t / 4 for t in range(-16, 25)]  # thresholds on the evidence model's log-odds
-ASSESS_VERSION = b"assess-8"  # bump when the aligner's answers change (the probe, when on, adds its own key)
+ASSESS_VERSION = b"assess-9"  # bump when the aligner's answers change (the probe, when on, adds its own key; 9: nuclei)
 
 
 def cpu_seconds() -> float:
@@ -343,6 +343,8 @@ def main() -> None:  # noqa: C901 - one linear script
                         help="the aligner's aligner_context_pad_s (default: the settings'; negative: the 30 s window)")
     parser.add_argument("--probe-words", type=int, default=None,
                         help="the aligner's probe_words (default: the settings'; 0: off, the candidates of round 15)")
+    parser.add_argument("--repeat-syllables", type=float, default=None,
+                        help="the settings' repeat_syllable_weight (default: the settings'; negative: off)")
     parser.add_argument("--prior-weights", default="0,0.25,0.5,0.75,1",
                         help="shares of the language model's opinion taken out of the evidence, tried on the tuning part")
     parser.add_argument("--clean-cap", type=float, default=0.05,
@@ -376,6 +378,9 @@ def main() -> None:  # noqa: C901 - one linear script
         config = ReadingSettings(aligner_context_pad_s=opts.context_pad if opts.context_pad >= 0 else None)
     if opts.probe_words is not None:
         config = config.model_copy(update={"probe_words": opts.probe_words})
+    if opts.repeat_syllables is not None:
+        weight = opts.repeat_syllables if opts.repeat_syllables >= 0 else None
+        config = config.model_copy(update={"repeat_syllable_weight": weight})
     cache = Path(opts.cache)
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -443,7 +448,8 @@ def main() -> None:  # noqa: C901 - one linear script
                                  false_start_logprob=false_start, omission_threshold=omission,
                                  repeat_threshold=repeat, prior_weight=knobs["prior"], onset_added_threshold=onset,
                                  false_start_echo=echo, onset_omission_threshold=onset_omission,
-                                 next_word_logprob=config.next_word_logprob)
+                                 next_word_logprob=config.next_word_logprob,
+                                 repeat_syllable_weight=config.repeat_syllable_weight)
             n_ref = len(tokenize(reading.reference))
             flags = report_flags(out["report"], n_ref, config.long_pause_s)
             baseline = diff_flags(segs, reading.reference)
@@ -662,7 +668,7 @@ def main() -> None:  # noqa: C901 - one linear script
                   f"{config.miscue_threshold}, added {config.added_word_threshold}, omission {config.omission_threshold}, "
                   f"repeat {config.repeat_threshold}, onset {config.onset_added_threshold}, onset omission "
                   f"{config.onset_omission_threshold}, false start {config.false_start_logprob}, echo "
-                  f"{config.false_start_echo}): P {sp:.3f} R {sr:.3f} F1 {sf:.3f}, clean {shipped.clean[0]}/"
+                  f"{config.false_start_echo}, repeat syllables {config.repeat_syllable_weight}): P {sp:.3f} R {sr:.3f} F1 {sf:.3f}, clean {shipped.clean[0]}/"
                   f"{shipped.clean[1]}; per kind F1 " + ", ".join(
                       f"{kind} {prf(*shipped.kind[kind])[2]:.3f}" for kind in KINDS))
         print("\n== Per kind (kind must match) ==")

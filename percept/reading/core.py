@@ -86,7 +86,8 @@ class ReadingCore:
                               onset_added_threshold=self.config.onset_added_threshold,
                               false_start_echo=self.config.false_start_echo,
                               onset_omission_threshold=self.config.onset_omission_threshold,
-                              next_word_logprob=self.config.next_word_logprob)
+                              next_word_logprob=self.config.next_word_logprob,
+                              repeat_syllable_weight=self.config.repeat_syllable_weight)
 
     def extract(self, segments: list[dict[str, Any]], phrases: list[str]) -> list[dict[str, Any]]:
         """Per phrase: found or not, the segments holding it and the time span of its words."""

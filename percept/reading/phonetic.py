@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
 from functools import lru_cache
 from typing import Any
@@ -73,6 +74,15 @@ def distance(a: str, b: str) -> float:
     if pa == pb:
         return 0.0
     return float(Levenshtein.normalized_distance(pa, pb))
+
+
+_VOWELS = re.compile(r"[aeiouAEIOU@3V0]+")
+
+
+def syllables(word: str) -> int:
+    """How many syllables ``word`` has: the runs of vowel phonemes in espeak-ng's mnemonics (a
+    diphthong, "aI", is one run), at least 1."""
+    return max(1, len(_VOWELS.findall(phonemes(word))))
 
 
 def coarse(text: str) -> str:

@@ -327,11 +327,32 @@ def false_start_of(said: str, target: str, echo: list[float | None] | None, echo
         float(after) - float(before) <= echo_level
 
 
+def syllable_excess(at: int, base: list[dict[str, Any]], nuclei: list[float], written: list[str],
+                    shift: float) -> int | None:
+    """Syllable nuclei the audio holds around an added word (before the segment's word ``at``)
+    beyond the syllables of the words read there: the nuclei (:func:`percept.reading.forced.
+    syllable_nuclei`) from the forced start of word ``at - 1`` to that of word ``at + 2`` (the
+    segment's start and end at its edges), less the syllables of those words. A word said twice
+    adds at least one; Whisper's forced times of the page's words are the anchors, and its
+    scores do not tell a short word said twice from one said once. ``None`` without times."""
+    from percept.reading.phonetic import syllables
+
+    n = len(base)
+    if n == 0 or len(written) != n:
+        return None
+    lo, hi = at - 1, at + 2
+    start = float(base[lo]["start"]) + shift if lo >= 0 else 0.0
+    end = float(base[hi]["start"]) + shift if hi < n else float(base[-1]["end"]) + 0.1
+    held = sum(1 for t in nuclei if start <= float(t) < end)
+    return held - sum(syllables(normalise_word(w) or w) for w in written[max(lo, 0):hi])
+
+
 def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]], segments: list[dict[str, Any]],
               limits: dict[str, float], shift: float, weights: dict[str, float] | None = None,
               words: list[str] | None = None, prior_weight: float = 0.0,
               echo_level: float | None = None,
-              next_word_logprob: float | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
+              next_word_logprob: float | None = None,
+              syllable_weight: float | None = None) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]],
                                                        dict[int, tuple[float, float]]]:
     """Changes whose evidence clears the operating point of their kind (``limits``, see
     :func:`evidence_kind`), by global reference index: one change of a word
@@ -341,7 +362,10 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
 
     ``prior_weight``: the share of the language model's opinion (the candidate's likelihood
     ratio against silence, ``llr_prior``) taken out of each of the two ratios the evidence adds
-    up (without and with the page as context)."""
+    up (without and with the page as context). ``syllable_weight``: nats added to the evidence of
+    a repetition hypothesis whose stretch of audio holds more syllable nuclei than its words
+    have syllables, taken away from one whose stretch holds none more (see
+    :func:`syllable_excess`)."""
     from percept.reading.verdict import evidence_features, evidence_score
 
     change_at: dict[int, dict[str, Any]] = {}
@@ -367,6 +391,11 @@ def _accepted(assessed: list[dict[str, Any] | None], plan: list[tuple[int, int]]
             if prior_weight and cand.get("llr_prior") is not None:
                 llr = round(llr - 2 * prior_weight * float(cand["llr_prior"]), 3)
                 cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
+            if syllable_weight and evidence_kind(cand) == "repeat" and answer.get("nuclei") is not None:
+                extra = syllable_excess(int(cand["ref"]), answer.get("base", []), answer["nuclei"], written, shift)
+                if extra is not None:
+                    llr = round(llr + (syllable_weight if extra >= 1 else -syllable_weight), 3)
+                    cand = {**cand, "llr_raw": cand.get("llr_raw", cand["llr"]), "llr": llr, "syllable_excess": extra}
             if weights is not None:
                 llr = evidence_score(evidence_features(cand, answer.get("base", []), written), weights)
                 cand = {**cand, "llr_raw": cand["llr"], "llr": llr}
@@ -479,7 +508,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
                    onset_added_threshold: float | None = None,
                    false_start_echo: float | None = None,
                    onset_omission_threshold: float | None = None,
-                   next_word_logprob: float | None = None) -> dict[str, Any]:
+                   next_word_logprob: float | None = None,
+                   repeat_syllable_weight: float | None = None) -> dict[str, Any]:
     """The contract's ``errors`` and the word-level ``report`` from acoustic evidence.
 
     ``assessed``: per segment the aligner's answer to :meth:`Assessment.requests` (see
@@ -498,7 +528,10 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
     whose audio is closer to the next word's than to the previous word's by at least minus this
     is a false start of the next word (see :func:`_repetitions`). ``next_word_logprob``: an added
     word whose reading leaves the next word's forced log-probability below this was said instead
-    of that word (a substitution, see :func:`_accepted`). ``prior_weight`` takes the language model's share out of the
+    of that word (a substitution, see :func:`_accepted`). ``repeat_syllable_weight``: nats added to
+    (taken from) the evidence of a word said twice that no transcript heard when the audio holds
+    more (no more) syllable nuclei around it than the page's words have (see :func:`_accepted`).
+    ``prior_weight`` takes the language model's share out of the
     evidence (see :func:`_accepted`). ``time_shift`` (seconds) is added to the aligner's word times (Whisper's cross-attention
     times lag the speech; the setting ``word_time_shift_s`` is measured by the benchmark).
     """
@@ -513,7 +546,8 @@ def assess_reading(segments: list[dict[str, Any]], reference_text: str,
               "onset": added if onset_added_threshold is None else onset_added_threshold}
     limits["onset_delete"] = limits["delete"] if onset_omission_threshold is None else onset_omission_threshold
     change_at, inserts, rejected = _accepted(assessed, state.plan, segments, limits, time_shift, weights, state.words,
-                                             prior_weight, false_start_echo, next_word_logprob)
+                                             prior_weight, false_start_echo, next_word_logprob,
+                                             repeat_syllable_weight)
     scored_segments = {s for s, answer in enumerate(assessed) if answer}
     # Segments where the recogniser heard no word and the voice activity detector no speech
     # (noise, beeps, a tone): scoring the page against sound that holds no speech is no

@@ -79,6 +79,12 @@ class ReadingSettings(ServiceSettings):
         description="an added word whose reading leaves the next reference word's forced log-probability "
                     "below this was said instead of that word: a substitution of it, not an insertion; null: "
                     "off; chosen on the tuning half of benchmarks/reading_miscues.py (round 15)")
+    repeat_syllable_weight: float | None = Field(
+        5.0, ge=0, le=50,
+        description="nats added to the evidence of a word said twice that no transcript heard when the audio "
+                    "around it holds more syllable nuclei (band-energy peaks) than the page's words have "
+                    "syllables, and taken from it when it holds none more; null: off; chosen on the tuning half "
+                    "of benchmarks/reading_miscues.py (round 17)")
     evidence_weights: dict[str, float] | None = Field(
         None,
         description="optional evidence model (percept.reading.verdict.FEATURES -> weight): the thresholds then "
