@@ -118,6 +118,14 @@ def wall_summary(parent: str | None = None) -> str:
     return ", ".join(cells)
 
 
+def env_pair(text: str) -> tuple[str, str]:
+    """argparse type: ``NAME=VALUE``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name.strip(), value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
@@ -682,8 +690,10 @@ def http_part(opts: argparse.Namespace, device: str) -> tuple[Samples, dict[str,
     # the node's environment of a deployment (scripts/run.sh, cluster/) to Serve's proxy.
     os.environ.update(NODE_ENV)
     app_env = (serve_config()["applications"][0].get("runtime_env") or {}).get("env_vars", {})
+    # --app-env: the replicas' environment only (not this process's bare baselines), set when each
+    # worker starts, so before its libraries load (an A/B of a variable such as OMP_WAIT_POLICY)
     ray.init(include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", **app_env}})
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", **app_env, **dict(opts.app_env)}})
     port = free_port()
     # serve_config.yaml's controller options (its loop period) apply, as under `serve run`.
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=serve_config().get("logging_config"),
@@ -1107,9 +1117,14 @@ def main() -> None:
                         help="haproxy (the default of scripts/run.sh): Serve's HAProxy ingress with "
                              "percept/haproxy.py's rules; serve: Serve's Python proxy alone with percept.retry's "
                              "middleware (PERCEPT_INGRESS=serve scripts/run.sh)")
+    parser.add_argument("--app-env", type=env_pair, action="append", default=[], metavar="NAME=VALUE",
+                        help="(repeatable) add a variable to the HTTP part's replicas' environment only (the "
+                             "application's runtime_env, over serve_config.yaml's), not to the bare baselines "
+                             "measured in this process; printed on the first line")
     opts = parser.parse_args()
     opts.ingress = choose_ingress(opts.ingress)
-    print(f"ingress measured: {opts.ingress} ({', '.join(f'{k}={v}' for k, v in sorted(NODE_ENV.items()))})")
+    print(f"ingress measured: {opts.ingress} ({', '.join(f'{k}={v}' for k, v in sorted(NODE_ENV.items()))})"
+          + (f"; replicas' extra environment: {', '.join(f'{k}={v}' for k, v in opts.app_env)}" if opts.app_env else ""))
     device = pick_device(opts.device)
     samples: Samples | None = None
     info: dict[str, Any] = {}
