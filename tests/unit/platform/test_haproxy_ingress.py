@@ -498,13 +498,8 @@ def test_the_benchmark_measures_serves_proxy_when_the_check_fails(monkeypatch: p
                                                                     check: int) -> None:
     """benchmarks/serving.py's default is the HAProxy ingress; when the check fails it warns and
     measures Serve's Python proxy (before: it exited with an error)."""
-    import importlib.util
+    from benchmarks import serving
 
-    spec = importlib.util.spec_from_file_location("serving_bench", REPO_ROOT / "benchmarks" / "serving.py")
-    assert spec is not None and spec.loader is not None
-    serving = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "serving_bench", serving)  # its dataclasses look their module up
-    spec.loader.exec_module(serving)
     monkeypatch.setattr(haproxy, "check", lambda: check)
     monkeypatch.setattr(serving, "NODE_ENV", dict(serving.NODE_ENV))
     assert serving.choose_ingress("haproxy") == ("haproxy" if check == 0 else "serve")
